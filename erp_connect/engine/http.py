@@ -1,0 +1,88 @@
+"""The outbound HTTP client: always a timeout, never a redirect, and no requests to internal hosts
+unless the connector explicitly allows them (a configurable URL must not become a way to probe the
+site's own network)."""
+
+import ipaddress
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+USER_AGENT = "erp_connect/0.1"
+
+
+class BlockedTargetError(Exception):
+	"""The URL points somewhere we refuse to send to."""
+
+
+@dataclass(frozen=True)
+class Response:
+	status: int
+	headers: Mapping[str, str]
+	body: bytes
+	elapsed: float
+
+
+def validate_url(url: str) -> str:
+	"""Return a readable problem with the URL, or '' when it is a usable http(s) URL."""
+	if not url or not isinstance(url, str):
+		return "the URL is empty"
+	if any(c.isspace() for c in url):
+		return "the URL contains white space"
+	parts = urlsplit(url)
+	if parts.scheme not in ("http", "https"):
+		return "the URL must start with http:// or https://"
+	if not parts.hostname:
+		return "the URL has no host name"
+	try:
+		parts.port  # raises ValueError on a malformed port
+	except ValueError:
+		return "the URL has an invalid port"
+	return ""
+
+
+def check_target(url: str, allow_private: bool = False) -> None:
+	"""Raise BlockedTargetError unless every address the host resolves to is public (or allowed)."""
+	problem = validate_url(url)
+	if problem:
+		raise BlockedTargetError(problem)
+	if allow_private:
+		return
+	host = urlsplit(url).hostname
+	try:
+		infos = socket.getaddrinfo(host, None)
+	except socket.gaierror as e:
+		raise requests.exceptions.ConnectionError(f"cannot resolve {host}: {e}")
+	for info in infos:
+		address = ipaddress.ip_address(info[4][0].split("%")[0])
+		if not address.is_global:
+			raise BlockedTargetError(
+				f"{host} resolves to the non-public address {address}; "
+				"allow private network targets on the connector to send there"
+			)
+
+
+def send(
+	method: str,
+	url: str,
+	*,
+	body: bytes | None = None,
+	headers: Mapping[str, str] | None = None,
+	params: Mapping[str, str] | None = None,
+	timeout: float = DEFAULT_TIMEOUT_SECONDS,
+	allow_private: bool = False,
+	session: requests.Session | None = None,
+) -> Response:
+	"""One HTTP request; raises requests exceptions or BlockedTargetError when there is no response."""
+	check_target(url, allow_private)
+	all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
+	http = session or requests
+	r = http.request(
+		method, url, data=body, headers=all_headers, params=params, timeout=timeout, allow_redirects=False
+	)
+	return Response(
+		status=r.status_code, headers=dict(r.headers), body=r.content, elapsed=r.elapsed.total_seconds()
+	)

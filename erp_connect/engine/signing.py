@@ -1,0 +1,129 @@
+"""Standard Webhooks (https://www.standardwebhooks.com) signing and verification.
+
+A message is signed as HMAC-SHA256 over ``"{webhook-id}.{webhook-timestamp}.{body}"`` with the
+base64-decoded part of a ``whsec_`` secret, and sent as ``webhook-signature: v1,<base64>``. The
+header may carry several space-separated signatures so a receiver can rotate keys: it accepts a
+message when any of its secrets matches any signature.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+
+SECRET_PREFIX = "whsec_"
+SIGNATURE_VERSION = "v1"
+DEFAULT_TOLERANCE_SECONDS = 5 * 60
+MIN_KEY_BYTES = 24
+MAX_KEY_BYTES = 64
+
+
+class WebhookVerificationError(Exception):
+	"""The request is not a fresh message signed with one of our secrets."""
+
+
+def generate_secret() -> str:
+	"""A new random ``whsec_`` secret (32 key bytes)."""
+	return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def decode_secret(secret: str) -> bytes:
+	"""The HMAC key inside a ``whsec_`` secret; ValueError with a readable reason when malformed."""
+	if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
+		raise ValueError(f"a signing secret must start with '{SECRET_PREFIX}'")
+	try:
+		key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+	except (binascii.Error, ValueError):
+		raise ValueError("the part after 'whsec_' must be valid base64")
+	if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
+		raise ValueError(f"the key must be {MIN_KEY_BYTES} to {MAX_KEY_BYTES} bytes long, got {len(key)}")
+	return key
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes | str) -> str:
+	"""The ``v1,<base64>`` signature of one message."""
+	if isinstance(body, str):
+		body = body.encode()
+	signed_content = f"{msg_id}.{int(timestamp)}.".encode() + body
+	digest = hmac.new(decode_secret(secret), signed_content, hashlib.sha256).digest()
+	return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode()}"
+
+
+def signature_headers(
+	secret_or_secrets: str | Iterable[str] | None,
+	msg_id: str,
+	body: bytes | str,
+	timestamp: int | None = None,
+) -> dict[str, str]:
+	"""The three Standard Webhooks headers; with several secrets (rotation) every one signs."""
+	timestamp = int(time.time()) if timestamp is None else int(timestamp)
+	headers = {"webhook-id": msg_id, "webhook-timestamp": str(timestamp)}
+	all_secrets = _as_list(secret_or_secrets)
+	if all_secrets:
+		headers["webhook-signature"] = " ".join(sign(s, msg_id, timestamp, body) for s in all_secrets)
+	return headers
+
+
+def verify(
+	secret_or_secrets: str | Iterable[str],
+	headers: Mapping[str, str],
+	body: bytes | str,
+	tolerance: int = DEFAULT_TOLERANCE_SECONDS,
+	now: float | None = None,
+) -> str:
+	"""Check a received message and return its ``webhook-id``.
+
+	Raises WebhookVerificationError when a header is missing, the timestamp is outside the
+	tolerance (either direction), or no signature matches any of the secrets.
+	"""
+	lowered = {k.lower(): v for k, v in headers.items()}
+	msg_id = lowered.get("webhook-id")
+	timestamp_header = lowered.get("webhook-timestamp")
+	signature_header = lowered.get("webhook-signature")
+	if not msg_id or not timestamp_header or not signature_header:
+		raise WebhookVerificationError("missing webhook-id, webhook-timestamp or webhook-signature header")
+
+	try:
+		timestamp = int(timestamp_header)
+	except ValueError:
+		raise WebhookVerificationError("webhook-timestamp is not an integer")
+	now = time.time() if now is None else now
+	if abs(now - timestamp) > tolerance:
+		raise WebhookVerificationError("webhook-timestamp is outside the allowed tolerance")
+
+	all_secrets = _as_list(secret_or_secrets)
+	if not all_secrets:
+		raise WebhookVerificationError("no signing secret is configured")
+	expected = [sign(s, msg_id, timestamp, body).encode() for s in all_secrets]
+	for candidate in signature_header.split():
+		if not candidate.startswith(SIGNATURE_VERSION + ","):
+			continue
+		# compare against every secret without stopping early, so timing tells nothing
+		if any([hmac.compare_digest(candidate.encode(), e) for e in expected]):
+			return msg_id
+	raise WebhookVerificationError("no matching signature")
+
+
+def verify_hmac_header(
+	secret: str, signature: str | None, body: bytes | str, encoding: str = "base64"
+) -> None:
+	"""Verify a plain HMAC-SHA256 of the body, as Shopify (base64) or others (hex) send it."""
+	if not signature:
+		raise WebhookVerificationError("missing signature header")
+	if isinstance(body, str):
+		body = body.encode()
+	digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+	expected = base64.b64encode(digest).decode() if encoding == "base64" else digest.hex()
+	if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
+		raise WebhookVerificationError("signature does not match")
+
+
+def _as_list(secret_or_secrets: str | Iterable[str] | None) -> list[str]:
+	if not secret_or_secrets:
+		return []
+	if isinstance(secret_or_secrets, str):
+		return [secret_or_secrets]
+	return [s for s in secret_or_secrets if s]

@@ -1,0 +1,74 @@
+import time
+
+import pytest
+import requests
+
+from erp_connect.engine import http
+from erp_connect.engine.http import BlockedTargetError
+from erp_connect.testing.remote import RemoteSystem, Reply
+
+
+@pytest.fixture
+def remote():
+	with RemoteSystem() as server:
+		yield server
+
+
+@pytest.mark.parametrize(
+	"url, problem",
+	[
+		("", "empty"),
+		("ftp://example.com", "http:// or https://"),
+		("example.com/hook", "http:// or https://"),
+		("https://", "no host"),
+		("https://exa mple.com", "white space"),
+		("https://example.com:99999/", "invalid port"),
+	],
+)
+def test_malformed_urls_are_explained(url, problem):
+	assert problem in http.validate_url(url)
+
+
+def test_good_urls_pass():
+	assert http.validate_url("https://shop.example.com/wp-json/wc/v3") == ""
+	assert http.validate_url("http://127.0.0.1:8000/hook") == ""
+
+
+@pytest.mark.parametrize(
+	"host", ["127.0.0.1", "localhost", "10.1.2.3", "192.168.0.1", "169.254.169.254", "[::1]"]
+)
+def test_private_targets_are_blocked_unless_allowed(host):
+	with pytest.raises(BlockedTargetError, match="non-public"):
+		http.check_target(f"http://{host}/hook")
+	http.check_target(f"http://{host}/hook", allow_private=True)
+
+
+def test_send_posts_with_timeout_and_user_agent(remote):
+	response = http.send(
+		"POST", remote.url + "/hook", body=b'{"a": 1}', headers={"X-Test": "1"}, allow_private=True
+	)
+	assert response.status == 200
+	[request] = remote.received("/hook")
+	assert request.body == b'{"a": 1}'
+	assert request.headers["x-test"] == "1"
+	assert request.headers["user-agent"].startswith("erp_connect/")
+
+
+def test_send_does_not_follow_redirects(remote):
+	remote.script("/hook", Reply(302, headers={"Location": "http://169.254.169.254/latest/meta-data"}))
+	assert http.send("POST", remote.url + "/hook", allow_private=True).status == 302
+	assert len(remote.received()) == 1
+
+
+def test_slow_receivers_time_out(remote):
+	remote.script("/slow", Reply(200, delay=1.0))
+	started = time.monotonic()
+	with pytest.raises(requests.exceptions.Timeout):
+		http.send("POST", remote.url + "/slow", timeout=0.2, allow_private=True)
+	assert time.monotonic() - started < 0.9
+
+
+def test_refuses_private_target_before_connecting(remote):
+	with pytest.raises(BlockedTargetError):
+		http.send("POST", remote.url + "/hook")
+	assert remote.received() == []

@@ -1,0 +1,105 @@
+"""The fake external system is test tooling that later tests lean on, so it is tested too."""
+
+import time
+
+import pytest
+import requests
+
+from erp_connect.testing.remote import RemoteSystem, Reply
+
+
+@pytest.fixture
+def remote():
+	with RemoteSystem() as server:
+		yield server
+
+
+def test_records_requests_and_answers_200_by_default(remote):
+	r = requests.post(remote.url + "/hook?x=1", data=b"hello", headers={"webhook-id": "msg_1"})
+	assert r.status_code == 200
+	[seen] = remote.received("/hook")
+	assert (seen.method, seen.body, seen.query, seen.headers["webhook-id"], seen.status) == (
+		"POST",
+		b"hello",
+		{"x": "1"},
+		"msg_1",
+		200,
+	)
+
+
+def test_scripted_failures_then_success(remote):
+	remote.script("/hook", Reply(500), Reply(429, headers={"Retry-After": "3"}), Reply(410), Reply(201))
+	answers = [requests.post(remote.url + "/hook") for _ in range(5)]
+	assert [a.status_code for a in answers] == [500, 429, 410, 201, 200]
+	assert answers[1].headers["Retry-After"] == "3"
+
+
+def test_default_reply_per_path_and_wildcard(remote):
+	remote.set_default("*", Reply(503))
+	remote.set_default("/ok", Reply(204))
+	assert requests.get(remote.url + "/any").status_code == 503
+	assert requests.get(remote.url + "/ok").status_code == 204
+
+
+def test_slow_reply(remote):
+	remote.script("/slow", Reply(200, delay=0.3))
+	started = time.monotonic()
+	requests.get(remote.url + "/slow")
+	assert time.monotonic() - started >= 0.3
+
+
+def test_wait_for_requests_times_out_with_a_message(remote):
+	with pytest.raises(AssertionError, match="expected 1 requests"):
+		remote.wait_for_requests(1, timeout=0.1)
+
+
+def read_all(remote, path, style, **params):
+	"""Follow the list's own pagination to the end; return all ids in order."""
+	ids, url, query = [], remote.url + path, {"per_page": 7, "limit": 7, **params}
+	for page_number in range(1, 100):
+		if style == "page":
+			query["page"] = page_number
+		r = requests.get(url, params=query)
+		body = r.json()
+		ids += [row["id"] for row in body["data"]]
+		if style == "page" and not body["data"]:
+			return ids
+		if style == "offset":
+			if not body["data"]:
+				return ids
+			query["offset"] = len(ids)
+		if style == "cursor":
+			if not body["next_cursor"]:
+				return ids
+			query["cursor"] = body["next_cursor"]
+		if style == "next_link":
+			if not body["next"]:
+				return ids
+			url, query = body["next"], {}
+		if style == "link_header":
+			if "next" not in r.links:
+				return ids
+			url, query = r.links["next"]["url"], {}
+	raise AssertionError("pagination did not end")
+
+
+@pytest.mark.parametrize("style", ["page", "offset", "cursor", "next_link", "link_header"])
+def test_every_pagination_style_serves_each_record_once(remote, style):
+	records = [{"id": f"r{i:03}", "updated_at": f"2026-01-01 00:00:{i % 3:02}"} for i in range(50)]
+	remote.serve_list("/items", records, style=style)
+	ids = read_all(remote, "/items", style)
+	assert sorted(ids) == sorted(r["id"] for r in records)
+	assert len(ids) == len(set(ids))
+
+
+def test_updated_since_filters_and_changes_are_seen(remote):
+	records = [{"id": "a", "updated_at": "2026-01-01"}, {"id": "b", "updated_at": "2026-01-03"}]
+	remote.serve_list("/items", records, style="cursor")
+	assert read_all(remote, "/items", "cursor", updated_since="2026-01-02") == ["b"]
+	records.append({"id": "c", "updated_at": "2026-01-04"})
+	assert read_all(remote, "/items", "cursor", updated_since="2026-01-02") == ["b", "c"]
+
+
+def test_unknown_pagination_style_is_refused(remote):
+	with pytest.raises(ValueError, match="unknown pagination"):
+		remote.serve_list("/x", [], style="scroll")

@@ -1,0 +1,105 @@
+# Copyright (c) 2026, erp_connect developers
+# For license information, please see license.txt
+
+import frappe
+from frappe import _
+from frappe.model.document import Document
+
+from erp_connect.engine import auth, http, signing
+
+SECRET_FIELDS = ("bearer_token", "api_key", "api_secret", "password", "signing_secret")
+
+
+class Connector(Document):
+	# begin: auto-generated types
+	# This code is auto-generated. Do not modify anything in this block.
+
+	from typing import TYPE_CHECKING
+
+	if TYPE_CHECKING:
+		from frappe.types import DF
+
+		allow_private_network: DF.Check
+		api_key: DF.Password | None
+		api_key_header: DF.Data | None
+		api_secret: DF.Password | None
+		auth_type: DF.Literal["None", "Bearer Token", "API Key Header", "Basic", "Frappe Token", "OAuth 2.0"]
+		base_url: DF.Data
+		bearer_token: DF.Password | None
+		connected_app: DF.Link | None
+		connector_name: DF.Data
+		connector_type: DF.Literal["Webhook", "REST API", "Frappe Site", "WooCommerce", "Shopify", "POS"]
+		enabled: DF.Check
+		password: DF.Password | None
+		signing_secret: DF.Password | None
+		timeout_seconds: DF.Float
+		username: DF.Data | None
+	# end: auto-generated types
+
+	def validate(self):
+		self.validate_base_url()
+		self.validate_timeout()
+		self.validate_auth_settings()
+		self.validate_signing_secret()
+
+	def validate_base_url(self):
+		self.base_url = (self.base_url or "").strip().rstrip("/")
+		problem = http.validate_url(self.base_url)
+		if problem:
+			frappe.throw(_("Base URL is not valid: {0}").format(problem), title=_("Invalid Base URL"))
+
+	def validate_timeout(self):
+		if not self.timeout_seconds:
+			self.timeout_seconds = http.DEFAULT_TIMEOUT_SECONDS
+		if not 0 < self.timeout_seconds <= 300:
+			frappe.throw(_("Timeout must be between 0 and 300 seconds"))
+
+	def validate_auth_settings(self):
+		missing = [f for f in auth.REQUIRED_SETTINGS[self.auth_type] if not self.get(f)]
+		if missing:
+			labels = ", ".join(_(self.meta.get_label(f)) for f in missing)
+			frappe.throw(
+				_("Auth type {0} needs: {1}").format(_(self.auth_type), labels), title=_("Missing Secret")
+			)
+
+	def validate_signing_secret(self):
+		value = self.signing_secret
+		if not value or is_masked(value):
+			return  # unchanged since it was validated and stored
+		try:
+			signing.decode_secret(value)
+		except ValueError as e:
+			frappe.throw(_("Signing Secret is not valid: {0}").format(str(e)), title=_("Invalid Secret"))
+
+	# -- used by the delivery and pull services ---------------------------------------------
+	def secret(self, fieldname: str) -> str | None:
+		return self.get_password(fieldname, raise_exception=False) if self.get(fieldname) else None
+
+	def auth_headers(self) -> dict[str, str]:
+		settings = {f: self.secret(f) for f in SECRET_FIELDS}
+		settings.update(api_key_header=self.api_key_header, username=self.username)
+		if self.auth_type == auth.AUTH_OAUTH2:
+			settings["access_token"] = self.oauth_access_token()
+		return auth.auth_headers(self.auth_type, settings)
+
+	def oauth_access_token(self) -> str:
+		# Connected App keeps one token per user; the connector's owner authorizes it once in Desk
+		token = frappe.get_doc("Connected App", self.connected_app).get_active_token(self.owner)
+		if not token:
+			frappe.throw(
+				_("Connected App {0} has no token for {1}: authorize it first").format(
+					self.connected_app, self.owner
+				)
+			)
+		return token.get_password("access_token")
+
+	def url_for(self, path: str | None) -> str:
+		"""The absolute URL of a target path (a full URL is taken as it is)."""
+		if path and path.startswith(("http://", "https://")):
+			return path
+		return self.base_url + "/" + (path or "").lstrip("/") if path else self.base_url
+
+
+def is_masked(value: str) -> bool:
+	"""Frappe shows a stored Password field as asterisks."""
+	return bool(value) and set(value) == {"*"}

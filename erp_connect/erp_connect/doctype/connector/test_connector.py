@@ -1,0 +1,104 @@
+# Copyright (c) 2026, erp_connect developers
+# For license information, please see license.txt
+
+import json
+
+import frappe
+
+from erp_connect.engine import signing
+from erp_connect.testing.base import ConnectTestCase, delete_committed_test_data, make_api_user, site_http
+
+BEARER = "plain-bearer-token-4f1e9a"
+
+
+class TestConnector(ConnectTestCase):
+	def test_valid_connector_saves_and_reads_back(self):
+		doc = self.make_connector(base_url=self.remote.url + "/hooks/", timeout_seconds=3)
+		saved = frappe.get_doc("Connector", doc.name)
+		self.assertEqual(saved.base_url, self.remote.url + "/hooks")  # trailing slash trimmed
+		self.assertEqual(saved.timeout_seconds, 3)
+		self.assertEqual(saved.url_for("orders"), self.remote.url + "/hooks/orders")
+
+	def test_malformed_urls_are_rejected_with_a_clear_message(self):
+		for url, reason in [
+			("shop.example.com", "http:// or https://"),
+			("ftp://shop.example.com", "http:// or https://"),
+			("https://", "no host name"),
+			("https://shop example.com", "white space"),
+		]:
+			with self.subTest(url=url):
+				with self.assertRaisesRegex(frappe.ValidationError, reason):
+					self.make_connector(base_url=url)
+
+	def test_each_auth_type_demands_its_secret(self):
+		for auth_type, missing in [
+			("Bearer Token", "Bearer Token"),
+			("API Key Header", "API Key Header, API Key"),
+			("Basic", "Username, Password"),
+			("Frappe Token", "API Key, API Secret"),
+			("OAuth 2.0", "Connected App"),
+		]:
+			with self.subTest(auth_type=auth_type):
+				with self.assertRaisesRegex(frappe.ValidationError, f"needs: {missing}"):
+					self.make_connector(auth_type=auth_type)
+
+	def test_malformed_signing_secret_is_rejected(self):
+		with self.assertRaisesRegex(frappe.ValidationError, "must start with 'whsec_'"):
+			self.make_connector(signing_secret="not-a-secret")
+		with self.assertRaisesRegex(frappe.ValidationError, "valid base64"):
+			self.make_connector(signing_secret="whsec_@@@")
+
+	def test_nothing_is_written_when_validation_fails(self):
+		before = frappe.db.count("Connector")
+		with self.assertRaises(frappe.ValidationError):
+			self.make_connector(auth_type="Bearer Token")
+		self.assertEqual(frappe.db.count("Connector"), before)
+
+	def test_secrets_are_encrypted_and_never_returned_in_plain_text(self):
+		whsec = signing.generate_secret()
+		doc = self.make_connector(auth_type="Bearer Token", bearer_token=BEARER, signing_secret=whsec)
+		reloaded = frappe.get_doc("Connector", doc.name)
+		dumped = json.dumps(reloaded.as_dict(), default=str)
+		self.assertNotIn(BEARER, dumped)
+		self.assertNotIn(whsec, dumped)
+		self.assertNotIn(
+			BEARER, json.dumps(frappe.db.get_value("Connector", doc.name, "*", as_dict=True), default=str)
+		)
+		# stored encrypted in __Auth, not as plain text
+		stored = frappe.db.sql(
+			"select password from `__Auth` where doctype=%s and name=%s and fieldname=%s",
+			("Connector", doc.name, "bearer_token"),
+		)[0][0]
+		self.assertNotEqual(stored, BEARER)
+		self.assertEqual(reloaded.secret("bearer_token"), BEARER)
+		self.assertEqual(reloaded.secret("signing_secret"), whsec)
+		self.assertEqual(reloaded.auth_headers(), {"Authorization": f"Bearer {BEARER}"})
+
+	def test_saving_again_keeps_the_stored_secret(self):
+		doc = self.make_connector(auth_type="Bearer Token", bearer_token=BEARER)
+		doc = frappe.get_doc("Connector", doc.name)
+		doc.timeout_seconds = 5
+		doc.save()
+		self.assertEqual(frappe.get_doc("Connector", doc.name).secret("bearer_token"), BEARER)
+
+	def test_rest_api_does_not_return_secrets(self):
+		self.addCleanup(delete_committed_test_data, "Connector")
+		whsec = signing.generate_secret()
+		doc = self.make_connector(auth_type="Bearer Token", bearer_token=BEARER, signing_secret=whsec)
+		api_key, api_secret = make_api_user("ec-manager@example.com", ["Connect Manager"])
+		frappe.db.commit()
+
+		url, http = site_http(api_key, api_secret)
+		response = http.get(f"{url}/api/resource/Connector/{doc.name}")
+		self.assertEqual(response.status_code, 200, response.text)
+		self.assertEqual(response.json()["data"]["base_url"], self.remote.url)
+		self.assertNotIn(BEARER, response.text)
+		self.assertNotIn(whsec, response.text)
+
+	def test_users_without_the_role_cannot_read_connectors(self):
+		self.addCleanup(delete_committed_test_data, "Connector")
+		doc = self.make_connector()
+		api_key, api_secret = make_api_user("ec-nobody@example.com", [])
+		frappe.db.commit()
+		url, http = site_http(api_key, api_secret)
+		self.assertEqual(http.get(f"{url}/api/resource/Connector/{doc.name}").status_code, 403)

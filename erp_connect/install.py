@@ -1,0 +1,53 @@
+"""Install, migrate and uninstall: everything the app creates outside its own doctypes is made
+here by idempotent functions (patches reuse them), and removed again on uninstall."""
+
+import frappe
+
+CONNECT_MANAGER = "Connect Manager"
+CONNECT_API_USER = "Connect API User"
+
+ROLES = {
+	CONNECT_MANAGER: {"desk_access": 1},
+	# external systems log in with API keys only; they never need Desk
+	CONNECT_API_USER: {"desk_access": 0},
+}
+
+
+def after_install() -> None:
+	ensure_roles()
+
+
+def after_migrate() -> None:
+	ensure_roles()
+
+
+def before_uninstall() -> None:
+	remove_roles()
+
+
+def ensure_roles() -> None:
+	for role_name, settings in ROLES.items():
+		if frappe.db.exists("Role", role_name):
+			continue
+		frappe.get_doc({"doctype": "Role", "role_name": role_name, **settings}).insert(
+			ignore_permissions=True
+		)
+
+
+def remove_roles() -> None:
+	for role_name in ROLES:
+		# Has Role rows would otherwise keep users pointing at a role that no longer exists
+		frappe.db.delete("Has Role", {"role": role_name})
+		frappe.db.delete("Custom DocPerm", {"role": role_name})
+		if frappe.db.exists("Role", role_name):
+			frappe.delete_doc("Role", role_name, ignore_permissions=True, force=True)
+
+
+def leftovers() -> list[str]:
+	"""What of ours is still in the site (used after uninstall to prove it is clean)."""
+	found = [f"Role {r}" for r in ROLES if frappe.db.exists("Role", r)]
+	found += [f"DocType {d}" for d in frappe.get_all("DocType", {"module": "ERP Connect"}, pluck="name")]
+	found += [
+		f"Module Def {m}" for m in frappe.get_all("Module Def", {"app_name": "erp_connect"}, pluck="name")
+	]
+	return found

@@ -1,0 +1,130 @@
+"""What every integration test stands on: one base class for Frappe v15 and v16, factories, and a
+real web server for the test site so API tests go over HTTP with real API keys."""
+
+import atexit
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import frappe
+import requests
+
+try:  # Frappe v16 renamed the base class
+	from frappe.tests import IntegrationTestCase as _FrappeTestCase
+except ImportError:  # Frappe v15
+	from frappe.tests.utils import FrappeTestCase as _FrappeTestCase
+
+from erp_connect.testing.remote import RemoteSystem
+
+TEST_PREFIX = "_Test EC "
+
+
+class ConnectTestCase(_FrappeTestCase):
+	"""Integration test base. Data a test commits (because another process must see it) is
+	named with TEST_PREFIX and removed by ``delete_committed_test_data``."""
+
+	remote: RemoteSystem
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.remote = RemoteSystem().start()
+		cls.addClassCleanup(cls.remote.stop)
+
+	def setUp(self):
+		self.remote.reset()
+
+	# -- factories ------------------------------------------------------------------------------
+	def make_connector(self, name: str | None = None, **fields) -> "frappe.Document":
+		doc = frappe.get_doc(
+			{
+				"doctype": "Connector",
+				"connector_name": name or TEST_PREFIX + frappe.generate_hash(length=8),
+				"connector_type": "Webhook",
+				"base_url": self.remote.url,
+				"allow_private_network": 1,
+				"auth_type": "None",
+				**fields,
+			}
+		)
+		return doc.insert()
+
+
+def delete_committed_test_data(doctype: str, field: str = "name") -> None:
+	for name in frappe.get_all(doctype, {field: ("like", TEST_PREFIX + "%")}, pluck="name"):
+		frappe.delete_doc(doctype, name, force=True, ignore_permissions=True)
+	frappe.db.commit()
+
+
+def make_api_user(email: str, roles: list[str]) -> tuple[str, str]:
+	"""A committed user with API key and secret; returns (api_key, api_secret)."""
+	if not frappe.db.exists("User", email):
+		frappe.get_doc(
+			{
+				"doctype": "User",
+				"email": email,
+				"first_name": "Test",
+				"send_welcome_email": 0,
+				"user_type": "System User",
+			}
+		).insert(ignore_permissions=True)
+	user = frappe.get_doc("User", email)
+	user.add_roles(*roles)
+	api_secret = frappe.generate_hash(length=15)
+	user.api_key = user.api_key or frappe.generate_hash(length=15)
+	user.api_secret = api_secret
+	user.save(ignore_permissions=True)
+	frappe.db.commit()
+	return user.api_key, api_secret
+
+
+# -- the site over HTTP ----------------------------------------------------------------------------
+_server: dict = {}
+
+
+def site_http(api_key: str | None = None, api_secret: str | None = None) -> tuple[str, requests.Session]:
+	"""(base URL, session) for talking to the test site over real HTTP; starts gunicorn once."""
+	if "url" not in _server:
+		_server["url"] = _start_site_server()
+	session = requests.Session()
+	session.headers["Host"] = frappe.local.site  # the site is chosen by host name
+	if api_key:
+		session.headers["Authorization"] = f"token {api_key}:{api_secret}"
+	return _server["url"], session
+
+
+def _start_site_server() -> str:
+	with socket.socket() as s:
+		s.bind(("127.0.0.1", 0))
+		port = s.getsockname()[1]
+	sites_path = os.path.abspath(frappe.local.sites_path)
+	process = subprocess.Popen(
+		[
+			sys.executable,
+			"-m",
+			"gunicorn",
+			"-b",
+			f"127.0.0.1:{port}",
+			"-w",
+			"2",
+			"-t",
+			"120",
+			"frappe.app:application",
+		],
+		cwd=sites_path,
+		stdout=subprocess.DEVNULL,
+		stderr=subprocess.DEVNULL,
+	)
+	atexit.register(process.terminate)
+	url = f"http://127.0.0.1:{port}"
+	deadline = time.monotonic() + 60
+	while time.monotonic() < deadline:
+		try:
+			if requests.get(url + "/api/method/ping", headers={"Host": frappe.local.site}, timeout=2).ok:
+				return url
+		except requests.ConnectionError:
+			time.sleep(0.2)
+	process.terminate()
+	raise RuntimeError("the test site's web server did not start within 60 s")

@@ -1,0 +1,225 @@
+"""A fake external system for tests: a real HTTP server on 127.0.0.1 that records every request,
+answers with scripted replies (2xx, 500, 429 + Retry-After, 410, slow), and serves paginated lists.
+
+Frappe-free, so both test tiers use it:
+
+	with RemoteSystem() as remote:
+		remote.script("/hooks", Reply(500), Reply(500), Reply(200))
+		... deliver to remote.url + "/hooks" ...
+		remote.wait_for_requests(3)
+"""
+
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+PAGINATION_STYLES = ("page", "offset", "cursor", "next_link", "link_header")
+
+
+@dataclass
+class Reply:
+	status: int = 200
+	body: bytes | str | dict | list = b""
+	headers: dict[str, str] = field(default_factory=dict)
+	delay: float = 0.0  # seconds to wait before answering (a slow receiver)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+	method: str
+	path: str
+	query: dict[str, str]
+	headers: dict[str, str]  # lower-cased names
+	body: bytes
+	received_at: float
+	status: int  # what we answered
+
+	def json(self):
+		return json.loads(self.body)
+
+
+@dataclass
+class ListEndpoint:
+	records: list[dict]
+	style: str = "page"
+	id_field: str = "id"
+	updated_field: str = "updated_at"
+	since_param: str = "updated_since"
+	max_page_size: int = 100
+
+
+class RemoteSystem:
+	def __init__(self, host: str = "127.0.0.1", port: int = 0):
+		self._lock = threading.Lock()
+		self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
+		self._defaults: dict[str, Reply] = {}
+		self._lists: dict[str, ListEndpoint] = {}
+		self.requests: list[RecordedRequest] = []
+		self._server = ThreadingHTTPServer((host, port), self._handler_class())
+		self._server.daemon_threads = True
+		self._thread: threading.Thread | None = None
+
+	# -- lifecycle ---------------------------------------------------------------------------
+	@property
+	def url(self) -> str:
+		host, port = self._server.server_address[:2]
+		return f"http://{host}:{port}"
+
+	def start(self) -> "RemoteSystem":
+		self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+		self._thread.start()
+		return self
+
+	def stop(self) -> None:
+		self._server.shutdown()
+		self._server.server_close()
+
+	def __enter__(self) -> "RemoteSystem":
+		return self.start()
+
+	def __exit__(self, *exc) -> None:
+		self.stop()
+
+	# -- configuration -------------------------------------------------------------------------
+	def script(self, path: str, *replies: Reply) -> None:
+		"""Answer the next requests to ``path`` with these replies, in order, then fall back to the default."""
+		with self._lock:
+			self._scripts[path].extend(replies)
+
+	def set_default(self, path: str, reply: Reply) -> None:
+		"""Answer every unscripted request to ``path`` (or ``*`` for any path) with ``reply``."""
+		with self._lock:
+			self._defaults[path] = reply
+
+	def serve_list(self, path: str, records: list[dict], **options) -> ListEndpoint:
+		"""Serve ``records`` at ``path`` as a paginated list; the test may change them between reads."""
+		endpoint = ListEndpoint(records=records, **options)
+		if endpoint.style not in PAGINATION_STYLES:
+			raise ValueError(f"unknown pagination style {endpoint.style!r}")
+		with self._lock:
+			self._lists[path] = endpoint
+		return endpoint
+
+	def reset(self) -> None:
+		with self._lock:
+			self._scripts.clear()
+			self._defaults.clear()
+			self._lists.clear()
+			self.requests.clear()
+
+	# -- inspection ----------------------------------------------------------------------------
+	def received(self, path: str | None = None) -> list[RecordedRequest]:
+		with self._lock:
+			return [r for r in self.requests if path is None or r.path == path]
+
+	def wait_for_requests(
+		self, count: int, path: str | None = None, timeout: float = 10.0
+	) -> list[RecordedRequest]:
+		"""Block until at least ``count`` requests arrived (to ``path``); AssertionError on timeout."""
+		deadline = time.monotonic() + timeout
+		while time.monotonic() < deadline:
+			got = self.received(path)
+			if len(got) >= count:
+				return got
+			time.sleep(0.02)
+		raise AssertionError(
+			f"expected {count} requests to {path or 'any path'}, got {len(self.received(path))}"
+		)
+
+	# -- serving -------------------------------------------------------------------------------
+	def _next_reply(self, path: str) -> Reply:
+		with self._lock:
+			if self._scripts.get(path):
+				return self._scripts[path].popleft()
+			return self._defaults.get(path) or self._defaults.get("*") or Reply(200, {"ok": True})
+
+	def _list_page(
+		self, endpoint: ListEndpoint, path: str, query: dict[str, str]
+	) -> tuple[dict, dict[str, str]]:
+		with self._lock:
+			rows = [dict(r) for r in endpoint.records]
+		since = query.get(endpoint.since_param)
+		if since:
+			rows = [r for r in rows if str(r[endpoint.updated_field]) >= since]
+		rows.sort(key=lambda r: (str(r[endpoint.updated_field]), str(r[endpoint.id_field])))
+
+		size = min(int(query.get("per_page") or query.get("limit") or 20), endpoint.max_page_size)
+		if endpoint.style == "page":
+			start = (int(query.get("page") or 1) - 1) * size
+		elif endpoint.style == "offset":
+			start = int(query.get("offset") or 0)
+		else:  # cursor, next_link and link_header carry the start position in an opaque token
+			start = int(query.get("cursor") or 0)
+		page = rows[start : start + size]
+		has_more = start + size < len(rows)
+
+		body: dict = {"data": page, "total": len(rows)}
+		headers: dict[str, str] = {}
+		next_query = {**query, "cursor": str(start + size)}
+		next_url = f"{self.url}{path}?{urlencode(next_query)}"
+		if endpoint.style == "cursor":
+			body["next_cursor"] = str(start + size) if has_more else None
+		elif endpoint.style == "next_link":
+			body["next"] = next_url if has_more else None
+		elif endpoint.style == "link_header" and has_more:
+			headers["Link"] = f'<{next_url}>; rel="next"'
+		return body, headers
+
+	def _handler_class(self):
+		remote = self
+
+		class Handler(BaseHTTPRequestHandler):
+			protocol_version = "HTTP/1.1"
+
+			def log_message(self, *args):  # keep test output quiet
+				pass
+
+			def _handle(self):
+				parts = urlsplit(self.path)
+				query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+				length = int(self.headers.get("Content-Length") or 0)
+				body = self.rfile.read(length) if length else b""
+				headers = {k.lower(): v for k, v in self.headers.items()}
+
+				endpoint = remote._lists.get(parts.path)
+				if endpoint is not None and self.command == "GET" and not remote._scripts.get(parts.path):
+					page, extra = remote._list_page(endpoint, parts.path, query)
+					reply = Reply(200, page, extra)
+				else:
+					reply = remote._next_reply(parts.path)
+
+				with remote._lock:
+					remote.requests.append(
+						RecordedRequest(
+							self.command, parts.path, query, headers, body, time.time(), reply.status
+						)
+					)
+				if reply.delay:
+					time.sleep(reply.delay)
+				self._respond(reply)
+
+			def _respond(self, reply: Reply):
+				payload = reply.body
+				content_type = "application/octet-stream"
+				if isinstance(payload, dict | list):
+					payload, content_type = json.dumps(payload).encode(), "application/json"
+				elif isinstance(payload, str):
+					payload, content_type = payload.encode(), "text/plain; charset=utf-8"
+				try:
+					self.send_response(reply.status)
+					self.send_header("Content-Type", content_type)
+					self.send_header("Content-Length", str(len(payload)))
+					for name, value in reply.headers.items():
+						self.send_header(name, value)
+					self.end_headers()
+					self.wfile.write(payload)
+				except (BrokenPipeError, ConnectionResetError):
+					pass  # the client gave up (e.g. its timeout fired first)
+
+			do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+		return Handler
