@@ -13,3 +13,29 @@ required_apps = ["frappe/erpnext"]
 after_install = "erp_connect.install.after_install"
 before_uninstall = "erp_connect.install.before_uninstall"
 after_migrate = "erp_connect.install.after_migrate"
+
+# Document Events
+# ---------------
+# Every save of every doctype passes through one cheap lookup of the cached push rules.
+
+doc_events = {
+	"*": {
+		"after_insert": "erp_connect.services.outbox.on_doc_event",
+		"on_update": "erp_connect.services.outbox.on_doc_event",
+		"on_submit": "erp_connect.services.outbox.on_doc_event",
+		"on_cancel": "erp_connect.services.outbox.on_doc_event",
+		"on_trash": "erp_connect.services.outbox.on_doc_event",
+		"on_update_after_submit": "erp_connect.services.outbox.on_doc_event",
+	}
+}
+
+# Outbox rows point at documents that may be deleted; they must not block the deletion.
+ignore_links_on_delete = ["Sync Event"]
+
+# Scheduled Tasks
+# ---------------
+
+scheduler_events = {
+	"cron": {"* * * * *": ["erp_connect.services.delivery.sweep"]},
+	"daily": ["erp_connect.services.events.delete_old_deliveries"],
+}

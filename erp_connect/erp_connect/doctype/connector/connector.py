@@ -5,7 +5,10 @@ import frappe
 from frappe import _
 from frappe.model.document import Document
 
-from erp_connect.engine import auth, http, signing
+from erp_connect.engine import auth, http, outbound, signing
+from erp_connect.engine.mapping import dumps
+from erp_connect.engine.retry import classify_exception
+from erp_connect.services.outbox import clear_rules_cache
 
 SECRET_FIELDS = ("bearer_token", "api_key", "api_secret", "password", "signing_secret")
 
@@ -28,6 +31,7 @@ class Connector(Document):
 		bearer_token: DF.Password | None
 		connected_app: DF.Link | None
 		connector_name: DF.Data
+		dry_run: DF.Check
 		connector_type: DF.Literal["Webhook", "REST API", "Frappe Site", "WooCommerce", "Shopify", "POS"]
 		enabled: DF.Check
 		password: DF.Password | None
@@ -41,6 +45,12 @@ class Connector(Document):
 		self.validate_timeout()
 		self.validate_auth_settings()
 		self.validate_signing_secret()
+
+	def on_update(self):
+		clear_rules_cache()
+
+	def on_trash(self):
+		clear_rules_cache()
 
 	def validate_base_url(self):
 		self.base_url = (self.base_url or "").strip().rstrip("/")
@@ -70,6 +80,34 @@ class Connector(Document):
 			signing.decode_secret(value)
 		except ValueError as e:
 			frappe.throw(_("Signing Secret is not valid: {0}").format(str(e)), title=_("Invalid Secret"))
+
+	@frappe.whitelist()
+	def test_connection(self) -> dict:
+		"""Send a signed ping (POST for webhook receivers, GET for APIs) and report what came back."""
+		self.check_permission("write")
+		msg_id = outbound.new_event_id()
+		body = dumps({"type": "erp_connect.ping", "id": msg_id}) if self.connector_type == "Webhook" else None
+		headers = outbound.request_headers(
+			msg_id, body or "", self.secret("signing_secret"), self.auth_headers()
+		)
+		try:
+			response = http.send(
+				"POST" if body else "GET",
+				self.base_url,
+				body=body.encode() if body else None,
+				headers=headers,
+				timeout=self.timeout_seconds,
+				allow_private=bool(self.allow_private_network),
+			)
+		except Exception as e:
+			return {"ok": False, "message": classify_exception(e).reason}
+		ok = 200 <= response.status < 300
+		return {
+			"ok": ok,
+			"status": response.status,
+			"elapsed_ms": round(response.elapsed * 1000),
+			"message": _("Reached {0}: HTTP {1}").format(self.base_url, response.status),
+		}
 
 	# -- used by the delivery and pull services ---------------------------------------------
 	def secret(self, fieldname: str) -> str | None:

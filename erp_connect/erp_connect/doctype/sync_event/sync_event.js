@@ -1,0 +1,15 @@
+// Copyright (c) 2026, erp_connect developers
+// For license information, please see license.txt
+
+frappe.ui.form.on("Sync Event", {
+	refresh(frm) {
+		if (["Dead", "Retrying", "Pending"].includes(frm.doc.status)) {
+			frm.add_custom_button(__("Retry"), () => frm.call("retry").then(() => frm.reload_doc()));
+		}
+		frm.add_custom_button(__("Replay"), () =>
+			frm.call("replay").then(({ message: r }) =>
+				frappe.show_alert(__("Created event {0}", [r.created.join(", ")]))
+			)
+		);
+	},
+});

@@ -1,0 +1,165 @@
+# Copyright (c) 2026, erp_connect developers
+# For license information, please see license.txt
+
+import json
+
+import frappe
+from frappe import _
+from frappe.model import default_fields
+from frappe.model.document import Document
+from frappe.utils import now_datetime
+
+from erp_connect.engine import mapping, outbound
+from erp_connect.services.outbox import DOC_EVENTS, clear_rules_cache, next_seq, render_data
+
+MASK = "********"
+
+
+class SyncRule(Document):
+	def validate(self):
+		self.validate_reference_doctype()
+		self.validate_events()
+		self.validate_condition()
+		self.validate_target()
+		self.normalize_child_table_paths()
+		self.validate_field_map()
+		if self.enabled:
+			self.disabled_reason = None
+
+	def on_update(self):
+		clear_rules_cache()
+
+	def on_trash(self):
+		clear_rules_cache()
+
+	def validate_reference_doctype(self):
+		meta = frappe.get_meta(self.reference_doctype)
+		if meta.istable or meta.issingle or meta.is_virtual:
+			frappe.throw(_("{0} cannot be synced: pick a regular DocType").format(self.reference_doctype))
+		if meta.module == "ERP Connect":
+			frappe.throw(_("ERP Connect's own doctypes cannot be synced"))
+
+	def validate_events(self):
+		if not self.selected_events():
+			frappe.throw(_("Pick at least one event (After Insert, On Update, ...)"))
+		if not frappe.get_meta(self.reference_doctype).is_submittable:
+			picked = [
+				e for e in ("on_submit", "on_cancel", "on_update_after_submit") if self.get(f"event_{e}")
+			]
+			if picked:
+				frappe.throw(
+					_("{0} is not submittable, so {1} never happens").format(
+						self.reference_doctype, ", ".join(picked)
+					)
+				)
+
+	def validate_condition(self):
+		condition = (self.condition or "").strip()
+		if not condition:
+			return
+		try:
+			if condition.startswith(("[", "{")):
+				json.loads(condition)
+			else:
+				compile(condition, "<condition>", "eval")
+		except (ValueError, SyntaxError) as e:
+			frappe.throw(_("Condition is not a valid expression or JSON filter: {0}").format(e))
+
+	def validate_target(self):
+		if (self.batch_size or 0) < 1:
+			self.batch_size = 1
+		if (self.target_path or "").startswith(("http://", "https://")):
+			from erp_connect.engine.http import validate_url
+
+			problem = validate_url(self.target_path)
+			if problem:
+				frappe.throw(_("Target Path is not valid: {0}").format(problem))
+
+	def normalize_child_table_paths(self):
+		"""Accept items.item_code for a child table field and store it as items[].item_code."""
+		tables = {df.fieldname for df in frappe.get_meta(self.reference_doctype).get_table_fields()}
+		for row in self.field_map:
+			head, _, rest = (row.erpnext_field or "").partition(".")
+			if head in tables and rest:
+				row.erpnext_field = f"{head}[].{rest}"
+
+	def validate_field_map(self):
+		if self.payload_mode != "Mapped Fields":
+			return
+		if not self.field_map:
+			frappe.throw(_("Add at least one row to the Field Map, or send the Whole Document"))
+		problems = []
+		for row, rule in zip(self.field_map, self.field_rules(), strict=True):
+			problems += [_("Row {0}: {1}").format(row.idx, p) for p in mapping.rule_problems(rule)]
+			if rule.source and not self.has_field(rule.source):
+				problems.append(
+					_("Row {0}: {1} has no field {2}").format(row.idx, self.reference_doctype, rule.source)
+				)
+		if problems:
+			frappe.throw("<br>".join(problems), title=_("Field Map"))
+
+	def has_field(self, path: str) -> bool:
+		head, _, rest = path.partition(".")
+		meta = frappe.get_meta(self.reference_doctype)
+		if head.endswith("[]"):
+			df = meta.get_field(head[:-2])
+			if not df or df.fieldtype not in frappe.model.table_fields:
+				return False
+			meta, head = frappe.get_meta(df.options), rest.split(".")[0]
+		return head in default_fields or head == "name" or bool(meta.get_field(head))
+
+	# -- what the outbox and delivery use ---------------------------------------------------------
+	def selected_events(self) -> list[str]:
+		return [e for e in DOC_EVENTS if self.get(f"event_{e}")]
+
+	def field_rules(self) -> list[mapping.FieldRule]:
+		return [
+			mapping.FieldRule(
+				source=row.erpnext_field or "",
+				target=row.external_path or "",
+				transform=row.transform or mapping.NONE,
+				option=row.transform_option,
+				required=bool(row.required),
+			)
+			for row in self.field_map
+		]
+
+	def as_push_spec(self) -> dict:
+		return {
+			"name": self.name,
+			"connector": self.connector,
+			"condition": self.condition,
+			"payload_mode": self.payload_mode,
+			"field_rules": self.field_rules(),
+		}
+
+	@frappe.whitelist()
+	def preview(self, docname: str) -> dict:
+		"""The exact request a document would produce now; nothing is sent or saved."""
+		doc = frappe.get_doc(self.reference_doctype, docname)
+		doc.check_permission("read")
+		connector = frappe.get_doc("Connector", self.connector)
+		event = (self.selected_events() or ["on_update"])[0]
+		event_id = outbound.new_event_id()
+		try:
+			data = render_data(self.as_push_spec(), doc.as_dict(convert_dates_to_str=True))
+		except mapping.MappingError as e:
+			return {"error": str(e), "problems": e.problems}
+		body = outbound.envelope(
+			event_id,
+			f"{doc.doctype}.{event}",
+			now_datetime().isoformat(),
+			doc.doctype,
+			doc.name,
+			next_seq(self.connector, doc.doctype, doc.name),
+			data,
+		)
+		auth_headers = {k: MASK for k in connector.auth_headers()}  # never show a secret
+		headers = outbound.request_headers(event_id, body, connector.secret("signing_secret"), auth_headers)
+		return {
+			"method": self.http_method or "POST",
+			"url": connector.url_for(self.target_path),
+			"headers": headers,
+			"body": json.loads(body),
+			"dry_run": bool(connector.dry_run),
+		}

@@ -1,0 +1,309 @@
+"""Delivery: drain a connector's outbox on Frappe's RQ workers.
+
+Several workers on several machines may drain the same connector at once. Each claim runs under a
+per-connector database lock and takes, FOR UPDATE SKIP LOCKED, only the oldest unfinished event
+of each document; the claim is committed as "Sending" with a lease before anything is sent. So no
+event is sent twice at the same time, event n+1 of a document waits until event n is delivered or
+dead, and events of a worker that died are claimed again when their lease runs out.
+"""
+
+import hashlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import frappe
+import requests
+from frappe.utils import add_to_date, now_datetime
+
+from erp_connect.engine import http, outbound
+from erp_connect.engine.retry import Outcome, RetryPolicy, Verdict, classify_exception, classify_response
+from erp_connect.services.alerts import notify_managers
+from erp_connect.services.outbox import clear_rules_cache
+
+CLAIM_CHUNK = 200  # events claimed per round: bounds memory however large the backlog
+SEND_CONCURRENCY = 8  # requests in flight per drain (different documents only)
+MAX_DRAIN_SECONDS = 240  # then hand over to a fresh job, within RQ's default 300 s timeout
+RESPONSE_EXCERPT = 1000
+POLICY = RetryPolicy()
+
+CLAIM_SQL = """
+select e.name, e.event_id, e.sync_rule, e.payload, e.attempts
+from `tabSync Event` e
+where e.connector = %(connector)s
+	and ((e.status in ('Pending', 'Retrying') and e.next_attempt_at <= %(now)s)
+		or (e.status = 'Sending' and e.lease_until < %(now)s))
+	and e.sync_rule in %(rules)s
+	and not exists (
+		select 1 from `tabSync Event` p
+		where p.reference_doctype = e.reference_doctype and p.reference_name = e.reference_name
+			and p.connector = e.connector and p.name < e.name
+			and p.status in ('Pending', 'Sending', 'Retrying'))
+order by e.name
+limit %(limit)s
+for update skip locked
+"""
+
+
+@dataclass
+class Target:
+	url: str
+	method: str
+	batch_size: int
+
+
+@dataclass
+class Result:
+	names: list[int]
+	verdict: Verdict
+	status_code: int | None = None
+	response: str | None = None
+
+
+# -- entry points ----------------------------------------------------------------------------------
+def kick(connector: str) -> None:
+	"""Make sure a drain job for ``connector`` is queued (no-op when one is queued or running)."""
+	frappe.enqueue(
+		"erp_connect.services.delivery.drain",
+		queue="default",
+		job_id=f"erp_connect:drain:{connector}",
+		deduplicate=True,
+		connector=connector,
+	)
+
+
+def sweep() -> None:
+	"""Every minute: drain every connector with due events. Uses its own job ids, so a drain job
+	left "started" by a killed worker cannot block it."""
+	minute = now_datetime().strftime("%Y%m%d%H%M")
+	for connector in connectors_with_due_events():
+		frappe.enqueue(
+			"erp_connect.services.delivery.drain",
+			queue="default",
+			job_id=f"erp_connect:sweep:{connector}:{minute}",
+			deduplicate=True,
+			connector=connector,
+		)
+
+
+def connectors_with_due_events() -> list[str]:
+	now = now_datetime()
+	return frappe.db.sql_list(
+		"""select distinct e.connector from `tabSync Event` e
+		join `tabConnector` c on c.name = e.connector and c.enabled = 1 and c.dry_run = 0
+		where (e.status in ('Pending', 'Retrying') and e.next_attempt_at <= %(now)s)
+			or (e.status = 'Sending' and e.lease_until < %(now)s)""",
+		{"now": now},
+	)
+
+
+def drain(connector: str, max_seconds: float = MAX_DRAIN_SECONDS) -> dict:
+	"""Deliver everything due for ``connector``; returns counts by outcome."""
+	drainer = Drainer(connector)
+	stats = drainer.run(max_seconds)
+	if stats.get("more"):
+		frappe.enqueue("erp_connect.services.delivery.drain", queue="default", connector=connector)
+	return stats
+
+
+# -- the drain -------------------------------------------------------------------------------------
+class Drainer:
+	def __init__(self, connector: str):
+		self.connector = frappe.get_doc("Connector", connector)
+		self.targets = {
+			r.name: Target(
+				self.connector.url_for(r.target_path), r.http_method or "POST", max(r.batch_size or 1, 1)
+			)
+			for r in frappe.get_all(
+				"Sync Rule",
+				{"connector": connector, "enabled": 1},
+				["name", "target_path", "http_method", "batch_size"],
+			)
+		}
+		self.timeout = self.connector.timeout_seconds or http.DEFAULT_TIMEOUT_SECONDS
+		self.lease_seconds = 3 * self.timeout + 5
+		self._local = threading.local()
+
+	def run(self, max_seconds: float) -> dict:
+		stats = {o.value: 0 for o in Outcome}
+		if (
+			not self.connector.enabled
+			or self.connector.dry_run
+			or not self.targets
+			or backoff_until(self.connector.name)
+		):
+			return stats
+		self.auth_headers = self.connector.auth_headers()
+		self.signing_secret = self.connector.secret("signing_secret")
+		deadline = time.monotonic() + max_seconds
+		with ThreadPoolExecutor(SEND_CONCURRENCY) as self.pool:
+			while True:
+				if time.monotonic() > deadline:
+					stats["more"] = True
+					break
+				token, rows = self.claim()
+				if not rows:
+					break
+				results = self.send_all(rows)
+				self.record(token, results)
+				for r in results:
+					stats[r.verdict.outcome.value] += len(r.names)
+				if backoff_until(self.connector.name) or any(
+					r.verdict.outcome is Outcome.DISABLE for r in results
+				):
+					break  # the receiver asked us to slow down, or a target went away
+		return stats
+
+	# -- claiming --------------------------------------------------------------------------------
+	def claim(self) -> tuple[str, list[dict]]:
+		token = frappe.generate_hash(length=20)
+		lock_name = "erp_connect_claim_" + hashlib.sha1(self.connector.name.encode()).hexdigest()[:32]
+		if not frappe.db.sql("select get_lock(%s, 30)", lock_name)[0][0]:
+			return token, []
+		try:
+			now = now_datetime()
+			rows = frappe.db.sql(
+				CLAIM_SQL,
+				{
+					"connector": self.connector.name,
+					"now": now,
+					"rules": tuple(self.targets),
+					"limit": CLAIM_CHUNK,
+				},
+				as_dict=True,
+			)
+			if rows:
+				frappe.db.sql(
+					"""update `tabSync Event` set status='Sending', claim_token=%s, lease_until=%s, modified=%s
+					where name in %s""",
+					(token, add_to_date(now, seconds=self.lease_seconds), now, tuple(r.name for r in rows)),
+				)
+			frappe.db.commit()
+		finally:
+			frappe.db.sql("select release_lock(%s)", lock_name)
+		return token, rows
+
+	# -- sending ----------------------------------------------------------------------------------
+	def send_all(self, rows: list[dict]) -> list[Result]:
+		requests_to_send = []
+		for rule, events in _group_by(rows, "sync_rule").items():
+			target = self.targets[rule]
+			for i in range(0, len(events), target.batch_size):
+				requests_to_send.append((target, events[i : i + target.batch_size]))
+		return list(self.pool.map(lambda args: self.send(*args), requests_to_send))
+
+	def send(self, target: Target, events: list[dict]) -> Result:
+		"""One HTTP request for one event or a batch; runs in a pool thread, so no frappe here."""
+		names = [e.name for e in events]
+		if len(events) == 1:
+			msg_id, body = events[0].event_id, events[0].payload
+		else:
+			msg_id = outbound.batch_id([e.event_id for e in events])
+			body = outbound.batch_body([e.payload for e in events])
+		body_bytes = body.encode()
+		headers = outbound.request_headers(msg_id, body_bytes, self.signing_secret, self.auth_headers)
+		try:
+			response = http.send(
+				target.method,
+				target.url,
+				body=body_bytes,
+				headers=headers,
+				timeout=self.timeout,
+				allow_private=bool(self.connector.allow_private_network),
+				session=self._session(),
+			)
+		except (requests.RequestException, http.BlockedTargetError, OSError) as e:
+			return Result(names, classify_exception(e))
+		excerpt = response.body[:RESPONSE_EXCERPT].decode("utf-8", "replace")
+		return Result(names, classify_response(response.status, response.headers), response.status, excerpt)
+
+	def _session(self) -> requests.Session:
+		if not hasattr(self._local, "session"):
+			self._local.session = requests.Session()
+		return self._local.session
+
+	# -- recording outcomes ---------------------------------------------------------------------------
+	def record(self, token: str, results: list[Result]) -> None:
+		now = now_datetime()
+		delivered_by_code: dict[int, list[int]] = {}
+		for r in results:
+			if r.verdict.outcome is Outcome.DELIVERED:
+				delivered_by_code.setdefault(r.status_code, []).extend(r.names)
+		for code, names in delivered_by_code.items():
+			frappe.db.sql(
+				"""update `tabSync Event` set status='Delivered', delivered_at=%(now)s, attempts=attempts+1,
+					last_status_code=%(code)s, last_error=null, claim_token=null, lease_until=null, modified=%(now)s
+				where name in %(names)s and claim_token=%(token)s""",
+				{"now": now, "code": code, "names": tuple(names), "token": token},
+			)
+		for result in results:
+			if result.verdict.outcome is not Outcome.DELIVERED:
+				self.record_failure(token, result, now)
+		frappe.db.commit()
+
+	def record_failure(self, token: str, result: Result, now) -> None:
+		verdict = result.verdict
+		attempts = frappe.db.get_value("Sync Event", result.names[0], "attempts") + 1
+		fields = {
+			"attempts": attempts,
+			"last_status_code": result.status_code,
+			"last_response": result.response,
+			"last_error": verdict.reason,
+			"claim_token": None,
+			"lease_until": None,
+			"modified": now,
+		}
+		delay = POLICY.next_delay(attempts, verdict.retry_after) if verdict.outcome is Outcome.RETRY else None
+		if delay is not None:
+			fields.update(status="Retrying", next_attempt_at=add_to_date(now, seconds=delay))
+		else:
+			if verdict.outcome is Outcome.RETRY:
+				fields["last_error"] = f"gave up after {attempts} attempts: {verdict.reason}"
+			fields["status"] = "Dead"
+		if verdict.retry_after:
+			set_backoff(self.connector.name, verdict.retry_after)
+		frappe.db.sql(
+			"""update `tabSync Event` set status=%(status)s, attempts=%(attempts)s,
+				next_attempt_at=coalesce(%(next_attempt_at)s, next_attempt_at),
+				last_status_code=%(last_status_code)s, last_response=%(last_response)s, last_error=%(last_error)s,
+				claim_token=null, lease_until=null, modified=%(modified)s
+			where name in %(names)s and claim_token=%(token)s""",
+			{"next_attempt_at": None, **fields, "names": tuple(result.names), "token": token},
+		)
+		if verdict.outcome is Outcome.DISABLE:
+			rule = frappe.db.get_value("Sync Event", result.names[0], "sync_rule")
+			disable_rule(rule, verdict.reason)
+
+
+def disable_rule(rule: str, reason: str) -> None:
+	frappe.db.set_value("Sync Rule", rule, {"enabled": 0, "disabled_reason": reason})
+	clear_rules_cache()
+	notify_managers(
+		f"Sync Rule {rule} was disabled",
+		f"The receiver answered: {reason}. Events for this rule are kept; enable the rule again once the target exists.",
+		"Sync Rule",
+		rule,
+	)
+
+
+# -- connector-wide backoff (429 / Retry-After) -------------------------------------------------------
+def _backoff_key(connector: str) -> str:
+	return f"erp_connect:backoff:{connector}"
+
+
+def set_backoff(connector: str, seconds: float) -> None:
+	until = time.time() + seconds
+	frappe.cache.set_value(_backoff_key(connector), until, expires_in_sec=max(int(seconds) + 1, 1))
+
+
+def backoff_until(connector: str) -> float | None:
+	until = frappe.cache.get_value(_backoff_key(connector), expires=True)
+	return until if until and until > time.time() else None
+
+
+def _group_by(rows: list[dict], key: str) -> dict[str, list[dict]]:
+	groups: dict[str, list[dict]] = {}
+	for row in rows:
+		groups.setdefault(row[key], []).append(row)
+	return groups

@@ -1,0 +1,90 @@
+"""What a manager does with events from Desk: retry, replay, and the retention clean-up."""
+
+import frappe
+from frappe import _
+from frappe.utils import add_days, now_datetime
+
+from erp_connect.engine import mapping, outbound
+from erp_connect.services.outbox import insert_event, kick_after_commit, render_data
+
+RETRYABLE = ("Dead", "Retrying", "Pending")
+DELETE_CHUNK = 5000
+
+
+def retry_events(names: list) -> dict:
+	"""Send these events again with their own id, now, with a fresh retry schedule. An event whose
+	mapping had failed is rendered again from the document as it is now."""
+	frappe.has_permission("Sync Event", "write", throw=True)
+	retried, skipped = [], []
+	for name in names:
+		event = frappe.get_doc("Sync Event", name)
+		if event.status not in RETRYABLE:
+			skipped.append(name)
+			continue
+		payload = event.payload or _render_again(event)
+		frappe.db.set_value(
+			"Sync Event",
+			name,
+			{"status": "Pending", "attempts": 0, "next_attempt_at": now_datetime(), "payload": payload},
+		)
+		kick_after_commit(event.connector)
+		retried.append(name)
+	return {"retried": retried, "skipped": skipped}
+
+
+def replay_events(names: list) -> dict:
+	"""Send these documents again as new events (new ids), rendered from their current state."""
+	frappe.has_permission("Sync Event", "write", throw=True)
+	created = []
+	for name in names:
+		event = frappe.get_doc("Sync Event", name)
+		if not frappe.db.exists(event.reference_doctype, event.reference_name):
+			frappe.throw(
+				_(
+					"{0} {1} no longer exists, so it cannot be rendered again; use Retry to resend event {2}"
+				).format(event.reference_doctype, event.reference_name, name)
+			)
+		rule = frappe.get_doc("Sync Rule", event.sync_rule).as_push_spec()
+		rule["dry_run"] = frappe.db.get_value("Connector", event.connector, "dry_run")
+		doc = frappe.get_doc(event.reference_doctype, event.reference_name)
+		created.append(insert_event(rule, doc, doc.as_dict(convert_dates_to_str=True), event.doc_event).name)
+	return {"created": created}
+
+
+def _render_again(event) -> str:
+	rule = frappe.get_doc("Sync Rule", event.sync_rule).as_push_spec()
+	doc = frappe.get_doc(event.reference_doctype, event.reference_name)
+	try:
+		data = render_data(rule, doc.as_dict(convert_dates_to_str=True))
+	except mapping.MappingError as e:
+		frappe.throw(_("Event {0} still cannot be mapped: {1}").format(event.name, e))
+	return outbound.envelope(
+		event.event_id,
+		f"{event.reference_doctype}.{event.doc_event}",
+		now_datetime().isoformat(),
+		event.reference_doctype,
+		event.reference_name,
+		event.seq,
+		data,
+	)
+
+
+def delete_old_deliveries() -> int:
+	"""Daily: delete Delivered events older than the retention setting; Dead ones stay."""
+	days = frappe.db.get_single_value("ERP Connect Settings", "delivered_retention_days")
+	if not days:
+		return 0
+	cutoff = add_days(now_datetime(), -days)
+	deleted = 0
+	while True:
+		names = frappe.get_all(
+			"Sync Event",
+			{"status": "Delivered", "delivered_at": ("<", cutoff)},
+			pluck="name",
+			limit=DELETE_CHUNK,
+		)
+		if not names:
+			return deleted
+		frappe.db.delete("Sync Event", {"name": ("in", names)})
+		frappe.db.commit()
+		deleted += len(names)

@@ -1,0 +1,149 @@
+"""The outbox: doc_events write one Sync Event per matching rule in the document's own transaction.
+
+Nothing here talks to the network. A rollback of the save removes its events with it; after the
+commit, the connector's drain job is kicked (and a sweeper catches anything a kick missed).
+"""
+
+import json
+
+import frappe
+from frappe.utils import now_datetime
+from frappe.utils.data import evaluate_filters
+
+from erp_connect.engine import mapping, outbound
+
+DOC_EVENTS = ("after_insert", "on_update", "on_submit", "on_cancel", "on_trash", "on_update_after_submit")
+RULES_CACHE_KEY = "erp_connect:push_rules"
+
+
+def on_doc_event(doc, method: str) -> None:
+	"""doc_events handler for every doctype: cheap when no rule matches (one cached lookup)."""
+	if frappe.flags.in_install or frappe.flags.in_uninstall or frappe.flags.in_migrate or frappe.flags.in_patch:
+		return
+	rules = push_rules().get(f"{doc.doctype}:{method}")
+	if rules:
+		write_events(doc, method, rules)
+
+
+def push_rules() -> dict[str, list[dict]]:
+	"""Enabled push rules of enabled connectors, keyed "DocType:event"; cached until a rule or connector changes."""
+	return frappe.cache.get_value(RULES_CACHE_KEY, generator=_load_push_rules)
+
+
+def clear_rules_cache(*args, **kwargs) -> None:
+	frappe.cache.delete_value(RULES_CACHE_KEY)
+
+
+def _load_push_rules() -> dict[str, list[dict]]:
+	by_key: dict[str, list[dict]] = {}
+	connectors = {c.name: c for c in frappe.get_all("Connector", {"enabled": 1}, ["name", "dry_run"])}
+	for name in frappe.get_all(
+		"Sync Rule", {"enabled": 1, "connector": ("in", list(connectors) or [""])}, pluck="name"
+	):
+		rule = frappe.get_doc("Sync Rule", name)
+		spec = rule.as_push_spec()
+		spec["dry_run"] = connectors[rule.connector].dry_run
+		for event in rule.selected_events():
+			by_key.setdefault(f"{rule.reference_doctype}:{event}", []).append(spec)
+	return by_key
+
+
+def write_events(doc, method: str, rules: list[dict]) -> None:
+	doc_dict = doc.as_dict(convert_dates_to_str=True)
+	for rule in rules:
+		if doc.flags.get("erp_connect_origin") == rule["connector"]:
+			continue  # the change came from this connector: never echo it back
+		try:
+			if not condition_passes(rule["condition"], doc, doc_dict):
+				continue
+			error = None
+		except Exception as e:  # a broken condition must not block the user's save
+			error = f"Condition failed: {e}"
+		insert_event(rule, doc, doc_dict, method, error)
+
+
+def condition_passes(condition: str | None, doc, doc_dict: dict) -> bool:
+	if not condition or not condition.strip():
+		return True
+	if condition.lstrip().startswith(("[", "{")):
+		return evaluate_filters(doc_dict, json.loads(condition))
+	return bool(frappe.safe_eval(condition, None, {"doc": doc}))
+
+
+def insert_event(rule: dict, doc, doc_dict: dict, method: str, error: str | None = None) -> "frappe.Document":
+	"""Render the payload now (what the document looked like at save time) and write the outbox row."""
+	now = now_datetime()
+	event_id = outbound.new_event_id()
+	seq = next_seq(rule["connector"], doc.doctype, doc.name)
+	payload = None
+	if not error:
+		try:
+			data = render_data(rule, doc_dict)
+			payload = outbound.envelope(
+				event_id, f"{doc.doctype}.{method}", now.isoformat(), doc.doctype, doc.name, seq, data
+			)
+		except mapping.MappingError as e:
+			error = f"Mapping failed: {e}"
+
+	event = frappe.new_doc("Sync Event")
+	event.update(
+		{
+			"event_id": event_id,
+			"status": "Dead" if error else ("Dry Run" if rule["dry_run"] else "Pending"),
+			"connector": rule["connector"],
+			"sync_rule": rule["name"],
+			"reference_doctype": doc.doctype,
+			"reference_name": doc.name,
+			"doc_event": method,
+			"seq": seq,
+			"attempts": 0,
+			"next_attempt_at": now,
+			"payload": payload,
+			"last_error": error,
+		}
+	)
+	event.db_insert()
+	if not error and not rule["dry_run"]:
+		kick_after_commit(rule["connector"])
+	return event
+
+
+def render_data(rule: dict, doc_dict: dict):
+	if rule["payload_mode"] == "Whole Document":
+		return doc_dict
+	return mapping.map_record(doc_dict, rule["field_rules"], mapping.OUTBOUND, render_template)
+
+
+def render_template(template: str, context: dict) -> str:
+	return frappe.render_template(template, context)
+
+
+def next_seq(connector: str, doctype: str, name: str) -> int:
+	last = frappe.db.sql(
+		"""select max(seq) from `tabSync Event`
+		where reference_doctype=%s and reference_name=%s and connector=%s""",
+		(doctype, name, connector),
+	)[0][0]
+	return (last or 0) + 1
+
+
+# -- waking the drain after commit -------------------------------------------------------------
+def kick_after_commit(connector: str) -> None:
+	"""Ask for a drain of ``connector`` once this transaction commits (once per connector)."""
+	pending = getattr(frappe.local, "erp_connect_kicks", None)
+	if pending is None:
+		pending = frappe.local.erp_connect_kicks = set()
+	if not pending:
+		frappe.db.after_commit.add(_run_kicks)
+		frappe.db.after_rollback.add(pending.clear)
+	pending.add(connector)
+
+
+def _run_kicks() -> None:
+	from erp_connect.services import delivery
+
+	pending = frappe.local.erp_connect_kicks
+	connectors = sorted(pending)
+	pending.clear()
+	for connector in connectors:
+		delivery.kick(connector)
