@@ -100,6 +100,8 @@ def connectors_with_due_events() -> list[str]:
 
 def drain(connector: str, max_seconds: float = MAX_DRAIN_SECONDS) -> dict:
 	"""Deliver everything due for ``connector``; returns counts by outcome."""
+	if not frappe.db.exists("Connector", connector):
+		return {}  # deleted since the job was queued
 	drainer = Drainer(connector)
 	stats = drainer.run(max_seconds)
 	if stats.get("more"):
@@ -196,7 +198,7 @@ class Drainer:
 	def send(self, target: Target, events: list[dict]) -> Result:
 		"""One HTTP request for one event or a batch; runs in a pool thread, so no frappe here."""
 		names = [e.name for e in events]
-		if len(events) == 1:
+		if target.batch_size == 1:  # a rule with batching always sends the batch shape
 			msg_id, body = events[0].event_id, events[0].payload
 		else:
 			msg_id = outbound.batch_id([e.event_id for e in events])
@@ -247,7 +249,7 @@ class Drainer:
 		attempts = frappe.db.get_value("Sync Event", result.names[0], "attempts") + 1
 		fields = {
 			"attempts": attempts,
-			"last_status_code": result.status_code,
+			"last_status_code": result.status_code or 0,  # 0: no HTTP response at all
 			"last_response": result.response,
 			"last_error": verdict.reason,
 			"claim_token": None,

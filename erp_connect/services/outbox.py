@@ -18,7 +18,12 @@ RULES_CACHE_KEY = "erp_connect:push_rules"
 
 def on_doc_event(doc, method: str) -> None:
 	"""doc_events handler for every doctype: cheap when no rule matches (one cached lookup)."""
-	if frappe.flags.in_install or frappe.flags.in_uninstall or frappe.flags.in_migrate or frappe.flags.in_patch:
+	if (
+		frappe.flags.in_install
+		or frappe.flags.in_uninstall
+		or frappe.flags.in_migrate
+		or frappe.flags.in_patch
+	):
 		return
 	rules = push_rules().get(f"{doc.doctype}:{method}")
 	if rules:
@@ -31,6 +36,14 @@ def push_rules() -> dict[str, list[dict]]:
 
 
 def clear_rules_cache(*args, **kwargs) -> None:
+	"""Forget the cached rules now, and again when this transaction ends: a process that reloads
+	them in between may have seen the old (or the uncommitted) state."""
+	frappe.cache.delete_value(RULES_CACHE_KEY)
+	frappe.db.after_commit.add(_forget_rules)
+	frappe.db.after_rollback.add(_forget_rules)
+
+
+def _forget_rules() -> None:
 	frappe.cache.delete_value(RULES_CACHE_KEY)
 
 

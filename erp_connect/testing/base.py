@@ -16,6 +16,7 @@ try:  # Frappe v16 renamed the base class
 except ImportError:  # Frappe v15
 	from frappe.tests.utils import FrappeTestCase as _FrappeTestCase
 
+from erp_connect.services.outbox import clear_rules_cache
 from erp_connect.testing.remote import RemoteSystem
 
 TEST_PREFIX = "_Test EC "
@@ -35,6 +36,8 @@ class ConnectTestCase(_FrappeTestCase):
 
 	def setUp(self):
 		self.remote.reset()
+		clear_rules_cache()
+		self.addCleanup(clear_rules_cache)
 
 	# -- factories ------------------------------------------------------------------------------
 	def make_connector(self, name: str | None = None, **fields) -> "frappe.Document":
@@ -50,6 +53,100 @@ class ConnectTestCase(_FrappeTestCase):
 			}
 		)
 		return doc.insert()
+
+	def make_rule(
+		self, connector: str, doctype: str = "Customer", events=("after_insert",), field_map=None, **fields
+	):
+		"""A push rule; ``field_map`` is a list of (erpnext_field, external_path[, transform, option, required])."""
+		rows = [
+			dict(
+				zip(
+					("erpnext_field", "external_path", "transform", "transform_option", "required"),
+					row,
+					strict=False,
+				)
+			)
+			for row in (field_map or [("name", "id")])
+		]
+		doc = frappe.get_doc(
+			{
+				"doctype": "Sync Rule",
+				"connector": connector,
+				"reference_doctype": doctype,
+				"target_path": "/hooks",
+				**{f"event_{e}": 1 for e in events},
+				"field_map": rows,
+				**fields,
+			}
+		)
+		return doc.insert()
+
+
+def company() -> str:
+	return (
+		frappe.db.get_single_value("Global Defaults", "default_company")
+		or frappe.get_all("Company", pluck="name")[0]
+	)
+
+
+def make_customer(name: str | None = None, **fields) -> "frappe.Document":
+	return frappe.get_doc(
+		{
+			"doctype": "Customer",
+			"customer_name": name or TEST_PREFIX + frappe.generate_hash(length=8),
+			"customer_group": "All Customer Groups",
+			"territory": "All Territories",
+			**fields,
+		}
+	).insert()
+
+
+def make_item(code: str | None = None, **fields) -> "frappe.Document":
+	code = code or TEST_PREFIX + frappe.generate_hash(length=8)
+	if frappe.db.exists("Item", code):
+		return frappe.get_doc("Item", code)
+	return frappe.get_doc(
+		{
+			"doctype": "Item",
+			"item_code": code,
+			"item_group": "All Item Groups",
+			"stock_uom": "Nos",
+			"is_stock_item": 0,
+			**fields,
+		}
+	).insert()
+
+
+def make_sales_invoice(
+	customer: str, items: list[tuple[str, float, float]], submit: bool = True
+) -> "frappe.Document":
+	"""A plain (non-POS, no stock) Sales Invoice; items are (item_code, qty, rate)."""
+	invoice = frappe.get_doc(
+		{
+			"doctype": "Sales Invoice",
+			"company": company(),
+			"customer": customer,
+			"items": [{"item_code": code, "qty": qty, "rate": rate} for code, qty, rate in items],
+		}
+	)
+	invoice.insert()
+	if submit:
+		invoice.submit()
+	return invoice
+
+
+def start_worker(burst: bool = True) -> subprocess.Popen:
+	"""A real RQ worker for this bench (its own process group, so a test can SIGKILL it whole)."""
+	command = [sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "worker", "--queue", "default"]
+	process = subprocess.Popen(
+		[*command, "--burst"] if burst else command,
+		cwd=os.path.abspath(frappe.local.sites_path),
+		stdout=subprocess.DEVNULL,
+		stderr=subprocess.DEVNULL,
+		start_new_session=True,
+	)
+	atexit.register(lambda: process.poll() is None and process.kill())
+	return process
 
 
 def delete_committed_test_data(doctype: str, field: str = "name") -> None:

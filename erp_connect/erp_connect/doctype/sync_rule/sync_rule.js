@@ -25,7 +25,7 @@ frappe.ui.form.on("Sync Rule", {
 							: `${r.method} ${r.url}\n\n` +
 							  Object.entries(r.headers).map(([k, v]) => `${k}: ${v}`).join("\n") +
 							  "\n\n" +
-							  JSON.stringify(r.body, null, 2);
+							  JSON.stringify(JSON.parse(r.body), null, 2);
 						dialog.fields_dict.result.$wrapper.html(
 							`<pre style="max-height: 60vh; overflow: auto">${frappe.utils.escape_html(text)}</pre>`
 						);

@@ -160,6 +160,6 @@ class SyncRule(Document):
 			"method": self.http_method or "POST",
 			"url": connector.url_for(self.target_path),
 			"headers": headers,
-			"body": json.loads(body),
+			"body": body,  # the exact bytes that are signed and sent
 			"dry_run": bool(connector.dry_run),
 		}

@@ -1,0 +1,104 @@
+"""Delivery with real RQ worker processes: one killed with SIGKILL in the middle of a drain, and
+two draining the same connector at once."""
+
+import os
+import signal
+import time
+from collections import Counter, defaultdict
+
+import frappe
+from frappe.utils import now_datetime
+
+from erp_connect.services import delivery
+from erp_connect.testing.base import make_customer, start_worker
+from erp_connect.testing.remote import Reply
+from erp_connect.tests.test_push import CUSTOMER_MAP, PushTestCase
+
+
+class TestDeliveryWorkers(PushTestCase):
+	def event_rows(self) -> list:
+		frappe.db.commit()
+		return frappe.get_all(
+			"Sync Event",
+			{"connector": self.connector.name},
+			["name", "event_id", "status", "reference_name", "seq"],
+			order_by="name asc",
+		)
+
+	def wait_until_all_delivered(self, timeout: float) -> list:
+		deadline = time.monotonic() + timeout
+		while time.monotonic() < deadline:
+			rows = self.event_rows()
+			if rows and all(r.status == "Delivered" for r in rows):
+				return rows
+			time.sleep(0.25)
+		statuses = Counter(r.status for r in self.event_rows())
+		raise AssertionError(f"not all events delivered within {timeout} s: {dict(statuses)}")
+
+	def test_a_worker_killed_mid_drain_loses_nothing(self):
+		frappe.db.set_value("Connector", self.connector.name, "timeout_seconds", 1)  # lease: 3 * 1 + 5 s
+		self.customer_rule()
+		for _ in range(120):
+			make_customer()
+		frappe.db.commit()  # kicks a drain job
+		all_ids = {r.event_id for r in self.event_rows()}
+		self.assertEqual(len(all_ids), 120)
+
+		self.remote.set_default("/hooks", Reply(200, delay=0.25))
+		worker = start_worker(burst=False)
+		self.remote.wait_for_requests(16, "/hooks", timeout=60)
+		os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse, mid-drain
+		worker.wait()
+
+		statuses = Counter(r.status for r in self.event_rows())
+		self.assertGreater(statuses["Sending"], 0, statuses)  # claimed by the dead worker, unfinished
+		self.assertLess(statuses["Delivered"], 120, statuses)
+
+		self.remote.set_default("/hooks", Reply(200))
+		time.sleep(
+			delivery.Drainer(self.connector.name).lease_seconds + 0.5
+		)  # the dead worker's lease runs out
+		delivery.sweep()  # what the scheduler does every minute
+		frappe.db.commit()
+		restarted = start_worker(burst=True)
+		self.wait_until_all_delivered(timeout=90)
+		restarted.wait(timeout=60)
+
+		received = {r.headers["webhook-id"] for r in self.remote.received("/hooks") if r.status == 200}
+		self.assertEqual(received & all_ids, all_ids)  # at least once each, none lost
+
+	def test_two_workers_never_send_an_event_twice_and_keep_per_document_order(self):
+		self.make_rule(self.connector.name, "Customer", ("after_insert", "on_update"), CUSTOMER_MAP)
+		for _ in range(15):
+			customer = make_customer()
+			for n in range(3):
+				customer.customer_name = f"{customer.customer_name[:40]} v{n}"
+				customer.save()
+		frappe.db.commit()
+		rows = self.event_rows()
+		self.assertEqual(len(rows), 15 * 5)  # after_insert + on_update on insert, then 3 updates
+
+		self.remote.set_default("/hooks", Reply(200, delay=0.02))
+		# two drain jobs for the same connector, run by two workers at the same time
+		minute = now_datetime().strftime("%H%M%S")
+		for n in (1, 2):
+			frappe.enqueue(
+				"erp_connect.services.delivery.drain",
+				job_id=f"erp_connect:test-drain:{self.connector.name}:{minute}:{n}",
+				connector=self.connector.name,
+			)
+		workers = [start_worker(burst=True) for _ in range(2)]
+		self.wait_until_all_delivered(timeout=120)
+		for w in workers:
+			w.wait(timeout=60)
+
+		received = [r.json() for r in self.remote.received("/hooks")]
+		counts = Counter(b["id"] for b in received)
+		self.assertEqual(set(counts), {r.event_id for r in rows})
+		self.assertEqual(max(counts.values()), 1, "an event was sent twice")
+		seqs = defaultdict(list)
+		for body in received:
+			seqs[body["name"]].append(body["seq"])
+		for name, order in seqs.items():
+			self.assertEqual(order, sorted(order), f"{name} delivered out of order: {order}")
+			self.assertEqual(order, list(range(1, 6)))
