@@ -56,9 +56,8 @@ class TestSyncRule(ConnectTestCase):
 		preview = rule.preview(customer.name)
 		self.assertEqual(preview["method"], "POST")
 		self.assertEqual(preview["url"], self.remote.url + "/customers")
-		self.assertEqual(
-			preview["body"]["data"], {"id": customer.name, "profile": {"name": customer.customer_name}}
-		)
+		body = json.loads(preview["body"])
+		self.assertEqual(body["data"], {"id": customer.name, "profile": {"name": customer.customer_name}})
 		self.assertEqual(preview["headers"]["Authorization"], "********")  # never the secret itself
 		self.assertEqual(signing.verify(SECRET, preview["headers"], preview["body"]), body["id"])
 		self.assertEqual(frappe.db.count("Sync Event"), before)
