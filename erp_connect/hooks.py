@@ -16,7 +16,8 @@ after_migrate = "erp_connect.install.after_migrate"
 
 # Document Events
 # ---------------
-# Every save of every doctype passes through one cheap lookup of the cached push rules.
+# Every save of every doctype passes through one cheap lookup of the cached push rules, and
+# one INSERT when rules matched.
 
 doc_events = {
 	"*": {
@@ -26,6 +27,7 @@ doc_events = {
 		"on_cancel": "erp_connect.services.outbox.on_doc_event",
 		"on_trash": "erp_connect.services.outbox.on_doc_event",
 		"on_update_after_submit": "erp_connect.services.outbox.on_doc_event",
+		"on_change": "erp_connect.services.outbox.on_doc_event",  # writes what the events above collected
 	}
 }
 

@@ -61,16 +61,52 @@ class Result:
 	response: str | None = None
 
 
-# -- entry points ----------------------------------------------------------------------------------
+# -- waking a drain -----------------------------------------------------------------------------------
+# Every commit that wrote events increments a per-connector counter in Redis (one round trip). Only
+# the increment that finds the counter at zero enqueues a drain job; a running drain, before it
+# exits, deletes the counter only if it still holds the value it saw - otherwise a new event was
+# committed meanwhile and it drains again. So no wake-up is lost and busy connectors cost no enqueue.
+# The counter expires, so a drain killed with SIGKILL cannot leave it set for long (the sweeper
+# delivers in the meantime).
+WAKE_TTL_SECONDS = 120
+_INCR_WITH_TTL = """
+local v = redis.call('INCR', KEYS[1])
+if v == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return v
+"""
+_DELETE_IF_UNCHANGED = """
+local v = redis.call('GET', KEYS[1])
+if v == false or v == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+return 0
+"""
+
+
+def _wake_key(connector: str) -> str:
+	return frappe.cache.make_key(f"erp_connect:wake:{connector}")
+
+
 def kick(connector: str) -> None:
-	"""Make sure a drain job for ``connector`` is queued (no-op when one is queued or running)."""
-	frappe.enqueue(
-		"erp_connect.services.delivery.drain",
-		queue="default",
-		job_id=f"erp_connect:drain:{connector}",
-		deduplicate=True,
-		connector=connector,
-	)
+	"""Wake ``connector``'s drain: enqueue one unless a drain is already awake."""
+	if frappe.cache.eval(_INCR_WITH_TTL, 1, _wake_key(connector), WAKE_TTL_SECONDS) == 1:
+		frappe.enqueue(
+			"erp_connect.services.delivery.drain",
+			queue="default",
+			job_id=f"erp_connect:drain:{connector}",
+			deduplicate=True,
+			connector=connector,
+		)
+
+
+def _wake_value(connector: str) -> str:
+	value = frappe.cache.get(_wake_key(connector))
+	return value.decode() if value else ""
+
+
+def _sleep_if_no_new_wakeups(connector: str, seen: str) -> bool:
+	return bool(frappe.cache.eval(_DELETE_IF_UNCHANGED, 1, _wake_key(connector), seen))
+
+
+# -- entry points ----------------------------------------------------------------------------------
 
 
 def sweep() -> None:
@@ -139,14 +175,19 @@ class Drainer:
 		self.auth_headers = self.connector.auth_headers()
 		self.signing_secret = self.connector.secret("signing_secret")
 		deadline = time.monotonic() + max_seconds
+		wake_seen = _wake_value(self.connector.name)
 		with ThreadPoolExecutor(SEND_CONCURRENCY) as self.pool:
 			while True:
 				if time.monotonic() > deadline:
 					stats["more"] = True
 					break
+				frappe.cache.expire(_wake_key(self.connector.name), WAKE_TTL_SECONDS)
 				token, rows = self.claim()
 				if not rows:
-					break
+					if _sleep_if_no_new_wakeups(self.connector.name, wake_seen):
+						break
+					wake_seen = _wake_value(self.connector.name)  # woken meanwhile: look again
+					continue
 				results = self.send_all(rows)
 				self.record(token, results)
 				for r in results:

@@ -47,8 +47,8 @@ def replay_events(names: list) -> dict:
 		rule = frappe.get_doc("Sync Rule", event.sync_rule).as_push_spec()
 		rule["dry_run"] = frappe.db.get_value("Connector", event.connector, "dry_run")
 		doc = frappe.get_doc(event.reference_doctype, event.reference_name)
-		created.append(insert_event(rule, doc, doc.as_dict(convert_dates_to_str=True), event.doc_event).name)
-	return {"created": created}
+		created.append(insert_event(rule, doc, doc.as_dict(convert_dates_to_str=True), event.doc_event))
+	return {"created": created}  # event ids
 
 
 def _render_again(event) -> str:

@@ -17,7 +17,12 @@ RULES_CACHE_KEY = "erp_connect:push_rules"
 
 
 def on_doc_event(doc, method: str) -> None:
-	"""doc_events handler for every doctype: cheap when no rule matches (one cached lookup)."""
+	"""doc_events handler for every doctype: cheap when no rule matches (one cached lookup).
+
+	The events of one save (after_insert, on_update, on_submit, ...) are collected on the document
+	and written by one INSERT in on_change, which Frappe runs last in every save, submit and cancel,
+	still inside the same transaction. A save that fails before on_change writes nothing.
+	"""
 	if (
 		frappe.flags.in_install
 		or frappe.flags.in_uninstall
@@ -25,9 +30,17 @@ def on_doc_event(doc, method: str) -> None:
 		or frappe.flags.in_patch
 	):
 		return
+	if method == "on_change":
+		insert_rows(doc.flags.pop("erp_connect_rows", None) or [])
+		return
 	rules = push_rules().get(f"{doc.doctype}:{method}")
-	if rules:
-		write_events(doc, method, rules)
+	if not rules:
+		return
+	rows = event_rows(doc, method, rules)
+	if method == "on_trash":  # a deletion has no on_change
+		insert_rows(rows)
+	else:
+		doc.flags.setdefault("erp_connect_rows", []).extend(rows)
 
 
 def push_rules() -> dict[str, list[dict]]:
@@ -61,8 +74,9 @@ def _load_push_rules() -> dict[str, list[dict]]:
 	return by_key
 
 
-def write_events(doc, method: str, rules: list[dict]) -> None:
+def event_rows(doc, method: str, rules: list[dict]) -> list[dict]:
 	doc_dict = doc.as_dict(convert_dates_to_str=True)
+	rows = []
 	for rule in rules:
 		if doc.flags.get("erp_connect_origin") == rule["connector"]:
 			continue  # the change came from this connector: never echo it back
@@ -72,7 +86,8 @@ def write_events(doc, method: str, rules: list[dict]) -> None:
 			error = None
 		except Exception as e:  # a broken condition must not block the user's save
 			error = f"Condition failed: {e}"
-		insert_event(rule, doc, doc_dict, method, error)
+		rows.append(event_row(rule, doc, doc_dict, method, error))
+	return rows
 
 
 def condition_passes(condition: str | None, doc, doc_dict: dict) -> bool:
@@ -83,11 +98,18 @@ def condition_passes(condition: str | None, doc, doc_dict: dict) -> bool:
 	return bool(frappe.safe_eval(condition, None, {"doc": doc}))
 
 
-def insert_event(rule: dict, doc, doc_dict: dict, method: str, error: str | None = None) -> "frappe.Document":
-	"""Render the payload now (what the document looked like at save time) and write the outbox row."""
+def insert_event(rule: dict, doc, doc_dict: dict, method: str, error: str | None = None) -> str:
+	"""Write one event now; returns its event id."""
+	row = event_row(rule, doc, doc_dict, method, error)
+	insert_rows([row])
+	return row["event_id"]
+
+
+def event_row(rule: dict, doc, doc_dict: dict, method: str, error: str | None = None) -> dict:
+	"""Render the payload now (what the document looked like at save time) into an outbox row."""
 	now = now_datetime()
 	event_id = outbound.new_event_id()
-	seq = next_seq(rule["connector"], doc.doctype, doc.name)
+	seq = next_seq(rule["connector"], doc.doctype, doc.name, new_document=method == "after_insert")
 	payload = None
 	if not error:
 		try:
@@ -97,28 +119,58 @@ def insert_event(rule: dict, doc, doc_dict: dict, method: str, error: str | None
 			)
 		except mapping.MappingError as e:
 			error = f"Mapping failed: {e}"
+	return {
+		"creation": now,
+		"modified": now,
+		"owner": frappe.session.user,
+		"modified_by": frappe.session.user,
+		"event_id": event_id,
+		"status": "Dead" if error else ("Dry Run" if rule["dry_run"] else "Pending"),
+		"connector": rule["connector"],
+		"sync_rule": rule["name"],
+		"reference_doctype": doc.doctype,
+		"reference_name": doc.name,
+		"doc_event": method,
+		"seq": seq,
+		"attempts": 0,
+		"next_attempt_at": now,
+		"payload": payload,
+		"last_error": error,
+	}
 
-	event = frappe.new_doc("Sync Event")
-	event.update(
-		{
-			"event_id": event_id,
-			"status": "Dead" if error else ("Dry Run" if rule["dry_run"] else "Pending"),
-			"connector": rule["connector"],
-			"sync_rule": rule["name"],
-			"reference_doctype": doc.doctype,
-			"reference_name": doc.name,
-			"doc_event": method,
-			"seq": seq,
-			"attempts": 0,
-			"next_attempt_at": now,
-			"payload": payload,
-			"last_error": error,
-		}
-	)
-	event.db_insert()
-	if not error and not rule["dry_run"]:
-		kick_after_commit(rule["connector"])
-	return event
+
+EVENT_COLUMNS = (
+	"creation",
+	"modified",
+	"owner",
+	"modified_by",
+	"event_id",
+	"status",
+	"connector",
+	"sync_rule",
+	"reference_doctype",
+	"reference_name",
+	"doc_event",
+	"seq",
+	"attempts",
+	"next_attempt_at",
+	"payload",
+	"last_error",
+)
+_INSERT_SQL = "insert into `tabSync Event` (name, {}) values ".format(", ".join(EVENT_COLUMNS))
+# names come from the doctype's own sequence (autoincrement naming), taken inside the INSERT
+_ROW_SQL = "(nextval(`sync_event_id_seq`), " + ", ".join(["%s"] * len(EVENT_COLUMNS)) + ")"
+
+
+def insert_rows(rows: list[dict]) -> None:
+	"""Several events in one INSERT; then remember to wake their connectors."""
+	if not rows:
+		return
+	values = [row[c] for row in rows for c in EVENT_COLUMNS]
+	frappe.db.sql(_INSERT_SQL + ", ".join([_ROW_SQL] * len(rows)), values)
+	for row in rows:
+		if row["status"] == "Pending":
+			kick_after_commit(row["connector"])
 
 
 def render_data(rule: dict, doc_dict: dict):
@@ -131,18 +183,42 @@ def render_template(template: str, context: dict) -> str:
 	return frappe.render_template(template, context)
 
 
-def next_seq(connector: str, doctype: str, name: str) -> int:
-	last = frappe.db.sql(
-		"""select max(seq) from `tabSync Event`
-		where reference_doctype=%s and reference_name=%s and connector=%s""",
-		(doctype, name, connector),
-	)[0][0]
-	return (last or 0) + 1
+def next_seq(connector: str, doctype: str, name: str, new_document: bool = False) -> int:
+	"""The next per-document sequence number. Remembered for the rest of the transaction, so the
+	after_insert and on_update of one save cost no query; a new document starts at 1."""
+	memo = _transaction_memo("erp_connect_seq")
+	key = (connector, doctype, name)
+	if key not in memo:
+		if new_document:
+			memo[key] = 0
+		else:
+			memo[key] = (
+				frappe.db.sql(
+					"""select max(seq) from `tabSync Event`
+					where reference_doctype=%s and reference_name=%s and connector=%s""",
+					(doctype, name, connector),
+				)[0][0]
+				or 0
+			)
+	memo[key] += 1
+	return memo[key]
+
+
+def _transaction_memo(attribute: str) -> dict:
+	"""A dict kept on frappe.local for the current transaction only (emptied on commit or rollback)."""
+	memo = getattr(frappe.local, attribute, None)
+	if memo is None:
+		memo = {}
+		setattr(frappe.local, attribute, memo)
+	if not memo:
+		frappe.db.after_commit.add(memo.clear)
+		frappe.db.after_rollback.add(memo.clear)
+	return memo
 
 
 # -- waking the drain after commit -------------------------------------------------------------
 def kick_after_commit(connector: str) -> None:
-	"""Ask for a drain of ``connector`` once this transaction commits (once per connector)."""
+	"""Wake ``connector``'s drain once this transaction commits (once per connector)."""
 	pending = getattr(frappe.local, "erp_connect_kicks", None)
 	if pending is None:
 		pending = frappe.local.erp_connect_kicks = set()

@@ -138,11 +138,13 @@ def make_sales_invoice(
 def start_worker(burst: bool = True) -> subprocess.Popen:
 	"""A real RQ worker for this bench (its own process group, so a test can SIGKILL it whole)."""
 	command = [sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "worker", "--queue", "default"]
+	sites_path = os.path.abspath(frappe.local.sites_path)
+	log = open(os.path.join(sites_path, "..", "logs", "erp_connect_test_worker.log"), "a")
 	process = subprocess.Popen(
 		[*command, "--burst"] if burst else command,
-		cwd=os.path.abspath(frappe.local.sites_path),
-		stdout=subprocess.DEVNULL,
-		stderr=subprocess.DEVNULL,
+		cwd=sites_path,
+		stdout=log,
+		stderr=subprocess.STDOUT,
 		start_new_session=True,
 	)
 	atexit.register(lambda: process.poll() is None and process.kill())

@@ -53,8 +53,10 @@ class ListEndpoint:
 
 
 class RemoteSystem:
-	def __init__(self, host: str = "127.0.0.1", port: int = 0):
+	def __init__(self, host: str = "127.0.0.1", port: int = 0, keep_requests: bool = True):
 		self._lock = threading.Lock()
+		self.keep_requests = keep_requests  # off for load tests: count only
+		self.count = 0
 		self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
 		self._defaults: dict[str, Reply] = {}
 		self._lists: dict[str, ListEndpoint] = {}
@@ -110,6 +112,7 @@ class RemoteSystem:
 			self._defaults.clear()
 			self._lists.clear()
 			self.requests.clear()
+			self.count = 0
 
 	# -- inspection ----------------------------------------------------------------------------
 	def received(self, path: str | None = None) -> list[RecordedRequest]:
@@ -185,6 +188,8 @@ class RemoteSystem:
 				body = self.rfile.read(length) if length else b""
 				headers = {k.lower(): v for k, v in self.headers.items()}
 
+				if parts.path == "/_count":  # for a receiver running in another process
+					return self._respond(Reply(200, {"requests": remote.count}))
 				endpoint = remote._lists.get(parts.path)
 				if endpoint is not None and self.command == "GET" and not remote._scripts.get(parts.path):
 					page, extra = remote._list_page(endpoint, parts.path, query)
@@ -193,11 +198,13 @@ class RemoteSystem:
 					reply = remote._next_reply(parts.path)
 
 				with remote._lock:
-					remote.requests.append(
-						RecordedRequest(
-							self.command, parts.path, query, headers, body, time.time(), reply.status
+					remote.count += 1
+					if remote.keep_requests:
+						remote.requests.append(
+							RecordedRequest(
+								self.command, parts.path, query, headers, body, time.time(), reply.status
+							)
 						)
-					)
 				if reply.delay:
 					time.sleep(reply.delay)
 				self._respond(reply)
@@ -223,3 +230,20 @@ class RemoteSystem:
 			do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
 		return Handler
+
+
+def main() -> None:
+	"""``python -m erp_connect.testing.remote --port N``: a receiver in its own process that answers
+	200 and counts (GET /_count), for benchmarks."""
+	import argparse
+
+	parser = argparse.ArgumentParser(description=main.__doc__)
+	parser.add_argument("--port", type=int, default=0)
+	args = parser.parse_args()
+	remote = RemoteSystem(port=args.port, keep_requests=False)
+	print(remote.url, flush=True)
+	remote._server.serve_forever(0.05)
+
+
+if __name__ == "__main__":
+	main()

@@ -131,6 +131,7 @@ class TestPushDelivery(PushTestCase):
 		frappe.db.commit()
 		customer = make_customer()
 		self.assertEqual(frappe.db.count("Sync Event", {"reference_name": customer.name}), 1)
+		self.assertTrue(frappe.local.erp_connect_kicks)
 		frappe.db.rollback()
 		self.assertFalse(frappe.db.exists("Customer", customer.name))
 		self.assertEqual(frappe.db.count("Sync Event", {"reference_name": customer.name}), 0)
@@ -347,7 +348,8 @@ class TestDeskActions(PushTestCase):
 		self.assertEqual(len(ids), 2)
 		self.assertNotEqual(ids[0], ids[1])
 		self.assertEqual(self.remote.received()[1].json()["data"]["name"], "Renamed Ltd")
-		self.assertEqual(frappe.db.get_value("Sync Event", created[0], "status"), "Delivered")
+		self.assertEqual(ids[1], created[0])
+		self.assertEqual(frappe.db.get_value("Sync Event", {"event_id": created[0]}, "status"), "Delivered")
 
 	def test_retention_deletes_old_deliveries_and_keeps_dead_events(self):
 		self.customer_rule()

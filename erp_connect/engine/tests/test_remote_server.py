@@ -103,3 +103,11 @@ def test_updated_since_filters_and_changes_are_seen(remote):
 def test_unknown_pagination_style_is_refused(remote):
 	with pytest.raises(ValueError, match="unknown pagination"):
 		remote.serve_list("/x", [], style="scroll")
+
+
+def test_count_only_mode_counts_without_keeping_requests():
+	with RemoteSystem(keep_requests=False) as remote:
+		for _ in range(3):
+			requests.post(remote.url + "/hook", data=b"x")
+		assert remote.requests == []
+		assert requests.get(remote.url + "/_count").json() == {"requests": 3}

@@ -1,0 +1,335 @@
+"""Push delivery benchmark: erp_connect against Frappe's own Webhook doctype, in the same run, to
+the same receiver (a separate process on 127.0.0.1), with one RQ worker.
+
+	bench --site test.localhost execute erp_connect.benchmarks.push.run
+	bench --site test.localhost execute erp_connect.benchmarks.push.run --kwargs "{'events': 1000}"
+
+It writes to the site (customers and events named "_Bench EC ...") and removes them at the end.
+Run it on a test site only, with no other worker running.
+"""
+
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import frappe
+import requests
+from frappe.utils import now_datetime
+from frappe.utils.background_jobs import get_queue
+
+from erp_connect.engine import outbound, signing
+from erp_connect.services.outbox import clear_rules_cache
+from erp_connect.testing.base import start_worker
+
+PREFIX = "_Bench EC "
+CONNECTOR = PREFIX + "receiver"
+PAYLOAD_DATA = {"id": "CUST-00001", "name": "A Customer Name Ltd", "type": "Company", "group": "Commercial"}
+
+
+def run(
+	webhook_events: int = 60,
+	events: int = 3000,
+	batched_events: int = 30000,
+	batch_size: int = 100,
+	customers: int = 1000,
+	memory_events: tuple = (10000, 100000),
+) -> None:
+	receiver, url = start_receiver()
+	try:
+		cleanup()
+		connector = make_connector(url)
+		results = {}
+		results["frappe_webhook"] = bench_frappe_webhook(url, webhook_events)
+		results["unbatched"] = bench_drain(connector, events, batch_size=1)
+		results["batched"] = bench_drain(connector, batched_events, batch_size=batch_size)
+		results["save"] = bench_save_overhead(connector, customers)
+		results["memory"] = [bench_memory(connector, n) for n in memory_events]
+		report(results, batch_size)
+	finally:
+		cleanup()
+		receiver.kill()
+
+
+# -- the phases --------------------------------------------------------------------------------------
+def bench_frappe_webhook(url: str, count: int) -> dict:
+	"""Frappe's Webhook: one background job per event."""
+	frappe.get_doc(
+		{
+			"doctype": "Webhook",
+			"__newname": PREFIX + "webhook",  # Webhook is named by prompt
+			"webhook_doctype": "Customer",
+			"webhook_docevent": "after_insert",
+			"request_url": url + "/frappe-webhook",
+			"request_method": "POST",
+			"request_structure": "JSON",
+			"webhook_json": '{"id": "{{ doc.name }}", "name": "{{ doc.customer_name }}"}',
+			"enabled": 1,
+		}
+	).insert(ignore_permissions=True)
+	frappe.db.commit()
+	get_queue("default").empty()
+	for n in range(count):
+		make_customer(f"webhook {n}")
+	before = received(url)
+	started = time.perf_counter()
+	worker = start_worker(burst=True)
+	wait_for(lambda: received(url) - before >= count, 600)
+	seconds = time.perf_counter() - started
+	worker.wait()
+	frappe.db.delete("Webhook", {"request_url": url + "/frappe-webhook"})
+	frappe.db.commit()
+	return {"events": count, "seconds": seconds, "rate": count / seconds}
+
+
+def bench_drain(connector: str, count: int, batch_size: int) -> dict:
+	"""erp_connect: a backlog of ``count`` events drained by one worker."""
+	rule = set_rule(connector, batch_size)
+	seed_backlog(connector, rule, count)
+	get_queue("default").empty()
+	started = time.perf_counter()
+	frappe.enqueue("erp_connect.services.delivery.drain", connector=connector)
+	worker = start_worker(burst=True)
+	wait_for(lambda: pending(connector) == 0, 1200)
+	seconds = time.perf_counter() - started
+	worker.wait()
+	delivered = frappe.db.count("Sync Event", {"connector": connector, "status": "Delivered"})
+	clear_events(connector)
+	return {"events": count, "delivered": delivered, "seconds": seconds, "rate": count / seconds}
+
+
+def bench_save_overhead(connector: str, count: int) -> dict:
+	"""Insert Customers with no rule and with three rules, in blocks whose order alternates (so
+	neither configuration always runs first), each block after a few untimed warm-up inserts."""
+	frappe.db.set_value("Sync Rule", {"connector": connector}, "enabled", 0)
+	rules = [set_rule(connector, 1, event) for event in ("after_insert", "on_update", "after_insert")]
+	timings = {"none": 0.0, "three_rules": 0.0}
+	block = max(count // 10, 1)
+	for n in range(0, count, block):
+		order = ("none", "three_rules") if (n // block) % 2 == 0 else ("three_rules", "none")
+		for config in order:
+			for rule in rules:
+				frappe.db.set_value("Sync Rule", rule, "enabled", int(config == "three_rules"))
+			clear_rules_cache()
+			frappe.db.commit()
+			for i in range(5):
+				make_customer(f"{config} warm-up {n} {i}")
+			started = time.perf_counter()
+			for i in range(n, min(n + block, count)):
+				make_customer(f"{config} {i}")
+			timings[config] += time.perf_counter() - started
+	events = frappe.db.count("Sync Event", {"connector": connector})
+	get_queue("default").empty()
+	clear_events(connector)
+	return {
+		"customers": count,
+		"events": events,
+		"none_rate": count / timings["none"],
+		"rules_rate": count / timings["three_rules"],
+	}
+
+
+def bench_memory(connector: str, count: int) -> dict:
+	"""Drain a backlog in a fresh process and report that process's peak RSS."""
+	rule = set_rule(connector, 100)
+	seed_backlog(connector, rule, count)
+	frappe.db.commit()
+	output = subprocess.run(
+		[
+			sys.executable,
+			"-m",
+			"frappe.utils.bench_helper",
+			"frappe",
+			"--site",
+			frappe.local.site,
+			"execute",
+			"erp_connect.benchmarks.push.drain_and_measure",
+			"--kwargs",
+			repr({"connector": connector}),
+		],
+		cwd=frappe.local.sites_path,
+		capture_output=True,
+		text=True,
+		check=True,
+	).stdout
+	measured = json.loads(output.strip().splitlines()[-1])
+	clear_events(connector)
+	return {"events": count, **measured}
+
+
+def drain_and_measure(connector: str) -> dict:
+	"""Run in a child process by bench_memory: drain everything, return peak RSS (MB)."""
+	from erp_connect.services.delivery import drain
+
+	started = time.perf_counter()
+	rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+	while pending(connector):
+		drain(connector, max_seconds=3600)
+	return {
+		"seconds": round(time.perf_counter() - started, 1),
+		"rss_start_mb": round(rss_before, 1),
+		"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+	}
+
+
+# -- helpers --------------------------------------------------------------------------------------------
+def start_receiver() -> tuple[subprocess.Popen, str]:
+	process = subprocess.Popen(
+		[sys.executable, "-m", "erp_connect.testing.remote"], stdout=subprocess.PIPE, text=True
+	)
+	url = process.stdout.readline().strip()
+	return process, url
+
+
+def received(url: str) -> int:
+	return requests.get(url + "/_count", timeout=5).json()["requests"]
+
+
+def make_connector(url: str) -> str:
+	frappe.get_doc(
+		{
+			"doctype": "Connector",
+			"connector_name": CONNECTOR,
+			"base_url": url,
+			"allow_private_network": 1,
+			"signing_secret": signing.generate_secret(),
+		}
+	).insert(ignore_permissions=True)
+	frappe.db.commit()
+	return CONNECTOR
+
+
+def set_rule(connector: str, batch_size: int, event: str = "after_insert") -> str:
+	rule = frappe.get_doc(
+		{
+			"doctype": "Sync Rule",
+			"connector": connector,
+			"reference_doctype": "Customer",
+			f"event_{event}": 1,
+			"target_path": "/hooks",
+			"batch_size": batch_size,
+			"field_map": [
+				{"erpnext_field": "name", "external_path": "id"},
+				{"erpnext_field": "customer_name", "external_path": "name"},
+				{"erpnext_field": "customer_type", "external_path": "type"},
+				{"erpnext_field": "customer_group", "external_path": "group"},
+			],
+		}
+	).insert(ignore_permissions=True)
+	frappe.db.sql(
+		"update `tabSync Rule` set enabled=0 where connector=%s and name!=%s", (connector, rule.name)
+	)
+	clear_rules_cache()
+	frappe.db.commit()
+	return rule.name
+
+
+def seed_backlog(connector: str, rule: str, count: int) -> None:
+	"""Insert ``count`` pending events for as many documents, as the outbox would have written them."""
+	start = frappe.db.sql("select nextval(`sync_event_id_seq`)")[0][0]
+	now = now_datetime()
+	fields = ["name", "creation", "modified", "owner", "modified_by", "event_id", "status", "connector"]
+	fields += ["sync_rule", "reference_doctype", "reference_name", "doc_event", "seq", "attempts"]
+	fields += ["next_attempt_at", "payload"]
+	rows = []
+	for n in range(count):
+		event_id = outbound.new_event_id()
+		name = f"{PREFIX}doc {n}"
+		payload = outbound.envelope(
+			event_id, "Customer.after_insert", now.isoformat(), "Customer", name, 1, PAYLOAD_DATA
+		)
+		standard = (start + n, now, now, "Administrator", "Administrator")
+		rows.append(
+			(
+				*standard,
+				event_id,
+				"Pending",
+				connector,
+				rule,
+				"Customer",
+				name,
+				"after_insert",
+				1,
+				0,
+				now,
+				payload,
+			)
+		)
+		if len(rows) == 5000:
+			frappe.db.bulk_insert("Sync Event", fields, rows)
+			rows = []
+	if rows:
+		frappe.db.bulk_insert("Sync Event", fields, rows)
+	frappe.db.sql("select setval(`sync_event_id_seq`, %s)", (start + count,))
+	frappe.db.commit()
+
+
+def pending(connector: str) -> int:
+	frappe.db.commit()  # a fresh snapshot
+	return frappe.db.count(
+		"Sync Event", {"connector": connector, "status": ("in", ("Pending", "Sending", "Retrying"))}
+	)
+
+
+def make_customer(label: str) -> None:
+	frappe.get_doc(
+		{
+			"doctype": "Customer",
+			"customer_name": f"{PREFIX}{label}",
+			"customer_group": "All Customer Groups",
+			"territory": "All Territories",
+		}
+	).insert(ignore_permissions=True)
+	frappe.db.commit()
+
+
+def wait_for(condition, timeout: float) -> None:
+	deadline = time.monotonic() + timeout
+	while not condition():
+		if time.monotonic() > deadline:
+			raise TimeoutError("benchmark phase did not finish in time")
+		time.sleep(0.05)
+
+
+def clear_events(connector: str) -> None:
+	frappe.db.delete("Sync Event", {"connector": connector})
+	frappe.db.commit()
+
+
+def cleanup() -> None:
+	frappe.db.rollback()
+	frappe.db.delete("Sync Event", {"connector": CONNECTOR})
+	rules = frappe.get_all("Sync Rule", {"connector": CONNECTOR}, pluck="name")
+	frappe.db.delete("Sync Field Map", {"parent": ("in", rules or [""])})
+	frappe.db.delete("Sync Rule", {"connector": CONNECTOR})
+	frappe.db.delete("Connector", CONNECTOR)
+	frappe.db.delete("Webhook", {"webhook_doctype": "Customer", "request_url": ("like", "%/frappe-webhook")})
+	frappe.db.delete("Customer", {"name": ("like", PREFIX + "%")})
+	frappe.db.commit()
+	clear_rules_cache()
+
+
+def report(r: dict, batch_size: int) -> None:
+	base = r["frappe_webhook"]["rate"]
+	print()
+	print("push delivery, one RQ worker, same receiver (events/s)")
+	print(f"  Frappe Webhook doctype          {base:9.1f}   1.0x   ({r['frappe_webhook']['events']} events)")
+	for key, label in (
+		("unbatched", "erp_connect, unbatched"),
+		("batched", f"erp_connect, {batch_size}/request"),
+	):
+		x = r[key]
+		print(f"  {label:<31} {x['rate']:9.1f} {x['rate'] / base:6.0f}x   ({x['events']} events)")
+	s = r["save"]
+	print()
+	print(f"save overhead: {s['customers']} Customers each way ({s['events']} events written)")
+	print(f"  no rules       {s['none_rate']:7.1f} inserts/s")
+	print(f"  three rules    {s['rules_rate']:7.1f} inserts/s   {s['rules_rate'] / s['none_rate']:.2f}x")
+	print()
+	print("memory: draining a backlog in a fresh process")
+	for m in r["memory"]:
+		print(
+			f"  {m['events']:>7} events  {m['seconds']:6.1f} s  RSS at start {m['rss_start_mb']:6.1f} MB"
+			f"  peak {m['peak_rss_mb']:6.1f} MB"
+		)
