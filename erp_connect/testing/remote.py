@@ -177,6 +177,9 @@ class RemoteSystem:
 
 		class Handler(BaseHTTPRequestHandler):
 			protocol_version = "HTTP/1.1"
+			# headers and body go out in two writes; without TCP_NODELAY the second waits for a
+			# delayed ACK (~40 ms per keep-alive request), which no real web server does
+			disable_nagle_algorithm = True
 
 			def log_message(self, *args):  # keep test output quiet
 				pass
