@@ -19,6 +19,7 @@ def after_install() -> None:
 
 def after_migrate() -> None:
 	ensure_roles()
+	ensure_indexes()
 
 
 def before_uninstall() -> None:
@@ -32,6 +33,14 @@ def ensure_roles() -> None:
 		frappe.get_doc({"doctype": "Role", "role_name": role_name, **settings}).insert(
 			ignore_permissions=True
 		)
+
+
+def ensure_indexes() -> None:
+	"""The outbox indexes the claim query names; Frappe adds them only when the doctype itself
+	changes, so a migrate makes sure they exist (add_index does nothing when they do)."""
+	from erp_connect.erp_connect.doctype.sync_event.sync_event import on_doctype_update
+
+	on_doctype_update()
 
 
 def remove_roles() -> None:

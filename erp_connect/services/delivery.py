@@ -1,10 +1,11 @@
 """Delivery: drain a connector's outbox on Frappe's RQ workers.
 
-Several workers on several machines may drain the same connector at once. Each claim runs under a
-per-connector database lock and takes, FOR UPDATE SKIP LOCKED, only the oldest unfinished event
-of each document; the claim is committed as "Sending" with a lease before anything is sent. So no
-event is sent twice at the same time, event n+1 of a document waits until event n is delivered or
-dead, and events of a worker that died are claimed again when their lease runs out.
+Several workers on several machines may drain the same connector at once. Claims of one connector
+take turns under a database lock (GET_LOCK, shared by every worker that uses the database); each
+takes only the oldest unfinished event of each document and is committed as "Sending" with a lease
+before anything is sent. So no event is sent twice at the same time, event n+1 of a document waits
+until event n is delivered or dead, and the events of a worker that died are claimed again when
+their lease runs out. Sending happens outside the lock, in parallel.
 """
 
 import hashlib
@@ -19,6 +20,7 @@ from frappe.utils import add_to_date, now_datetime
 
 from erp_connect.engine import http, outbound
 from erp_connect.engine.retry import Outcome, RetryPolicy, Verdict, classify_exception, classify_response
+from erp_connect.erp_connect.doctype.sync_event.sync_event import DOCUMENT_INDEX, UNFINISHED_INDEX
 from erp_connect.services.alerts import notify_managers
 from erp_connect.services.outbox import clear_rules_cache
 
@@ -28,21 +30,29 @@ MAX_DRAIN_SECONDS = 240  # then hand over to a fresh job, within RQ's default 30
 RESPONSE_EXCERPT = 1000
 POLICY = RetryPolicy()
 
-CLAIM_SQL = """
-select e.name, e.event_id, e.sync_rule, e.payload, e.attempts
-from `tabSync Event` e
-where e.connector = %(connector)s
-	and ((e.status in ('Pending', 'Retrying') and e.next_attempt_at <= %(now)s)
-		or (e.status = 'Sending' and e.lease_until < %(now)s))
-	and e.sync_rule in %(rules)s
+DUE = """((e.status in ('Pending', 'Retrying') and e.next_attempt_at <= %(now)s)
+	or (e.status = 'Sending' and e.lease_until < %(now)s))"""
+
+# Walks the primary key (insertion order) from the connector's oldest unfinished event and stops at
+# the limit, so its cost does not grow with the backlog. An event is a candidate only when no earlier
+# event of the same document is still unfinished (the per-document order).
+CANDIDATES_SQL = f"""
+select e.name
+from `tabSync Event` e force index (primary)
+where e.name >= %(start)s and e.connector = %(connector)s and e.sync_rule in %(rules)s and {DUE}
 	and not exists (
-		select 1 from `tabSync Event` p
+		select 1 from `tabSync Event` p force index ({DOCUMENT_INDEX})
 		where p.reference_doctype = e.reference_doctype and p.reference_name = e.reference_name
 			and p.connector = e.connector and p.name < e.name
 			and p.status in ('Pending', 'Sending', 'Retrying'))
 order by e.name
 limit %(limit)s
-for update skip locked
+"""
+
+CLAIM_SQL = f"""
+update `tabSync Event` e set e.status = 'Sending', e.claim_token = %(token)s, e.lease_until = %(lease)s,
+	e.modified = %(now)s
+where e.name in %(names)s and {DUE}
 """
 
 
@@ -200,27 +210,33 @@ class Drainer:
 
 	# -- claiming --------------------------------------------------------------------------------
 	def claim(self) -> tuple[str, list[dict]]:
+		"""Take the next due events, one per document, and commit them as Sending with a lease.
+		Claims of one connector take turns under a database lock, which every worker on every
+		machine shares; the UPDATE re-checks each row, so a row changed meanwhile is left alone."""
 		token = frappe.generate_hash(length=20)
 		lock_name = "erp_connect_claim_" + hashlib.sha1(self.connector.name.encode()).hexdigest()[:32]
 		if not frappe.db.sql("select get_lock(%s, 30)", lock_name)[0][0]:
 			return token, []
 		try:
 			now = now_datetime()
-			rows = frappe.db.sql(
-				CLAIM_SQL,
-				{
-					"connector": self.connector.name,
-					"now": now,
-					"rules": tuple(self.targets),
-					"limit": CLAIM_CHUNK,
-				},
-				as_dict=True,
+			values = {"connector": self.connector.name, "rules": tuple(self.targets), "now": now}
+			start = frappe.db.sql(
+				f"""select min(name) from `tabSync Event` force index ({UNFINISHED_INDEX})
+				where connector = %(connector)s and status in ('Pending', 'Retrying', 'Sending')""",
+				values,
+			)[0][0]
+			names = start and frappe.db.sql_list(
+				CANDIDATES_SQL, {**values, "start": start, "limit": CLAIM_CHUNK}
 			)
-			if rows:
-				frappe.db.sql(
-					"""update `tabSync Event` set status='Sending', claim_token=%s, lease_until=%s, modified=%s
-					where name in %s""",
-					(token, add_to_date(now, seconds=self.lease_seconds), now, tuple(r.name for r in rows)),
+			rows = []
+			if names:
+				lease = add_to_date(now, seconds=self.lease_seconds)
+				frappe.db.sql(CLAIM_SQL, {**values, "token": token, "lease": lease, "names": tuple(names)})
+				rows = frappe.db.sql(
+					"""select name, event_id, sync_rule, payload from `tabSync Event`
+					where name in %s and claim_token = %s order by name""",
+					(tuple(names), token),
+					as_dict=True,
 				)
 			frappe.db.commit()
 		finally:

@@ -22,6 +22,7 @@ from erp_connect.testing.base import (
 from erp_connect.testing.remote import Reply
 
 SECRET = signing.generate_secret()
+OURS = ("like", TEST_PREFIX + "%")  # connectors made by these tests
 CUSTOMER_MAP = [("name", "id"), ("customer_name", "name"), ("customer_type", "type")]
 
 
@@ -39,7 +40,11 @@ class PushTestCase(ConnectTestCase):
 		frappe.db.commit()  # end our snapshot: see what workers committed
 		return frappe.get_all(
 			"Sync Event",
-			{"reference_doctype": doc.doctype, "reference_name": doc.name},
+			{
+				"reference_doctype": doc.doctype,
+				"reference_name": doc.name,
+				"connector": OURS,  # rules the site itself may have are not ours
+			},
 			["*"],
 			order_by="name asc",
 		)
@@ -130,11 +135,15 @@ class TestPushDelivery(PushTestCase):
 		self.customer_rule()
 		frappe.db.commit()
 		customer = make_customer()
-		self.assertEqual(frappe.db.count("Sync Event", {"reference_name": customer.name}), 1)
+		self.assertEqual(
+			frappe.db.count("Sync Event", {"reference_name": customer.name, "connector": OURS}), 1
+		)
 		self.assertTrue(frappe.local.erp_connect_kicks)
 		frappe.db.rollback()
 		self.assertFalse(frappe.db.exists("Customer", customer.name))
-		self.assertEqual(frappe.db.count("Sync Event", {"reference_name": customer.name}), 0)
+		self.assertEqual(
+			frappe.db.count("Sync Event", {"reference_name": customer.name, "connector": OURS}), 0
+		)
 		self.assertFalse(getattr(frappe.local, "erp_connect_kicks", set()))
 		self.drain()
 		self.assertEqual(self.remote.received(), [])
@@ -310,6 +319,50 @@ class TestOutboxRules(PushTestCase):
 		doc.insert()
 		self.assertEqual([e.connector for e in self.events_of(doc)], [other.name])
 
+	def test_a_deletion_is_recorded_with_the_document_as_it_was(self):
+		self.make_rule(self.connector.name, "Customer", ("on_trash",), CUSTOMER_MAP)
+		customer = make_customer()
+		frappe.delete_doc("Customer", customer.name)
+		[event] = self.events_of(customer)
+		self.assertEqual((event.doc_event, event.status), ("on_trash", "Pending"))
+		self.assertEqual(json.loads(event.payload)["data"]["name"], customer.customer_name)
+		self.drain()
+		self.assertEqual(self.remote.received()[0].json()["type"], "Customer.on_trash")
+
+	def test_all_events_of_one_save_are_written_together_at_its_end(self):
+		self.make_rule(self.connector.name, "Customer", ("after_insert", "on_update"), CUSTOMER_MAP)
+		writes = []
+		original = outbox.insert_rows
+		outbox.insert_rows = lambda rows: (
+			writes.append(sum(r["connector"] == self.connector.name for r in rows)) or original(rows)
+		)
+		try:
+			customer = make_customer()
+		finally:
+			outbox.insert_rows = original
+		self.assertEqual(writes, [2])  # after_insert + on_update, one INSERT
+		self.assertEqual([e.doc_event for e in self.events_of(customer)], ["after_insert", "on_update"])
+
+	def test_a_save_that_fails_after_its_events_writes_none(self):
+		self.make_rule(self.connector.name, "Customer", ("after_insert", "on_update"), CUSTOMER_MAP)
+		doc = frappe.get_doc(
+			{
+				"doctype": "Customer",
+				"customer_name": TEST_PREFIX + "fails",
+				"customer_group": "All Customer Groups",
+			}
+		)
+
+		def fail(*args, **kwargs):
+			raise frappe.ValidationError("a later on_update hook failed")
+
+		doc.on_update = fail  # runs after after_insert, before on_change
+		frappe.db.savepoint("before_failing_save")
+		with self.assertRaises(frappe.ValidationError):
+			doc.insert()
+		frappe.db.rollback(save_point="before_failing_save")
+		self.assertEqual(frappe.db.count("Sync Event", {"reference_name": doc.name, "connector": OURS}), 0)
+
 	def test_disabled_connector_records_nothing(self):
 		self.customer_rule()
 		self.connector.reload()
@@ -350,6 +403,37 @@ class TestDeskActions(PushTestCase):
 		self.assertEqual(self.remote.received()[1].json()["data"]["name"], "Renamed Ltd")
 		self.assertEqual(ids[1], created[0])
 		self.assertEqual(frappe.db.get_value("Sync Event", {"event_id": created[0]}, "status"), "Delivered")
+
+	def test_desk_api_needs_the_manager_role(self):
+		from erp_connect.testing.base import make_api_user, site_http
+
+		self.customer_rule()
+		self.remote.script("/hooks", Reply(400))
+		customer = make_customer()
+		self.drain()
+		[dead] = self.events_of(customer)
+		url, anonymous = site_http()
+		self.assertEqual(
+			anonymous.post(
+				f"{url}/api/method/erp_connect.api.events.retry", json={"names": [dead.name]}
+			).status_code,
+			403,
+		)
+		key, secret = make_api_user("ec-nobody@example.com", [])
+		url, nobody = site_http(key, secret)
+		self.assertEqual(
+			nobody.post(
+				f"{url}/api/method/erp_connect.api.events.retry", json={"names": [dead.name]}
+			).status_code,
+			403,
+		)
+		self.assertEqual(self.events_of(customer)[0].status, "Dead")
+		key, secret = make_api_user("ec-manager@example.com", ["Connect Manager"])
+		url, manager = site_http(key, secret)
+		response = manager.post(f"{url}/api/method/erp_connect.api.events.retry", json={"names": [dead.name]})
+		self.assertEqual(response.status_code, 200, response.text)
+		self.assertEqual(response.json()["message"]["retried"], [dead.name])
+		self.assertEqual(self.events_of(customer)[0].status, "Pending")
 
 	def test_retention_deletes_old_deliveries_and_keeps_dead_events(self):
 		self.customer_rule()

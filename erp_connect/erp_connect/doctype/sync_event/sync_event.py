@@ -19,8 +19,15 @@ class SyncEvent(Document):
 		return replay_events([self.name])
 
 
+# index names the claim query forces (services/delivery.py)
+UNFINISHED_INDEX = "unfinished_by_connector"
+DOCUMENT_INDEX = "events_of_document"
+
+
 def on_doctype_update():
-	# claim: due events of one connector; order: the events of one document; retention: old deliveries
-	frappe.db.add_index("Sync Event", ["connector", "status", "next_attempt_at"])
-	frappe.db.add_index("Sync Event", ["reference_doctype", "reference_name", "connector", "seq"])
+	# where a connector's unfinished events start; a document's events in order; old deliveries
+	frappe.db.add_index("Sync Event", ["connector", "status", "name"], UNFINISHED_INDEX)
+	frappe.db.add_index(
+		"Sync Event", ["reference_doctype", "reference_name", "connector", "seq"], DOCUMENT_INDEX
+	)
 	frappe.db.add_index("Sync Event", ["status", "delivered_at"])
