@@ -2,11 +2,20 @@
 # For license information, please see license.txt
 
 import json
+import os
 
 import frappe
+from frappe.utils import add_to_date, now_datetime
 
 from erp_connect.engine import signing
-from erp_connect.testing.base import ConnectTestCase, delete_committed_test_data, make_api_user, site_http
+from erp_connect.testing.base import (
+	TEST_PREFIX,
+	ConnectTestCase,
+	delete_committed_test_data,
+	make_api_user,
+	site_http,
+)
+from erp_connect.testing.remote import Reply
 
 BEARER = "plain-bearer-token-4f1e9a"
 
@@ -102,3 +111,65 @@ class TestConnector(ConnectTestCase):
 		frappe.db.commit()
 		url, http = site_http(api_key, api_secret)
 		self.assertEqual(http.get(f"{url}/api/resource/Connector/{doc.name}").status_code, 403)
+
+
+class TestOAuthConnector(ConnectTestCase):
+	def test_oauth_uses_the_connected_apps_token_and_frappe_refreshes_it(self):
+		os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"  # the token endpoint is plain http on loopback
+		self.addCleanup(os.environ.pop, "OAUTHLIB_INSECURE_TRANSPORT", None)
+		app = frappe.get_doc(
+			{
+				"doctype": "Connected App",
+				"provider_name": TEST_PREFIX + "oauth",
+				"client_id": "client-1",
+				"client_secret": "client-secret-1",
+				"authorization_uri": self.remote.url + "/authorize",
+				"token_uri": self.remote.url + "/token",
+			}
+		).insert()
+		connector = self.make_connector(auth_type="OAuth 2.0", connected_app=app.name)
+		token = frappe.get_doc(
+			{
+				"doctype": "Token Cache",
+				"connected_app": app.name,
+				"user": connector.owner,
+				"access_token": "access-1",
+				"refresh_token": "refresh-1",
+				"token_type": "Bearer",
+				"expires_in": 3600,
+			}
+		).insert(ignore_permissions=True)
+		self.assertEqual(connector.auth_headers(), {"Authorization": "Bearer access-1"})
+
+		# once the token has expired, Frappe refreshes it at the provider's token endpoint
+		frappe.db.set_value(
+			"Token Cache",
+			token.name,
+			"modified",
+			add_to_date(now_datetime(), hours=-2),
+			update_modified=False,
+		)
+		self.remote.script(
+			"/token",
+			Reply(
+				200,
+				{
+					"access_token": "access-2",
+					"refresh_token": "refresh-2",
+					"token_type": "Bearer",
+					"expires_in": 3600,
+				},
+			),
+		)
+		self.assertEqual(connector.auth_headers(), {"Authorization": "Bearer access-2"})
+		[refresh] = self.remote.received("/token")
+		self.assertIn(b"grant_type=refresh_token", refresh.body)
+		self.assertIn(b"refresh-1", refresh.body)
+
+	def test_oauth_without_an_authorized_token_says_so(self):
+		app = frappe.get_doc(
+			{"doctype": "Connected App", "provider_name": TEST_PREFIX + "oauth2", "client_id": "c"}
+		).insert()
+		connector = self.make_connector(auth_type="OAuth 2.0", connected_app=app.name)
+		with self.assertRaisesRegex(frappe.ValidationError, "authorize it first"):
+			connector.auth_headers()
