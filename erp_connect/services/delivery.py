@@ -33,9 +33,9 @@ POLICY = RetryPolicy()
 DUE = """((e.status in ('Pending', 'Retrying') and e.next_attempt_at <= %(now)s)
 	or (e.status = 'Sending' and e.lease_until < %(now)s))"""
 
-# Walks the primary key (insertion order) from the connector's oldest unfinished event and stops at
-# the limit, so its cost does not grow with the backlog. An event is a candidate only when no earlier
-# event of the same document is still unfinished (the per-document order).
+# Walks the primary key (event ids, which start with the time) from the connector's oldest unfinished
+# event and stops at the limit, so its cost does not grow with the backlog. An event is a candidate
+# only when no earlier event (by seq) of the same document is still unfinished: the per-document order.
 CANDIDATES_SQL = f"""
 select e.name
 from `tabSync Event` e force index (primary)
@@ -43,7 +43,7 @@ where e.name >= %(start)s and e.connector = %(connector)s and e.sync_rule in %(r
 	and not exists (
 		select 1 from `tabSync Event` p force index ({DOCUMENT_INDEX})
 		where p.reference_doctype = e.reference_doctype and p.reference_name = e.reference_name
-			and p.connector = e.connector and p.name < e.name
+			and p.connector = e.connector and (p.seq < e.seq or (p.seq = e.seq and p.name < e.name))
 			and p.status in ('Pending', 'Sending', 'Retrying'))
 order by e.name
 limit %(limit)s
@@ -95,9 +95,19 @@ def _wake_key(connector: str) -> str:
 	return frappe.cache.make_key(f"erp_connect:wake:{connector}")
 
 
+_scripts: dict = {}
+
+
+def _run_script(source: str, key: str, arg) -> int:
+	"""Run a Lua script by its SHA (the source travels only once per process)."""
+	if source not in _scripts:
+		_scripts[source] = frappe.cache.register_script(source)
+	return _scripts[source](keys=[key], args=[arg], client=frappe.cache)
+
+
 def kick(connector: str) -> None:
 	"""Wake ``connector``'s drain: enqueue one unless a drain is already awake."""
-	if frappe.cache.eval(_INCR_WITH_TTL, 1, _wake_key(connector), WAKE_TTL_SECONDS) == 1:
+	if _run_script(_INCR_WITH_TTL, _wake_key(connector), WAKE_TTL_SECONDS) == 1:
 		frappe.enqueue(
 			"erp_connect.services.delivery.drain",
 			queue="default",
@@ -113,7 +123,7 @@ def _wake_value(connector: str) -> str:
 
 
 def _sleep_if_no_new_wakeups(connector: str, seen: str) -> bool:
-	return bool(frappe.cache.eval(_DELETE_IF_UNCHANGED, 1, _wake_key(connector), seen))
+	return bool(_run_script(_DELETE_IF_UNCHANGED, _wake_key(connector), seen))
 
 
 # -- entry points ----------------------------------------------------------------------------------

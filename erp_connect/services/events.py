@@ -5,6 +5,7 @@ from frappe import _
 from frappe.utils import add_days, now_datetime
 
 from erp_connect.engine import mapping, outbound
+from erp_connect.erp_connect.doctype.sync_event.sync_event import UNFINISHED_INDEX
 from erp_connect.services.outbox import insert_event, kick_after_commit, render_data
 
 RETRYABLE = ("Dead", "Retrying", "Pending")
@@ -76,15 +77,14 @@ def delete_old_deliveries() -> int:
 		return 0
 	cutoff = add_days(now_datetime(), -days)
 	deleted = 0
-	while True:
-		names = frappe.get_all(
-			"Sync Event",
-			{"status": "Delivered", "delivered_at": ("<", cutoff)},
-			pluck="name",
-			limit=DELETE_CHUNK,
-		)
-		if not names:
-			return deleted
-		frappe.db.delete("Sync Event", {"name": ("in", names)})
-		frappe.db.commit()
-		deleted += len(names)
+	for connector in frappe.get_all("Connector", pluck="name"):
+		while names := frappe.db.sql_list(
+			f"""select name from `tabSync Event` force index ({UNFINISHED_INDEX})
+			where connector = %s and status = 'Delivered' and delivered_at < %s
+			order by name limit {DELETE_CHUNK}""",
+			(connector, cutoff),
+		):
+			frappe.db.delete("Sync Event", {"name": ("in", names)})
+			frappe.db.commit()
+			deleted += len(names)
+	return deleted

@@ -4,6 +4,7 @@ Nothing here talks to the network. A rollback of the save removes its events wit
 commit, the connector's drain job is kicked (and a sweeper catches anything a kick missed).
 """
 
+import datetime
 import json
 
 import frappe
@@ -75,7 +76,8 @@ def _load_push_rules() -> dict[str, list[dict]]:
 
 
 def event_rows(doc, method: str, rules: list[dict]) -> list[dict]:
-	doc_dict = doc.as_dict(convert_dates_to_str=True)
+	doc_dict = document_view(doc, _merge_fields(rule["doc_fields"] for rule in rules))
+	now = now_datetime()
 	rows = []
 	for rule in rules:
 		if doc.flags.get("erp_connect_origin") == rule["connector"]:
@@ -86,7 +88,7 @@ def event_rows(doc, method: str, rules: list[dict]) -> list[dict]:
 			error = None
 		except Exception as e:  # a broken condition must not block the user's save
 			error = f"Condition failed: {e}"
-		rows.append(event_row(rule, doc, doc_dict, method, error))
+		rows.append(event_row(rule, doc, doc_dict, method, error, now))
 	return rows
 
 
@@ -94,20 +96,57 @@ def condition_passes(condition: str | None, doc, doc_dict: dict) -> bool:
 	if not condition or not condition.strip():
 		return True
 	if condition.lstrip().startswith(("[", "{")):
-		return evaluate_filters(doc_dict, json.loads(condition))
+		return evaluate_filters(doc, json.loads(condition))
 	return bool(frappe.safe_eval(condition, None, {"doc": doc}))
+
+
+def document_view(doc, fields: dict | None) -> dict:
+	"""The document as the rules see it, dates as text. ``fields`` names the fields the rules map
+	(a set of row fields for a child table walked with []); None means the whole document. Copying
+	only what is mapped keeps the save fast; the whole document costs a full as_dict()."""
+	if fields is None:
+		return doc.as_dict(convert_dates_to_str=True)
+	view = {}
+	for name, row_fields in fields.items():
+		value = doc.get(name)
+		if isinstance(value, list):  # a child table
+			if row_fields is None:
+				value = [row.as_dict(convert_dates_to_str=True) for row in value]
+			else:
+				value = [{f: _date_as_text(row.get(f)) for f in row_fields} for row in value]
+		view[name] = _date_as_text(value)
+	return view
+
+
+def _date_as_text(value):
+	if isinstance(value, datetime.datetime | datetime.date | datetime.time | datetime.timedelta):
+		return str(value)  # as as_dict(convert_dates_to_str=True) does
+	return value
+
+
+def _merge_fields(all_fields) -> dict | None:
+	"""The fields several rules read: their union, where a whole value (None) wins over row fields."""
+	merged: dict = {}
+	for fields in all_fields:
+		if fields is None:
+			return None
+		for name, row_fields in fields.items():
+			if row_fields is None or merged.get(name, set()) is None:
+				merged[name] = None
+			else:
+				merged[name] = merged.get(name, set()) | row_fields
+	return merged
 
 
 def insert_event(rule: dict, doc, doc_dict: dict, method: str, error: str | None = None) -> str:
 	"""Write one event now; returns its event id."""
-	row = event_row(rule, doc, doc_dict, method, error)
+	row = event_row(rule, doc, doc_dict, method, error, now_datetime())
 	insert_rows([row])
 	return row["event_id"]
 
 
-def event_row(rule: dict, doc, doc_dict: dict, method: str, error: str | None = None) -> dict:
+def event_row(rule: dict, doc, doc_dict: dict, method: str, error: str | None, now) -> dict:
 	"""Render the payload now (what the document looked like at save time) into an outbox row."""
-	now = now_datetime()
 	event_id = outbound.new_event_id()
 	seq = next_seq(rule["connector"], doc.doctype, doc.name, new_document=method == "after_insert")
 	payload = None
@@ -119,11 +158,13 @@ def event_row(rule: dict, doc, doc_dict: dict, method: str, error: str | None = 
 			)
 		except mapping.MappingError as e:
 			error = f"Mapping failed: {e}"
+	user = frappe.session.user
 	return {
+		"name": event_id,  # time-ordered and unique by construction: no sequence to take
 		"creation": now,
 		"modified": now,
-		"owner": frappe.session.user,
-		"modified_by": frappe.session.user,
+		"owner": user,
+		"modified_by": user,
 		"event_id": event_id,
 		"status": "Dead" if error else ("Dry Run" if rule["dry_run"] else "Pending"),
 		"connector": rule["connector"],
@@ -140,6 +181,7 @@ def event_row(rule: dict, doc, doc_dict: dict, method: str, error: str | None = 
 
 
 EVENT_COLUMNS = (
+	"name",
 	"creation",
 	"modified",
 	"owner",
@@ -157,9 +199,8 @@ EVENT_COLUMNS = (
 	"payload",
 	"last_error",
 )
-_INSERT_SQL = "insert into `tabSync Event` (name, {}) values ".format(", ".join(EVENT_COLUMNS))
-# names come from the doctype's own sequence (autoincrement naming), taken inside the INSERT
-_ROW_SQL = "(nextval(`sync_event_id_seq`), " + ", ".join(["%s"] * len(EVENT_COLUMNS)) + ")"
+_INSERT_SQL = "insert into `tabSync Event` ({}) values ".format(", ".join(EVENT_COLUMNS))
+_ROW_SQL = "(" + ", ".join(["%s"] * len(EVENT_COLUMNS)) + ")"
 
 
 def insert_rows(rows: list[dict]) -> None:

@@ -46,7 +46,7 @@ class PushTestCase(ConnectTestCase):
 				"connector": OURS,  # rules the site itself may have are not ours
 			},
 			["*"],
-			order_by="name asc",
+			order_by="seq asc",
 		)
 
 	def make_due(self, *docs):
@@ -130,6 +130,23 @@ class TestPushDelivery(PushTestCase):
 		)
 		[event] = self.events_of(invoice)
 		self.assertEqual((event.status, event.attempts, event.last_status_code), ("Delivered", 1, 200))
+
+	def test_a_child_table_can_be_sent_whole_or_field_by_field(self):
+		self.make_rule(
+			self.connector.name,
+			"Sales Invoice",
+			("on_submit",),
+			[("items", "all_lines"), ("items.qty", "lines[].qty"), ("posting_date", "date")],
+		)
+		item = make_item()
+		invoice = make_sales_invoice(make_customer().name, [(item.name, 3, 7)])
+		data = json.loads(self.events_of(invoice)[0].payload)["data"]
+		self.assertEqual(data["lines"], [{"qty": 3}])
+		self.assertEqual(
+			[(r["item_code"], r["qty"], r["doctype"]) for r in data["all_lines"]],
+			[(item.name, 3, "Sales Invoice Item")],
+		)
+		self.assertEqual(data["date"], str(invoice.posting_date))
 
 	def test_a_rolled_back_save_leaves_no_event_and_sends_nothing(self):
 		self.customer_rule()
@@ -402,6 +419,7 @@ class TestDeskActions(PushTestCase):
 		self.assertNotEqual(ids[0], ids[1])
 		self.assertEqual(self.remote.received()[1].json()["data"]["name"], "Renamed Ltd")
 		self.assertEqual(ids[1], created[0])
+		self.assertEqual(frappe.db.get_value("Sync Event", created[0], "event_id"), created[0])
 		self.assertEqual(frappe.db.get_value("Sync Event", {"event_id": created[0]}, "status"), "Delivered")
 
 	def test_desk_api_needs_the_manager_role(self):

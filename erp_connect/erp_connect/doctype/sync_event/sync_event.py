@@ -30,4 +30,3 @@ def on_doctype_update():
 	frappe.db.add_index(
 		"Sync Event", ["reference_doctype", "reference_name", "connector", "seq"], DOCUMENT_INDEX
 	)
-	frappe.db.add_index("Sync Event", ["status", "delivered_at"])

@@ -131,7 +131,26 @@ class SyncRule(Document):
 			"condition": self.condition,
 			"payload_mode": self.payload_mode,
 			"field_rules": self.field_rules(),
+			"doc_fields": self.document_fields(),
 		}
+
+	def document_fields(self) -> dict | None:
+		"""The fields the field map reads: {field: None} or {table: {row fields}}; None when the
+		rule needs the whole document (whole-document payloads, templates)."""
+		rules = self.field_rules()
+		if self.payload_mode != "Mapped Fields" or any(r.transform == mapping.TEMPLATE for r in rules):
+			return None
+		fields: dict = {}
+		for rule in rules:
+			head, _, rest = rule.source.partition(".")
+			if not head:
+				continue  # a constant
+			if head.endswith("[]"):
+				if fields.get(head[:-2], set()) is not None:
+					fields.setdefault(head[:-2], set()).add(rest.split(".")[0])
+			else:
+				fields[head] = None
+		return fields
 
 	@frappe.whitelist()
 	def preview(self, docname: str) -> dict:
