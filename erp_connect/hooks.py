@@ -32,12 +32,15 @@ doc_events = {
 }
 
 # Outbox rows point at documents that may be deleted; they must not block the deletion.
-ignore_links_on_delete = ["Sync Event"]
+ignore_links_on_delete = ["Sync Event", "Sync Link"]
 
 # Scheduled Tasks
 # ---------------
 
 scheduler_events = {
 	"cron": {"* * * * *": ["erp_connect.services.delivery.sweep"]},
-	"daily": ["erp_connect.services.events.delete_old_deliveries"],
+	"daily": [
+		"erp_connect.services.events.delete_old_deliveries",
+		"erp_connect.services.idempotency.delete_expired",
+	],
 }

@@ -36,11 +36,14 @@ def ensure_roles() -> None:
 
 
 def ensure_indexes() -> None:
-	"""The outbox indexes the claim query names; Frappe adds them only when the doctype itself
-	changes, so a migrate makes sure they exist (add_index does nothing when they do)."""
-	from erp_connect.erp_connect.doctype.sync_event.sync_event import on_doctype_update
+	"""Our composite and unique indexes; Frappe adds them only when the doctype itself changes,
+	so every migrate makes sure they exist (add_index and add_unique do nothing when they do)."""
+	from erp_connect.erp_connect.doctype.idempotency_record import idempotency_record
+	from erp_connect.erp_connect.doctype.sync_event import sync_event
+	from erp_connect.erp_connect.doctype.sync_link import sync_link
 
-	on_doctype_update()
+	for module in (sync_event, sync_link, idempotency_record):
+		module.on_doctype_update()
 
 
 def remove_roles() -> None:

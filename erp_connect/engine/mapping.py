@@ -20,8 +20,9 @@ DATETIME_FORMAT = "Datetime Format"
 ROUND = "Round"
 CONSTANT = "Constant"
 TEMPLATE = "Template"
-TRANSFORMS = (NONE, VALUE_MAP, DATE_FORMAT, DATETIME_FORMAT, ROUND, CONSTANT, TEMPLATE)
-NEEDS_OPTION = (VALUE_MAP, DATE_FORMAT, DATETIME_FORMAT, ROUND, CONSTANT, TEMPLATE)
+EXTERNAL_ID_LINK = "External ID Link"  # option: the linked doctype; value: that record's external id
+TRANSFORMS = (NONE, VALUE_MAP, DATE_FORMAT, DATETIME_FORMAT, ROUND, CONSTANT, TEMPLATE, EXTERNAL_ID_LINK)
+NEEDS_OPTION = (VALUE_MAP, DATE_FORMAT, DATETIME_FORMAT, ROUND, CONSTANT, TEMPLATE, EXTERNAL_ID_LINK)
 
 OUTBOUND = "out"  # ERPNext document -> external payload
 INBOUND = "in"  # external payload -> ERPNext document
@@ -29,6 +30,7 @@ INBOUND = "in"  # external payload -> ERPNext document
 _SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(\[\])?$")
 
 TemplateRenderer = Callable[[str, dict], str]
+LinkResolver = Callable[[str, str], str]  # (doctype, external id) -> local name; raises ValueError
 
 
 class MappingError(ValueError):
@@ -90,16 +92,18 @@ def map_record(
 	rules: Sequence[FieldRule],
 	direction: str = OUTBOUND,
 	render_template: TemplateRenderer | None = None,
+	resolve_link: LinkResolver | None = None,
 ) -> dict:
 	"""Build the mapped record; MappingError lists every problem found."""
 	out: dict = {}
 	problems: list[str] = []
+	helpers = (render_template, resolve_link)
 	for rule in rules:
 		try:
 			if _is_list_path(rule.target):
-				_map_list(record, rule, out, direction, render_template)
+				_map_list(record, rule, out, direction, helpers)
 			else:
-				value = _transform(_read(record, rule.source), rule, record, direction, render_template)
+				value = _transform(_read(record, rule.source), rule, record, direction, helpers)
 				_check_required(rule, value)
 				_write(out, rule.target, value)
 		except (MappingError, ValueError, TypeError, KeyError) as e:
@@ -109,7 +113,7 @@ def map_record(
 	return out
 
 
-def _map_list(record, rule, out, direction, render_template):
+def _map_list(record, rule, out, direction, helpers):
 	rows = _read(record, rule.source.split("[]")[0]) if rule.source else None
 	if rows is None:
 		rows = []
@@ -122,7 +126,7 @@ def _map_list(record, rule, out, direction, render_template):
 	for i, row in enumerate(rows):
 		try:
 			value = _read(row, field_path) if field_path else row
-			value = _transform(value, rule, record, direction, render_template)
+			value = _transform(value, rule, record, direction, helpers)
 			_check_required(rule, value, f"{list_key}[{i}].{rest}")
 			_write(target_rows[i], rest, value)
 		except MappingError as e:
@@ -136,6 +140,11 @@ def _map_list(record, rule, out, direction, render_template):
 def _check_required(rule: FieldRule, value, where: str | None = None):
 	if rule.required and (value is None or value == ""):
 		raise MappingError([f"{where or rule.target}: required, but {rule.source or 'the value'} is empty"])
+
+
+def read_path(record, path: str | None):
+	"""The value at a dotted path, or None."""
+	return _read(record, path)
 
 
 def _read(record, path: str | None):
@@ -175,7 +184,8 @@ def _is_list_path(path: str | None) -> bool:
 
 
 # -- transforms ----------------------------------------------------------------------------------
-def _transform(value, rule: FieldRule, record, direction: str, render_template: TemplateRenderer | None):
+def _transform(value, rule: FieldRule, record, direction: str, helpers: tuple):
+	render_template, resolve_link = helpers
 	t = rule.transform
 	if t == NONE:
 		return value
@@ -197,6 +207,10 @@ def _transform(value, rule: FieldRule, record, direction: str, render_template: 
 		raise ValueError(f"value {value!r} has no entry in the value map")
 	if t == ROUND:
 		return _round(value, int(rule.option))
+	if t == EXTERNAL_ID_LINK:
+		if resolve_link is None:
+			raise ValueError("links by external id are not available here")
+		return resolve_link(rule.option, str(value))
 	if t in (DATE_FORMAT, DATETIME_FORMAT):
 		return _format_date(value, rule.option, t == DATETIME_FORMAT, direction)
 	raise ValueError(f"unknown transform {t!r}")

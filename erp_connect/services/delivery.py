@@ -175,7 +175,7 @@ class Drainer:
 			)
 			for r in frappe.get_all(
 				"Sync Rule",
-				{"connector": connector, "enabled": 1},
+				{"connector": connector, "enabled": 1, "direction": "Push"},
 				["name", "target_path", "http_method", "batch_size"],
 			)
 		}

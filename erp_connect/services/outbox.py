@@ -65,7 +65,9 @@ def _load_push_rules() -> dict[str, list[dict]]:
 	by_key: dict[str, list[dict]] = {}
 	connectors = {c.name: c for c in frappe.get_all("Connector", {"enabled": 1}, ["name", "dry_run"])}
 	for name in frappe.get_all(
-		"Sync Rule", {"enabled": 1, "connector": ("in", list(connectors) or [""])}, pluck="name"
+		"Sync Rule",
+		{"enabled": 1, "direction": "Push", "connector": ("in", list(connectors) or [""])},
+		pluck="name",
 	):
 		rule = frappe.get_doc("Sync Rule", name)
 		spec = rule.as_push_spec()

@@ -155,3 +155,22 @@ def test_identity_rules_round_trip_any_flat_record(record):
 	rules = [FieldRule(k, f"data.{k}") for k in record]
 	back = [FieldRule(f"data.{k}", k) for k in record]
 	assert map_record(map_record(record, rules), back, INBOUND) == record
+
+
+def test_external_id_links_use_the_resolver_given():
+	known = {("Customer", "shop-7"): "CUST-0007"}
+
+	def resolve(doctype, external_id):
+		if (doctype, external_id) not in known:
+			raise ValueError(f"no {doctype} with external id {external_id!r} has been synced")
+		return known[(doctype, external_id)]
+
+	rules = [FieldRule("customer_id", "customer", mapping.EXTERNAL_ID_LINK, "Customer")]
+	assert map_record({"customer_id": "shop-7"}, rules, INBOUND, resolve_link=resolve) == {
+		"customer": "CUST-0007"
+	}
+	with pytest.raises(MappingError, match="no Customer with external id 'shop-9'"):
+		map_record({"customer_id": "shop-9"}, rules, INBOUND, resolve_link=resolve)
+	with pytest.raises(MappingError, match="not available"):
+		map_record({"customer_id": "shop-7"}, rules, INBOUND)
+	assert rule_problems(FieldRule("c", "customer", mapping.EXTERNAL_ID_LINK, None))

@@ -18,7 +18,10 @@ MASK = "********"
 class SyncRule(Document):
 	def validate(self):
 		self.validate_reference_doctype()
-		self.validate_events()
+		if self.direction == "Push":
+			self.validate_events()
+		else:
+			self.validate_inbound()
 		self.validate_condition()
 		self.validate_target()
 		self.normalize_child_table_paths()
@@ -52,6 +55,27 @@ class SyncRule(Document):
 						self.reference_doctype, ", ".join(picked)
 					)
 				)
+
+	def validate_inbound(self):
+		problems = mapping.path_problems(self.external_id_path or "")
+		if problems:
+			frappe.throw(_("External ID Path {0}").format(problems[0]))
+		duplicate = frappe.db.exists(
+			"Sync Rule",
+			{
+				"connector": self.connector,
+				"reference_doctype": self.reference_doctype,
+				"direction": "Inbound",
+				"enabled": 1,
+				"name": ("!=", self.name),
+			},
+		)
+		if duplicate and self.enabled:
+			frappe.throw(
+				_("{0} already has an inbound rule for {1}: {2}").format(
+					self.connector, self.reference_doctype, duplicate
+				)
+			)
 
 	def validate_condition(self):
 		condition = (self.condition or "").strip()
@@ -89,11 +113,13 @@ class SyncRule(Document):
 		if not self.field_map:
 			frappe.throw(_("Add at least one row to the Field Map, or send the Whole Document"))
 		problems = []
-		for row, rule in zip(self.field_map, self.field_rules(), strict=True):
+		rules = self.field_rules() if self.direction == "Push" else self.inbound_field_rules()
+		for row, rule in zip(self.field_map, rules, strict=True):
 			problems += [_("Row {0}: {1}").format(row.idx, p) for p in mapping.rule_problems(rule)]
-			if rule.source and not self.has_field(rule.source):
+			erpnext_field = rule.source if self.direction == "Push" else rule.target
+			if erpnext_field and not self.has_field(erpnext_field):
 				problems.append(
-					_("Row {0}: {1} has no field {2}").format(row.idx, self.reference_doctype, rule.source)
+					_("Row {0}: {1} has no field {2}").format(row.idx, self.reference_doctype, erpnext_field)
 				)
 		if problems:
 			frappe.throw("<br>".join(problems), title=_("Field Map"))
@@ -122,6 +148,13 @@ class SyncRule(Document):
 				required=bool(row.required),
 			)
 			for row in self.field_map
+		]
+
+	def inbound_field_rules(self) -> list[mapping.FieldRule]:
+		"""The field map read the other way: external path -> ERPNext field."""
+		return [
+			mapping.FieldRule(r.target, r.source, r.transform, r.option, r.required)
+			for r in self.field_rules()
 		]
 
 	def as_push_spec(self) -> dict:

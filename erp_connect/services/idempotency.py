@@ -1,0 +1,63 @@
+"""Idempotency-Key on write calls: the first response is kept (24 h) and returned again for the
+same key; the same key with a different request is refused."""
+
+import hashlib
+import json
+from collections.abc import Callable
+
+import frappe
+from frappe import _
+from frappe.utils import add_to_date, now_datetime
+
+KEEP_HOURS = 24
+MAX_KEY_LENGTH = 140
+
+
+class IdempotencyConflict(frappe.ValidationError):
+	http_status_code = 422
+
+
+def run_once(connector: str, key: str, request_hash: str, call: Callable[[], dict]) -> dict:
+	"""``call()`` once per (connector, key); later calls with the same key get the first response."""
+	if len(key) > MAX_KEY_LENGTH:
+		raise IdempotencyConflict(_("Idempotency-Key is longer than {0} characters").format(MAX_KEY_LENGTH))
+	lock = "erp_connect_idem_" + hashlib.sha1(f"{connector}\n{key}".encode()).hexdigest()[:32]
+	# held until this request's transaction ends, so a concurrent retry waits and then replays
+	frappe.db.sql("select get_lock(%s, 60)", lock)
+	release = lambda: frappe.db.sql("select release_lock(%s)", lock)  # noqa: E731
+	frappe.db.after_commit.add(release)
+	frappe.db.after_rollback.add(release)
+
+	kept = frappe.db.get_value(
+		"Idempotency Record",
+		{"connector": connector, "idempotency_key": key, "expires_at": (">", now_datetime())},
+		["request_hash", "response"],
+		as_dict=True,
+	)
+	if kept:
+		if kept.request_hash != request_hash:
+			raise IdempotencyConflict(
+				_("Idempotency-Key {0} was already used for a different request").format(key)
+			)
+		frappe.local.response["idempotent_replay"] = True
+		return json.loads(kept.response)
+
+	response = call()
+	frappe.db.delete("Idempotency Record", {"connector": connector, "idempotency_key": key})  # expired
+	frappe.get_doc(
+		{
+			"doctype": "Idempotency Record",
+			"connector": connector,
+			"idempotency_key": key,
+			"request_hash": request_hash,
+			"status_code": 200,
+			"response": json.dumps(response, default=str),
+			"expires_at": add_to_date(now_datetime(), hours=KEEP_HOURS),
+		}
+	).db_insert()
+	return response
+
+
+def delete_expired() -> None:
+	"""Daily."""
+	frappe.db.delete("Idempotency Record", {"expires_at": ("<", now_datetime())})

@@ -1,0 +1,198 @@
+"""The one write path for inbound records: API calls (and later webhooks, pulls and POS batches)
+all come through ``upsert``, so mapping, idempotency and per-record results behave the same.
+
+Each record is written inside its own savepoint: a bad record is rolled back and reported while
+the others are kept, unless the caller asks for the whole batch to be atomic.
+"""
+
+import hashlib
+import json
+
+import frappe
+from frappe import _
+from frappe.model import default_fields
+from frappe.utils import now_datetime
+
+from erp_connect.engine import mapping
+from erp_connect.services import access
+from erp_connect.services.outbox import render_template
+
+CREATED, UPDATED, UNCHANGED, ERROR = "created", "updated", "unchanged", "error"
+# fields a caller may never set; Frappe manages them
+PROTECTED_FIELDS = frozenset(default_fields) | {"doctype", "amended_from", "naming_series"}
+
+
+class InvalidRecord(frappe.ValidationError):
+	http_status_code = 422
+
+
+def upsert(connector: "frappe.Document", doctype: str, records: list, atomic: bool = False) -> dict:
+	"""Create or update one document per record; returns per-record results and counts."""
+	rule = inbound_rule(connector.name, doctype)
+	allowed = access.allowed_operations(connector, doctype)
+	results = []
+	for index, record in enumerate(records):
+		savepoint = f"erp_connect_upsert_{index}"
+		frappe.db.savepoint(savepoint)
+		try:
+			results.append({"index": index, **upsert_one(connector.name, doctype, rule, allowed, record)})
+		except Exception as e:
+			frappe.db.rollback(save_point=savepoint)
+			results.append(
+				{
+					"index": index,
+					"external_id": _external_id(rule, record),
+					"status": ERROR,
+					"error": describe(e),
+				}
+			)
+		finally:
+			frappe.local.message_log = []  # errors are in the results, not in _server_messages
+	failed = any(r["status"] == ERROR for r in results)
+	if atomic and failed:
+		frappe.db.rollback()
+		for r in results:
+			if r["status"] != ERROR:
+				r.update(status=ERROR, error=_("not written: another record of this atomic batch failed"))
+	counts = {s: sum(r["status"] == s for r in results) for s in (CREATED, UPDATED, UNCHANGED, ERROR)}
+	return {"results": results, **counts}
+
+
+def upsert_one(connector: str, doctype: str, rule: dict | None, allowed: set[str], record) -> dict:
+	if not isinstance(record, dict):
+		raise InvalidRecord(_("a record must be a JSON object"))
+	external_id = _external_id(rule, record)
+	if external_id in (None, ""):
+		raise InvalidRecord(_("the record has no external id at {0}").format(_id_path(rule)))
+	data = map_inbound(connector, doctype, rule, record)
+	content_hash = hashlib.sha256(mapping.dumps(data).encode()).hexdigest()
+
+	link = frappe.db.get_value(
+		"Sync Link",
+		{"connector": connector, "reference_doctype": doctype, "external_id": str(external_id)},
+		["name", "reference_name", "content_hash"],
+		as_dict=True,
+	)
+	if link and frappe.db.exists(doctype, link.reference_name):
+		if link.content_hash == content_hash:
+			return {"external_id": external_id, "status": UNCHANGED, "name": link.reference_name}
+		if "update" not in allowed:
+			raise access.AccessDenied(_("this connector may not update {0}").format(doctype))
+		doc = frappe.get_doc(doctype, link.reference_name)
+		doc.update(data)
+		doc.flags.erp_connect_origin = connector  # not pushed back to where it came from
+		doc.save()
+		status = UPDATED
+	else:
+		if "create" not in allowed:
+			raise access.AccessDenied(_("this connector may not create {0}").format(doctype))
+		doc = frappe.get_doc({**data, "doctype": doctype})
+		doc.flags.erp_connect_origin = connector
+		doc.insert()
+		status = CREATED
+	save_link(link, connector, doctype, str(external_id), doc.name, content_hash)
+	return {"external_id": external_id, "status": status, "name": doc.name}
+
+
+def map_inbound(connector: str, doctype: str, rule: dict | None, record: dict) -> dict:
+	"""Map an external record to ERPNext fields; without an inbound rule the record already uses
+	ERPNext field names. Unknown and protected fields are refused, never silently dropped."""
+	if rule:
+		data = mapping.map_record(
+			record,
+			rule["field_rules"],
+			mapping.INBOUND,
+			render_template,
+			lambda linked_doctype, external_id: resolve_link(connector, linked_doctype, external_id),
+		)
+	else:
+		data = {k: v for k, v in record.items() if k != "id"}
+	check_fields(doctype, data)
+	return data
+
+
+def check_fields(doctype: str, data: dict) -> None:
+	meta = frappe.get_meta(doctype)
+	protected = sorted(PROTECTED_FIELDS & set(data))
+	unknown = sorted(f for f in data if f not in protected and not meta.get_field(f))
+	problems = []
+	if protected:
+		problems.append(_("these fields cannot be set: {0}").format(", ".join(protected)))
+	if unknown:
+		problems.append(_("{0} has no fields {1}").format(doctype, ", ".join(unknown)))
+	for df in meta.get_table_fields():
+		rows = data.get(df.fieldname)
+		if rows is None:
+			continue
+		if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+			problems.append(_("{0} must be a list of objects").format(df.fieldname))
+			continue
+		child = frappe.get_meta(df.options)
+		bad = sorted({f for r in rows for f in r if f in PROTECTED_FIELDS or not child.get_field(f)})
+		if bad:
+			problems.append(_("{0} rows have unknown fields {1}").format(df.fieldname, ", ".join(bad)))
+	if problems:
+		raise InvalidRecord("; ".join(problems))
+
+
+def resolve_link(connector: str, doctype: str, external_id: str) -> str:
+	name = frappe.db.get_value(
+		"Sync Link",
+		{"connector": connector, "reference_doctype": doctype, "external_id": external_id},
+		"reference_name",
+	)
+	if not name:
+		raise ValueError(_("no {0} with external id {1} has been synced yet").format(doctype, external_id))
+	return name
+
+
+def save_link(link, connector: str, doctype: str, external_id: str, name: str, content_hash: str) -> None:
+	values = {"reference_name": name, "content_hash": content_hash, "last_synced_at": now_datetime()}
+	if link:
+		frappe.db.set_value("Sync Link", link.name, values)
+	else:
+		frappe.get_doc(
+			{
+				"doctype": "Sync Link",
+				"connector": connector,
+				"reference_doctype": doctype,
+				"external_id": external_id,
+				**values,
+			}
+		).db_insert()
+
+
+def inbound_rule(connector: str, doctype: str) -> dict | None:
+	name = frappe.db.get_value(
+		"Sync Rule",
+		{"connector": connector, "reference_doctype": doctype, "direction": "Inbound", "enabled": 1},
+	)
+	if not name:
+		return None
+	rule = frappe.get_doc("Sync Rule", name)
+	return {"external_id_path": rule.external_id_path or "id", "field_rules": rule.inbound_field_rules()}
+
+
+def describe(e: Exception) -> str:
+	"""A message a developer can act on; unexpected errors are logged for the site's admins."""
+	if isinstance(e, frappe.DuplicateEntryError | frappe.UniqueValidationError):
+		return _("a document with these values already exists")
+	if isinstance(e, frappe.ValidationError | frappe.PermissionError | mapping.MappingError | ValueError):
+		return frappe.utils.strip_html(str(e)) or type(e).__name__
+	frappe.log_error("ERP Connect upsert failed")
+	return _("unexpected error ({0}); the details are in the site's Error Log").format(type(e).__name__)
+
+
+def _id_path(rule: dict | None) -> str:
+	return rule["external_id_path"] if rule else "id"
+
+
+def _external_id(rule: dict | None, record) -> str | None:
+	if not isinstance(record, dict):
+		return None
+	value = mapping.read_path(record, _id_path(rule))
+	return value if isinstance(value, str | int) else None
+
+
+def request_hash(*parts) -> str:
+	return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
