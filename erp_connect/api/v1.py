@@ -6,7 +6,8 @@ import json
 import frappe
 from frappe import _
 
-from erp_connect.services import access, idempotency
+from erp_connect.engine.cursor import Cursor, InvalidCursor
+from erp_connect.services import access, feed, idempotency
 from erp_connect.services import upsert as upsert_service
 
 MAX_BATCH = 1000
@@ -49,3 +50,29 @@ def upsert(connector: str, doctype: str, records: list | str, atomic: bool = Fal
 	if not key:
 		return write()
 	return idempotency.run_once(conn.name, key, upsert_service.request_hash(doctype, records, atomic), write)
+
+
+@frappe.whitelist(methods=["GET", "POST"])
+def changes(connector: str, doctype: str, cursor: str | None = None, limit: int | str = 100) -> dict:
+	"""What changed in ``doctype`` since ``cursor``: records (as the connector's push rule maps
+	them), deletions and cancellations, in (modified, name) order. Pass the returned ``cursor`` to
+	the next call; ``has_more`` says whether to call again at once."""
+	conn = access.connector_for_caller(connector)
+	if not isinstance(doctype, str):
+		raise BadRequest(_("doctype must be a name"))
+	access.require(conn, doctype, "read")
+	try:
+		limit = int(limit)
+		position = Cursor.decode(cursor)
+	except (ValueError, TypeError, InvalidCursor) as e:
+		raise BadRequest(str(e) if isinstance(e, InvalidCursor) else _("limit must be a number"))
+	if not 1 <= limit <= feed.MAX_PAGE:
+		raise BadRequest(_("limit must be between 1 and {0}").format(feed.MAX_PAGE))
+	return feed.changes(conn, doctype, position, limit)
+
+
+@frappe.whitelist(methods=["GET"])
+def status(connector: str) -> dict:
+	"""The connector's own view for monitoring: pending, retrying and dead events, the last
+	delivery, the oldest event still waiting, and how many records it has linked."""
+	return feed.connector_status(access.connector_for_caller(connector))

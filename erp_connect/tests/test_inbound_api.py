@@ -2,6 +2,7 @@
 
 import frappe
 
+from erp_connect.engine.cursor import Cursor
 from erp_connect.install import CONNECT_API_USER
 from erp_connect.testing.base import TEST_PREFIX, ConnectTestCase, make_api_user, make_item, site_http
 
@@ -84,6 +85,7 @@ def cleanup_inbound_data():
 	frappe.db.delete("Sync Rule", {"connector": like})
 	frappe.db.delete("Connector Access", {"parent": like})
 	frappe.db.delete("Connector", {"name": like})
+	frappe.db.delete("Deleted Document", {"deleted_name": like})  # tombstones the feed tests read
 	frappe.db.commit()
 
 
@@ -265,3 +267,95 @@ class TestInboundSecurity(InboundTestCase):
 		# (a request body that is not JSON at all is answered 500 by Frappe's own request
 		# parsing, before any app code runs: an open item of issue 4)
 		self.assertEqual(our_customers(), 0)
+
+
+class TestChangeFeed(InboundTestCase):
+	def setUp(self):
+		super().setUp()
+		frappe.db.set_value(
+			"Connector Access",
+			{"parent": self.connector.name, "reference_doctype": "Customer"},
+			"can_read",
+			1,
+		)
+		frappe.db.commit()
+
+	def read_all(self, cursor: str, limit: int) -> tuple[list, list, str]:
+		records, deleted = [], []
+		for _ in range(100):
+			response = self.http.get(
+				f"{self.url}/api/method/erp_connect.api.v1.changes",
+				params={
+					"connector": self.connector.name,
+					"doctype": "Customer",
+					"cursor": cursor,
+					"limit": limit,
+				},
+			)
+			self.assertEqual(response.status_code, 200, response.text)
+			page = response.json()["message"]
+			records += page["records"]
+			deleted += page["deleted"]
+			cursor = page["cursor"]
+			if not page["has_more"]:
+				return records, deleted, cursor
+		raise AssertionError("the feed did not end")
+
+	def test_pages_lose_nothing_when_timestamps_are_equal_and_show_deletions(self):
+		created = self.upsert(customers(13))["results"]
+		names = [r["name"] for r in created]
+		# far in the future so that only these customers are after the start cursor; 9 share one timestamp
+		for i, name in enumerate(names):
+			stamp = "2099-01-01 00:00:00.000000" if i < 9 else f"2099-01-02 00:00:0{i - 9}.000000"
+			frappe.db.set_value("Customer", name, "modified", stamp, update_modified=False)
+		frappe.db.commit()
+		start = Cursor(modified="2098-12-31 23:59:59.000000", deleted_at="2099-01-01").encode()
+
+		records, deleted, cursor = self.read_all(start, limit=4)
+		self.assertEqual([r["name"] for r in records], sorted(names[:9]) + names[9:])
+		self.assertEqual({r["external_id"] for r in records}, {f"c-{i}" for i in range(13)})
+		self.assertEqual(
+			records[0]["data"]["customer_name"],
+			frappe.db.get_value("Customer", records[0]["name"], "customer_name"),
+		)
+
+		frappe.delete_doc("Customer", names[0], force=True)
+		[tombstone] = frappe.get_all(
+			"Deleted Document", {"deleted_name": names[0]}, pluck="name", order_by="creation desc", limit=1
+		)
+		frappe.db.set_value("Deleted Document", tombstone, "creation", "2099-01-03 00:00:00")
+		frappe.db.commit()
+		again, deleted, _ = self.read_all(cursor, limit=4)
+		self.assertEqual((again, [d["name"] for d in deleted]), ([], [names[0]]))
+
+	def test_records_are_mapped_by_the_connectors_push_rule(self):
+		self.make_rule(
+			self.connector.name, "Customer", field_map=[("name", "id"), ("customer_name", "label")]
+		)
+		frappe.db.commit()
+		name = self.upsert(customers(1))["results"][0]["name"]
+		frappe.db.set_value("Customer", name, "modified", "2099-02-01 00:00:00", update_modified=False)
+		frappe.db.commit()
+		start = Cursor(modified="2099-01-31 00:00:00", deleted_at="2099-01-31 00:00:00")
+		records, _, _ = self.read_all(start.encode(), limit=10)
+		self.assertEqual([r["data"] for r in records], [{"id": name, "label": TEST_PREFIX + "c 0"}])
+
+	def test_bad_feed_requests_are_refused(self):
+		url = f"{self.url}/api/method/erp_connect.api.v1.changes"
+		base = {"connector": self.connector.name, "doctype": "Customer"}
+		self.assertEqual(self.http.get(url, params={**base, "cursor": "forged"}).status_code, 400)
+		self.assertEqual(self.http.get(url, params={**base, "limit": 0}).status_code, 400)
+		self.assertEqual(self.http.get(url, params={**base, "limit": 501}).status_code, 400)
+		self.assertEqual(self.http.get(url, params={**base, "doctype": "Sales Invoice"}).status_code, 403)
+
+	def test_status_reports_the_connectors_view(self):
+		self.upsert(customers(2))
+		response = self.http.get(
+			f"{self.url}/api/method/erp_connect.api.v1.status", params={"connector": self.connector.name}
+		)
+		self.assertEqual(response.status_code, 200, response.text)
+		status = response.json()["message"]
+		self.assertEqual(
+			(status["connector"], status["inbound"]["linked_records"], status["push"]["dead"]),
+			(self.connector.name, 2, 0),
+		)

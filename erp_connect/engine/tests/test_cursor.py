@@ -1,0 +1,32 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from erp_connect.engine.cursor import Cursor, InvalidCursor, after
+
+
+def test_round_trip_and_empty_cursor():
+	cursor = Cursor("2026-11-24 10:00:00.000001", "CUST-0001", "2026-11-24 09:00:00", "DEL-1")
+	assert Cursor.decode(cursor.encode()) == cursor
+	assert Cursor.decode(None) == Cursor() == Cursor.decode("")
+
+
+@pytest.mark.parametrize(
+	"token", ["not base64!!", "e30", "eyJ2IjogMn0", "W10", "eyJ2IjoxLCJtb2RpZmllZCI6MX0"]
+)
+def test_tampered_or_foreign_cursors_are_refused(token):
+	with pytest.raises(InvalidCursor):
+		Cursor.decode(token)
+
+
+@given(st.text(max_size=30), st.text(max_size=30))
+def test_any_position_round_trips(modified, name):
+	assert Cursor.decode(Cursor(modified, name).encode()) == Cursor(modified, name)
+
+
+def test_after_trims_the_extra_row_and_reports_more():
+	rows = [{"modified": f"t{i}", "name": f"n{i}"} for i in range(4)]
+	page, more, last = after(rows, ("modified", "name"), 3)
+	assert (len(page), more, last) == (3, True, ("t2", "n2"))
+	assert after(rows[:2], ("modified", "name"), 3) == (rows[:2], False, ("t1", "n1"))
+	assert after([], ("modified", "name"), 3) == ([], False, None)

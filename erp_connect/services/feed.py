@@ -1,0 +1,155 @@
+"""The change feed: what changed in a doctype since a cursor, for one connector.
+
+Documents are read in (modified, name) order with Frappe's permission-aware get_list, so the API
+user sees only what it may read; deletions come from Frappe's Deleted Document log as tombstones.
+Each page starts strictly after the last (modified, name) it returned, so documents sharing a
+timestamp across a page boundary are neither skipped nor repeated.
+"""
+
+import frappe
+
+from erp_connect.engine import mapping
+from erp_connect.engine.cursor import Cursor, after
+from erp_connect.services.outbox import document_view, render_template
+
+MAX_PAGE = 500
+
+
+def changes(connector: "frappe.Document", doctype: str, cursor: Cursor, limit: int) -> dict:
+	rows = _changed_documents(doctype, cursor, limit + 1)
+	page, more_docs, last = after(rows, ("modified", "name"), limit)
+	deletions = _deletions(doctype, cursor, limit + 1)
+	gone, more_deleted, last_deleted = after(deletions, ("creation", "name"), limit)
+
+	next_cursor = Cursor(
+		*(last or (cursor.modified, cursor.name)), *(last_deleted or (cursor.deleted_at, cursor.deleted_name))
+	)
+	return {
+		"records": _render(connector.name, doctype, page),
+		"deleted": [{"name": d.deleted_name, "deleted_at": str(d.creation)} for d in gone],
+		"cursor": next_cursor.encode(),
+		"has_more": more_docs or more_deleted,
+	}
+
+
+def _changed_documents(doctype: str, cursor: Cursor, count: int) -> list[dict]:
+	fields = ["name", "modified", "docstatus"]
+	order = "modified asc, name asc"
+	if not cursor.modified:
+		return frappe.get_list(doctype, fields=fields, order_by=order, limit_page_length=count)
+	# same timestamp, later name; then later timestamps (get_list filters cannot say "or")
+	same = frappe.get_list(
+		doctype,
+		fields=fields,
+		filters=[["modified", "=", cursor.modified], ["name", ">", cursor.name]],
+		order_by=order,
+		limit_page_length=count,
+	)
+	later = (
+		frappe.get_list(
+			doctype,
+			fields=fields,
+			filters=[["modified", ">", cursor.modified]],
+			order_by=order,
+			limit_page_length=count - len(same),
+		)
+		if len(same) < count
+		else []
+	)
+	return same + later
+
+
+def _deletions(doctype: str, cursor: Cursor, count: int) -> list[dict]:
+	# Deleted Document is readable by System Managers only; the connector may read this doctype,
+	# and only the names of its deleted documents are returned
+	fields = ["name", "creation", "deleted_name"]
+	base = [["deleted_doctype", "=", doctype]]
+	if not cursor.deleted_at:
+		return frappe.get_all(
+			"Deleted Document", filters=base, fields=fields, order_by="creation asc, name asc", limit=count
+		)
+	same = frappe.get_all(
+		"Deleted Document",
+		filters=[*base, ["creation", "=", cursor.deleted_at], ["name", ">", cursor.deleted_name]],
+		fields=fields,
+		order_by="creation asc, name asc",
+		limit=count,
+	)
+	later = (
+		frappe.get_all(
+			"Deleted Document",
+			filters=[*base, ["creation", ">", cursor.deleted_at]],
+			fields=fields,
+			order_by="creation asc, name asc",
+			limit=count - len(same),
+		)
+		if len(same) < count
+		else []
+	)
+	return same + later
+
+
+def _render(connector: str, doctype: str, rows: list[dict]) -> list[dict]:
+	"""Each document as the connector's push rule maps it (the whole document without one)."""
+	rule_name = frappe.db.get_value(
+		"Sync Rule", {"connector": connector, "reference_doctype": doctype, "direction": "Push", "enabled": 1}
+	)
+	spec = frappe.get_doc("Sync Rule", rule_name).as_push_spec() if rule_name else None
+	names = [r.name for r in rows]
+	external_ids = dict(
+		frappe.get_all(
+			"Sync Link",
+			{"connector": connector, "reference_doctype": doctype, "reference_name": ("in", names or [""])},
+			["reference_name", "external_id"],
+			as_list=True,
+		)
+	)
+	records = []
+	for row in rows:
+		doc = frappe.get_doc(doctype, row.name)
+		if spec:
+			view = document_view(doc, spec["doc_fields"])
+			data = mapping.map_record(view, spec["field_rules"], mapping.OUTBOUND, render_template)
+		else:
+			data = doc.as_dict(convert_dates_to_str=True)
+		records.append(
+			{
+				"name": row.name,
+				"modified": str(row.modified),
+				"cancelled": row.docstatus == 2,
+				"external_id": external_ids.get(row.name),
+				"data": data,
+			}
+		)
+	return records
+
+
+def connector_status(connector: "frappe.Document") -> dict:
+	"""What a monitoring system wants to know about one connector."""
+	counts = dict(
+		frappe.db.sql(
+			"select status, count(*) from `tabSync Event` where connector=%s group by status", connector.name
+		)
+	)
+	last_delivery = frappe.db.get_value(
+		"Sync Event", {"connector": connector.name, "status": "Delivered"}, "max(delivered_at)"
+	)
+	oldest_pending = frappe.db.get_value(
+		"Sync Event",
+		{"connector": connector.name, "status": ("in", ("Pending", "Retrying"))},
+		"min(creation)",
+	)
+	return {
+		"connector": connector.name,
+		"enabled": bool(connector.enabled),
+		"push": {
+			"pending": counts.get("Pending", 0) + counts.get("Sending", 0),
+			"retrying": counts.get("Retrying", 0),
+			"dead": counts.get("Dead", 0),
+			"last_delivered_at": str(last_delivery) if last_delivery else None,
+			"oldest_pending_since": str(oldest_pending) if oldest_pending else None,
+		},
+		"inbound": {
+			"linked_records": frappe.db.count("Sync Link", {"connector": connector.name}),
+		},
+	}
