@@ -38,7 +38,7 @@ ignore_links_on_delete = ["Sync Event", "Sync Link"]
 # ---------------
 
 scheduler_events = {
-	"cron": {"* * * * *": ["erp_connect.services.delivery.sweep"]},
+	"cron": {"* * * * *": ["erp_connect.services.delivery.sweep", "erp_connect.services.inbox.sweep"]},
 	"daily": [
 		"erp_connect.services.events.delete_old_deliveries",
 		"erp_connect.services.idempotency.delete_expired",

@@ -7,7 +7,7 @@ import frappe
 from frappe import _
 
 from erp_connect.engine.cursor import Cursor, InvalidCursor
-from erp_connect.services import access, feed, idempotency
+from erp_connect.services import access, feed, idempotency, inbox
 from erp_connect.services import upsert as upsert_service
 
 MAX_BATCH = 1000
@@ -76,3 +76,18 @@ def status(connector: str) -> dict:
 	"""The connector's own view for monitoring: pending, retrying and dead events, the last
 	delivery, the oldest event still waiting, and how many records it has linked."""
 	return feed.connector_status(access.connector_for_caller(connector))
+
+
+@frappe.whitelist(allow_guest=True, methods=["POST"])
+def receive() -> dict:
+	"""A third-party webhook for one connector: POST …/erp_connect.api.v1.receive?connector=NAME.
+
+	No API key: the request must carry a valid signature of the connector's scheme (Standard
+	Webhooks, or an HMAC-SHA256 header like Shopify's or WooCommerce's) and, for Standard Webhooks,
+	a timestamp within 5 minutes. Each delivery id is stored and processed once; the answer comes
+	before processing, which happens in the background through the same upsert path as the API.
+	"""
+	# the connector comes from the query string and the signature covers the raw body, so both
+	# are read from the request itself (Frappe puts JSON bodies, not query strings, in form_dict)
+	request = frappe.request
+	return inbox.receive(request.args.get("connector") or "", dict(request.headers), request.get_data())

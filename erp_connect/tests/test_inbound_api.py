@@ -76,6 +76,7 @@ def cleanup_inbound_data():
 	like = ("like", TEST_PREFIX + "%")
 	frappe.db.delete("Sync Link", {"connector": like})
 	frappe.db.delete("Idempotency Record", {"connector": like})
+	frappe.db.delete("Inbound Request", {"connector": like})
 	for name in frappe.get_all("Sales Order", {"customer_name": like}, pluck="name"):
 		frappe.delete_doc("Sales Order", name, force=True, ignore_permissions=True)
 	for name in frappe.get_all("Customer", {"customer_name": like}, pluck="name"):

@@ -45,6 +45,7 @@ class Connector(Document):
 		self.validate_timeout()
 		self.validate_auth_settings()
 		self.validate_signing_secret()
+		self.validate_receiving()
 
 	def on_update(self):
 		clear_rules_cache()
@@ -108,6 +109,25 @@ class Connector(Document):
 			"elapsed_ms": round(response.elapsed * 1000),
 			"message": _("Reached {0}: HTTP {1}").format(self.base_url, response.status),
 		}
+
+	def validate_receiving(self):
+		if not self.receive_doctype:
+			return
+		missing = [
+			label
+			for field, label in (("api_user", "API User"), ("receive_secret", "Receive Secret"))
+			if not self.get(field)
+		]
+		if self.receive_scheme == "HMAC-SHA256 Header" and not self.receive_signature_header:
+			missing.append("Signature Header")
+		if missing:
+			frappe.throw(_("Receiving webhooks needs: {0}").format(", ".join(_(m) for m in missing)))
+		secret = self.receive_secret
+		if self.receive_scheme == "Standard Webhooks" and not is_masked(secret):
+			try:
+				signing.decode_secret(secret)
+			except ValueError as e:
+				frappe.throw(_("Receive Secret is not valid: {0}").format(str(e)))
 
 	# -- used by the delivery and pull services ---------------------------------------------
 	def secret(self, fieldname: str) -> str | None:

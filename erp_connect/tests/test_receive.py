@@ -1,0 +1,157 @@
+"""The guest webhook receiver over real HTTP: signatures, freshness, one delivery id processed
+once, and processing through the upsert path."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import frappe
+
+from erp_connect.engine import signing
+from erp_connect.services import inbox
+from erp_connect.testing.base import TEST_PREFIX, site_http, start_worker
+from erp_connect.tests.test_inbound_api import API_USER, CUSTOMER_MAP, InboundTestCase, our_customers
+
+SECRET = signing.generate_secret()
+SHOP_SECRET = "shpss_test_secret"
+
+
+def envelope(external_id: str, name: str) -> bytes:
+	data = {"id": external_id, "name": TEST_PREFIX + name, "type": "company"}
+	return json.dumps(
+		{"type": "customer.created", "timestamp": "2026-11-24T10:00:00Z", "data": data}
+	).encode()
+
+
+class TestReceive(InboundTestCase):
+	def setUp(self):
+		super().setUp()
+		connector = frappe.get_doc("Connector", self.connector.name)
+		connector.update({"receive_doctype": "Customer", "receive_secret": SECRET})
+		connector.save()
+		frappe.db.commit()
+		self.guest_url, self.guest = site_http()
+
+	def post(self, body: bytes, headers: dict, connector: str | None = None):
+		return self.guest.post(
+			f"{self.guest_url}/api/method/erp_connect.api.v1.receive",
+			params={"connector": connector or self.connector.name},
+			data=body,
+			headers={"Content-Type": "application/json", **headers},
+		)
+
+	def requests_stored(self) -> list:
+		frappe.db.commit()
+		return frappe.get_all(
+			"Inbound Request", {"connector": self.connector.name}, ["name", "status", "error"]
+		)
+
+	def test_a_signed_webhook_lands_exactly_once_even_if_delivered_three_times(self):
+		body = envelope("wh-1", "webhook customer")
+		headers = signing.signature_headers(SECRET, "msg_wh_1", body)
+		answers = [self.post(body, headers) for _ in range(3)]
+		self.assertEqual([a.status_code for a in answers], [200] * 3, answers[0].text)
+		self.assertEqual(
+			[a.json()["message"]["status"] for a in answers], ["received", "duplicate", "duplicate"]
+		)
+		[stored] = self.requests_stored()
+		worker = start_worker(burst=True)  # processes the job the web server enqueued
+		worker.wait(timeout=120)
+		[stored] = self.requests_stored()
+		self.assertEqual(stored.status, "Processed", stored.error)
+		self.assertEqual(our_customers(), 1)
+		owner = frappe.db.get_value("Customer", {"customer_name": TEST_PREFIX + "webhook customer"}, "owner")
+		self.assertEqual(owner, API_USER)  # written as the connector's API user
+
+	def test_bad_stale_or_unsigned_webhooks_are_refused_and_nothing_is_stored(self):
+		body = envelope("wh-2", "refused")
+		good = signing.signature_headers(SECRET, "msg_wh_2", body)
+		cases = {
+			"wrong secret": signing.signature_headers(signing.generate_secret(), "msg_wh_2", body),
+			"stale": signing.signature_headers(SECRET, "msg_wh_2", body, timestamp=int(time.time()) - 600),
+			"changed body": good,
+			"unsigned": {},
+		}
+		for label, headers in cases.items():
+			with self.subTest(label):
+				sent = body + b" " if label == "changed body" else body
+				response = self.post(sent, headers)
+				self.assertEqual(response.status_code, 401, response.text)
+		self.assertEqual(self.requests_stored(), [])
+
+	def test_connectors_that_do_not_receive_answer_404(self):
+		body = envelope("wh-3", "nowhere")
+		headers = signing.signature_headers(SECRET, "msg_wh_3", body)
+		self.assertEqual(self.post(body, headers, connector="no such connector").status_code, 404)
+		frappe.db.set_value("Connector", self.connector.name, "receive_doctype", None)
+		frappe.db.commit()
+		self.assertEqual(self.post(body, headers).status_code, 404)
+
+	def test_oversized_bodies_are_refused(self):
+		body = b'{"data": "' + b"x" * (inbox.MAX_BODY_BYTES + 10) + b'"}'
+		response = self.post(body, signing.signature_headers(SECRET, "msg_big", body))
+		self.assertEqual(response.status_code, 413)
+		self.assertEqual(self.requests_stored(), [])
+
+	def test_hmac_header_scheme_like_shopify(self):
+		connector = frappe.get_doc("Connector", self.connector.name)
+		connector.update(
+			{
+				"receive_scheme": "HMAC-SHA256 Header",
+				"receive_secret": SHOP_SECRET,
+				"receive_signature_header": "X-Shopify-Hmac-Sha256",
+				"receive_id_header": "X-Shopify-Webhook-Id",
+			}
+		)
+		connector.save()
+		frappe.db.commit()
+		body = json.dumps({"id": "shop-1", "name": TEST_PREFIX + "shopify", "type": "company"}).encode()
+		digest = base64.b64encode(hmac.new(SHOP_SECRET.encode(), body, hashlib.sha256).digest()).decode()
+		headers = {"X-Shopify-Hmac-Sha256": digest, "X-Shopify-Webhook-Id": "b54557e4"}
+		self.assertEqual(self.post(body, headers).json()["message"]["status"], "received")
+		self.assertEqual(self.post(body, headers).json()["message"]["status"], "duplicate")
+		self.assertEqual(self.post(body, {**headers, "X-Shopify-Hmac-Sha256": "AAAA"}).status_code, 401)
+		[stored] = self.requests_stored()
+		inbox.process(stored.name)
+		self.assertEqual(self.requests_stored()[0].status, "Processed")
+		self.assertEqual(our_customers(), 1)
+
+	def test_a_failed_delivery_is_kept_with_its_error_and_processed_again_once_fixed(self):
+		frappe.db.set_value(
+			"Connector Access",
+			{"parent": self.connector.name, "reference_doctype": "Customer"},
+			"can_create",
+			0,
+		)
+		frappe.db.commit()
+		body = envelope("wh-4", "later")
+		self.post(body, signing.signature_headers(SECRET, "msg_wh_4", body))
+		[stored] = self.requests_stored()
+		inbox.process(stored.name)
+		[failed] = self.requests_stored()
+		self.assertEqual(failed.status, "Failed")
+		self.assertIn("may not create Customer", failed.error)
+		self.assertTrue(frappe.db.get_value("Inbound Request", failed.name, "next_attempt_at"))
+
+		frappe.db.set_value(
+			"Connector Access",
+			{"parent": self.connector.name, "reference_doctype": "Customer"},
+			"can_create",
+			1,
+		)
+		frappe.db.commit()
+		inbox.process(failed.name)
+		self.assertEqual(self.requests_stored()[0].status, "Processed")
+		self.assertEqual(our_customers(), 1)
+
+	def test_connector_validation_for_receiving(self):
+		connector = frappe.get_doc("Connector", self.connector.name)
+		connector.receive_secret = "not-whsec"
+		with self.assertRaisesRegex(frappe.ValidationError, "must start with 'whsec_'"):
+			connector.save()
+		connector.reload()
+		connector.api_user = None
+		with self.assertRaisesRegex(frappe.ValidationError, "needs: API User"):
+			connector.save()
