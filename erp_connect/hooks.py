@@ -34,6 +34,11 @@ doc_events = {
 # Outbox rows point at documents that may be deleted; they must not block the deletion.
 ignore_links_on_delete = ["Sync Event", "Sync Link"]
 
+# Request Events
+# --------------
+
+after_request = ["erp_connect.services.limits.add_retry_after"]
+
 # Scheduled Tasks
 # ---------------
 

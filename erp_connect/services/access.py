@@ -9,6 +9,7 @@ import frappe
 from frappe import _
 
 from erp_connect.install import CONNECT_API_USER
+from erp_connect.services import limits
 
 OPERATIONS = ("create", "update", "submit", "cancel", "read")
 
@@ -33,7 +34,9 @@ def connector_for_caller(connector: str) -> "frappe.Document":
 		raise AccessDenied(
 			_("{0} needs the role {1} to call the ERP Connect API").format(user, CONNECT_API_USER)
 		)
-	return frappe.get_doc("Connector", connector)
+	doc = frappe.get_doc("Connector", connector)
+	limits.check(doc)
+	return doc
 
 
 def allowed_operations(connector: "frappe.Document", doctype: str) -> set[str]:

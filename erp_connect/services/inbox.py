@@ -15,6 +15,7 @@ from frappe.utils import add_to_date, now_datetime
 
 from erp_connect.engine import signing
 from erp_connect.engine.retry import RetryPolicy
+from erp_connect.services import limits
 from erp_connect.services import upsert as upsert_service
 
 MAX_BODY_BYTES = 1_000_000
@@ -46,6 +47,7 @@ def receive(connector_name: str, headers: Mapping[str, str], body: bytes) -> dic
 		raise NotReceiving(_("no webhook receiver here"))
 	connector = frappe.get_doc("Connector", connector_name)
 	delivery_id = verify(connector, headers, body)
+	limits.check(connector)  # after the signature: unsigned junk must not use up the quota
 
 	if frappe.db.exists("Inbound Request", {"connector": connector.name, "delivery_id": delivery_id}):
 		return {"status": "duplicate", "delivery_id": delivery_id}

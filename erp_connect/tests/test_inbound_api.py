@@ -249,6 +249,17 @@ class TestInboundSecurity(InboundTestCase):
 		result = self.upsert(changed)
 		self.assertIn("may not update Customer", result["results"][0]["error"])
 
+	def test_calls_over_the_connectors_rate_limit_get_429_with_retry_after(self):
+		frappe.db.set_value("Connector", self.connector.name, "rate_limit_per_minute", 2)
+		frappe.db.commit()
+		answers = [self.call(customers(1, prefix=f"r{i}")) for i in range(3)]
+		if answers[2].status_code == 200:  # the first two fell into different minutes; once more
+			answers = [self.call(customers(1, prefix=f"s{i}")) for i in range(3)]
+		self.assertEqual([a.status_code for a in answers[:2]], [200, 200])
+		self.assertEqual(answers[2].status_code, 429, answers[2].text)
+		self.assertTrue(1 <= int(answers[2].headers["Retry-After"]) <= 60)
+		self.assertIn("allows 2 calls a minute", answers[2].text)
+
 	def test_malformed_requests_get_a_4xx_and_change_nothing(self):
 		for body in ({"records": "not a list"}, {"records": [1, "two"]}, {"records": [{"id": 1}] * 1001}):
 			with self.subTest(body=str(body)[:40]):
