@@ -6,6 +6,8 @@ Each page starts strictly after the last (modified, name) it returned, so docume
 timestamp across a page boundary are neither skipped nor repeated.
 """
 
+import datetime
+
 import frappe
 
 from erp_connect.engine import mapping
@@ -90,7 +92,9 @@ def _deletions(doctype: str, cursor: Cursor, count: int) -> list[dict]:
 
 
 def _render(connector: str, doctype: str, rows: list[dict]) -> list[dict]:
-	"""Each document as the connector's push rule maps it (the whole document without one)."""
+	"""Each document as the connector's push rule maps it, or its own fields without one. Only a
+	rule that walks child tables or needs the whole document loads full documents; otherwise one
+	get_list reads the page."""
 	rule_name = frappe.db.get_value(
 		"Sync Rule", {"connector": connector, "reference_doctype": doctype, "direction": "Push", "enabled": 1}
 	)
@@ -104,14 +108,23 @@ def _render(connector: str, doctype: str, rows: list[dict]) -> list[dict]:
 			as_list=True,
 		)
 	)
+	needs_documents = spec and (
+		spec["doc_fields"] is None or any(v is not None for v in spec["doc_fields"].values())
+	)
+	if needs_documents:
+		views = {n: document_view(frappe.get_doc(doctype, n), spec["doc_fields"]) for n in names}
+	else:
+		fields = ["name", *spec["doc_fields"]] if spec else ["*"]
+		views = {
+			v["name"]: {k: _as_text(x) for k, x in v.items()}
+			for v in frappe.get_list(doctype, fields=fields, filters={"name": ("in", names or [""])})
+		}
 	records = []
 	for row in rows:
-		doc = frappe.get_doc(doctype, row.name)
-		if spec:
-			view = document_view(doc, spec["doc_fields"])
-			data = mapping.map_record(view, spec["field_rules"], mapping.OUTBOUND, render_template)
-		else:
-			data = doc.as_dict(convert_dates_to_str=True)
+		view = views[row.name]
+		data = (
+			mapping.map_record(view, spec["field_rules"], mapping.OUTBOUND, render_template) if spec else view
+		)
 		records.append(
 			{
 				"name": row.name,
@@ -122,6 +135,10 @@ def _render(connector: str, doctype: str, rows: list[dict]) -> list[dict]:
 			}
 		)
 	return records
+
+
+def _as_text(value):
+	return str(value) if isinstance(value, datetime.date | datetime.time | datetime.timedelta) else value
 
 
 def connector_status(connector: "frappe.Document") -> dict:

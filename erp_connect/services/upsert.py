@@ -30,12 +30,15 @@ def upsert(connector: "frappe.Document", doctype: str, records: list, atomic: bo
 	"""Create or update one document per record; returns per-record results and counts."""
 	rule = inbound_rule(connector.name, doctype)
 	allowed = access.allowed_operations(connector, doctype)
+	links = known_links(connector.name, doctype, [_external_id(rule, r) for r in records])
 	results = []
 	for index, record in enumerate(records):
 		savepoint = f"erp_connect_upsert_{index}"
 		frappe.db.savepoint(savepoint)
 		try:
-			results.append({"index": index, **upsert_one(connector.name, doctype, rule, allowed, record)})
+			results.append(
+				{"index": index, **upsert_one(connector.name, doctype, rule, allowed, record, links)}
+			)
 		except Exception as e:
 			frappe.db.rollback(save_point=savepoint)
 			results.append(
@@ -58,7 +61,20 @@ def upsert(connector: "frappe.Document", doctype: str, records: list, atomic: bo
 	return {"results": results, **counts}
 
 
-def upsert_one(connector: str, doctype: str, rule: dict | None, allowed: set[str], record) -> dict:
+def known_links(connector: str, doctype: str, external_ids: list) -> dict:
+	"""The Sync Links of a whole batch in one query, by external id."""
+	ids = [str(i) for i in external_ids if i not in (None, "")]
+	rows = frappe.get_all(
+		"Sync Link",
+		{"connector": connector, "reference_doctype": doctype, "external_id": ("in", ids or [""])},
+		["name", "external_id", "reference_name", "content_hash"],
+	)
+	return {r.external_id: r for r in rows}
+
+
+def upsert_one(
+	connector: str, doctype: str, rule: dict | None, allowed: set[str], record, links: dict
+) -> dict:
 	if not isinstance(record, dict):
 		raise InvalidRecord(_("a record must be a JSON object"))
 	external_id = _external_id(rule, record)
@@ -67,12 +83,7 @@ def upsert_one(connector: str, doctype: str, rule: dict | None, allowed: set[str
 	data = map_inbound(connector, doctype, rule, record)
 	content_hash = hashlib.sha256(mapping.dumps(data).encode()).hexdigest()
 
-	link = frappe.db.get_value(
-		"Sync Link",
-		{"connector": connector, "reference_doctype": doctype, "external_id": str(external_id)},
-		["name", "reference_name", "content_hash"],
-		as_dict=True,
-	)
+	link = links.get(str(external_id))
 	if link and frappe.db.exists(doctype, link.reference_name):
 		if link.content_hash == content_hash:
 			return {"external_id": external_id, "status": UNCHANGED, "name": link.reference_name}
@@ -90,7 +101,7 @@ def upsert_one(connector: str, doctype: str, rule: dict | None, allowed: set[str
 		doc.flags.erp_connect_origin = connector
 		doc.insert()
 		status = CREATED
-	save_link(link, connector, doctype, str(external_id), doc.name, content_hash)
+	links[str(external_id)] = save_link(link, connector, doctype, str(external_id), doc.name, content_hash)
 	return {"external_id": external_id, "status": status, "name": doc.name}
 
 
@@ -146,20 +157,23 @@ def resolve_link(connector: str, doctype: str, external_id: str) -> str:
 	return name
 
 
-def save_link(link, connector: str, doctype: str, external_id: str, name: str, content_hash: str) -> None:
+def save_link(link, connector: str, doctype: str, external_id: str, name: str, content_hash: str) -> dict:
+	"""Record (or move) the link; returns it as the batch's lookup keeps it."""
 	values = {"reference_name": name, "content_hash": content_hash, "last_synced_at": now_datetime()}
 	if link:
 		frappe.db.set_value("Sync Link", link.name, values)
-	else:
-		frappe.get_doc(
-			{
-				"doctype": "Sync Link",
-				"connector": connector,
-				"reference_doctype": doctype,
-				"external_id": external_id,
-				**values,
-			}
-		).db_insert()
+		return frappe._dict({**link, **values})
+	doc = frappe.get_doc(
+		{
+			"doctype": "Sync Link",
+			"connector": connector,
+			"reference_doctype": doctype,
+			"external_id": external_id,
+			**values,
+		}
+	)
+	doc.db_insert()
+	return frappe._dict(name=doc.name, external_id=external_id, **values)
 
 
 def inbound_rule(connector: str, doctype: str) -> dict | None:

@@ -1,0 +1,166 @@
+"""Inbound API benchmark: erp_connect's upsert against Frappe's own REST API, in the same run,
+through the same gunicorn (2 workers) on 127.0.0.1, with real API keys.
+
+	bench --site test.localhost execute erp_connect.benchmarks.inbound.run
+	bench --site test.localhost execute erp_connect.benchmarks.inbound.run --kwargs "{'records': 400}"
+
+Writes Customers named "_Bench EC ..." and removes them at the end. Run it on a test site.
+"""
+
+import time
+
+import frappe
+
+from erp_connect.install import CONNECT_API_USER
+from erp_connect.testing.base import make_api_user, site_http
+
+PREFIX = "_Bench EC "
+CONNECTOR = PREFIX + "inbound"
+API_USER = "ec-bench-api@example.com"
+BATCH = 200  # frappe.client.insert_many takes at most 200 documents per call
+
+
+def run(one_by_one: int = 300, records: int = 1000, feed_pages: int = 20, page_size: int = 100) -> None:
+	cleanup()
+	key, secret = make_api_user(API_USER, [CONNECT_API_USER, "Sales Master Manager"])
+	make_connector()
+	url, http = site_http(key, secret)
+	try:
+		results = {
+			"resource": bench_resource_one_by_one(url, http, one_by_one),
+			"insert_many": bench_insert_many(url, http, records),
+			"upsert": bench_upsert(url, http, records, "new"),
+		}
+		results["replay"] = bench_upsert(url, http, records, "new", expect="unchanged")
+		results["feed"] = bench_feed(url, http, feed_pages, page_size)
+		report(results)
+	finally:
+		cleanup()
+
+
+def customer(label: str, n: int) -> dict:
+	return {
+		"customer_name": f"{PREFIX}{label} {n}",
+		"customer_group": "All Customer Groups",
+		"territory": "All Territories",
+	}
+
+
+def bench_resource_one_by_one(url, http, count: int) -> dict:
+	started = time.perf_counter()
+	for n in range(count):
+		r = http.post(f"{url}/api/resource/Customer", json=customer("resource", n))
+		r.raise_for_status()
+	return rate(count, started)
+
+
+def bench_insert_many(url, http, count: int) -> dict:
+	started = time.perf_counter()
+	for start in range(0, count, BATCH):
+		docs = [
+			{"doctype": "Customer", **customer("many", n)} for n in range(start, min(start + BATCH, count))
+		]
+		http.post(f"{url}/api/method/frappe.client.insert_many", json={"docs": docs}).raise_for_status()
+	return rate(count, started)
+
+
+def bench_upsert(url, http, count: int, label: str, expect: str = "created") -> dict:
+	started = time.perf_counter()
+	for start in range(0, count, BATCH):
+		batch = [
+			{"id": f"{label}-{n}", **customer(label, n)} for n in range(start, min(start + BATCH, count))
+		]
+		r = http.post(
+			f"{url}/api/method/erp_connect.api.v1.upsert",
+			json={"connector": CONNECTOR, "doctype": "Customer", "records": batch},
+		)
+		r.raise_for_status()
+		message = r.json()["message"]
+		if message[expect] != len(batch):
+			raise AssertionError(f"expected {len(batch)} {expect}, got {message}")
+	return rate(count, started)
+
+
+def bench_feed(url, http, pages: int, size: int) -> dict:
+	"""Time the first and the last of ``pages`` pages: our keyset cursor vs limit_start paging."""
+	ours, cursor = [], None
+	for _ in range(pages):
+		started = time.perf_counter()
+		r = http.get(
+			f"{url}/api/method/erp_connect.api.v1.changes",
+			params={"connector": CONNECTOR, "doctype": "Customer", "limit": size, "cursor": cursor},
+		)
+		r.raise_for_status()
+		cursor = r.json()["message"]["cursor"]
+		ours.append(time.perf_counter() - started)
+	theirs = []
+	for page in range(pages):
+		started = time.perf_counter()
+		r = http.get(
+			f"{url}/api/resource/Customer",
+			params={
+				"fields": '["*"]',
+				"order_by": "modified asc",
+				"limit_start": page * size,
+				"limit_page_length": size,
+			},
+		)
+		r.raise_for_status()
+		theirs.append(time.perf_counter() - started)
+	return {"pages": pages, "size": size, "ours": (ours[0], ours[-1]), "resource": (theirs[0], theirs[-1])}
+
+
+def rate(count: int, started: float) -> dict:
+	seconds = time.perf_counter() - started
+	return {"records": count, "seconds": seconds, "rate": count / seconds}
+
+
+def make_connector() -> None:
+	frappe.get_doc(
+		{
+			"doctype": "Connector",
+			"connector_name": CONNECTOR,
+			"base_url": "http://127.0.0.1:9",
+			"allow_private_network": 1,
+			"api_user": API_USER,
+			"rate_limit_per_minute": 0,
+			"allowed_doctypes": [
+				{"reference_doctype": "Customer", "can_create": 1, "can_update": 1, "can_read": 1}
+			],
+		}
+	).insert(ignore_permissions=True)
+	frappe.db.commit()
+
+
+def cleanup() -> None:
+	frappe.db.rollback()
+	frappe.db.delete("Sync Link", {"connector": CONNECTOR})
+	frappe.db.delete("Connector Access", {"parent": CONNECTOR})
+	frappe.db.delete("Connector", CONNECTOR)
+	frappe.db.delete("Customer", {"name": ("like", PREFIX + "%")})
+	frappe.db.commit()
+
+
+def report(r: dict) -> None:
+	base, many = r["resource"]["rate"], r["insert_many"]["rate"]
+	print()
+	print("inbound writes, Customers, same gunicorn (records/s)")
+	print(
+		f"  POST /api/resource/Customer, one at a time  {base:8.1f}   1.0x   ({r['resource']['records']} records)"
+	)
+	print(f"  frappe.client.insert_many, {BATCH} per call    {many:8.1f}  {many / base:5.1f}x")
+	for key, label in (
+		("upsert", f"erp_connect upsert, {BATCH} per call"),
+		("replay", "erp_connect upsert, replayed batch"),
+	):
+		x = r[key]["rate"]
+		print(f"  {label:<42} {x:8.1f}  {x / base:5.1f}x   ({x / many:.2f}x insert_many)")
+	f = r["feed"]
+	print()
+	print(f"reading {f['pages']} pages of {f['size']} (first page / last page, ms)")
+	print(
+		f"  erp_connect changes (keyset)    {f['ours'][0] * 1000:7.1f} / {f['ours'][1] * 1000:7.1f}   last/first {f['ours'][1] / f['ours'][0]:.2f}"
+	)
+	print(
+		f"  /api/resource limit_start       {f['resource'][0] * 1000:7.1f} / {f['resource'][1] * 1000:7.1f}   last/first {f['resource'][1] / f['resource'][0]:.2f}"
+	)
