@@ -18,15 +18,20 @@ class BadRequest(frappe.ValidationError):
 
 
 @frappe.whitelist(methods=["POST"])
-def upsert(connector: str, doctype: str, records: list | str, atomic: bool = False) -> dict:
+def upsert(
+	connector: str, doctype: str, records: list | str, atomic: bool = False, action: str = "save"
+) -> dict:
 	"""Create or update one ``doctype`` document per record (matched by its external id).
 
-	Returns per-record results (created / updated / unchanged / error) and counts. With
-	``atomic`` true, one bad record rolls the whole batch back. An ``Idempotency-Key`` header
-	makes a retried call return the first response instead of writing again.
+	Returns per-record results (created / updated / unchanged / cancelled / error) and counts.
+	``action`` "submit" also submits each document, "cancel" cancels the documents of the
+	records' external ids (both only where the connector allows it). With ``atomic`` true, one bad
+	record rolls the whole batch back. An ``Idempotency-Key`` header makes a retried call return
+	the first response instead of writing again.
 	"""
 	conn = access.connector_for_caller(connector)
-	if not isinstance(doctype, str) or not access.allowed_operations(conn, doctype) & {"create", "update"}:
+	needed = {"cancel"} if action == "cancel" else {"create", "update"}
+	if not isinstance(doctype, str) or not access.allowed_operations(conn, doctype) & needed:
 		raise access.AccessDenied(
 			_("Connector {0} may not write {1}: add it to the connector's Allowed DocTypes").format(
 				connector, doctype
@@ -42,14 +47,18 @@ def upsert(connector: str, doctype: str, records: list | str, atomic: bool = Fal
 	if len(records) > MAX_BATCH:
 		raise BadRequest(_("at most {0} records per call, got {1}").format(MAX_BATCH, len(records)))
 	atomic = atomic in (True, 1, "1", "true")
+	if action not in upsert_service.ACTIONS:
+		raise BadRequest(_("action must be one of {0}").format(", ".join(upsert_service.ACTIONS)))
 
 	def write() -> dict:
-		return upsert_service.upsert(conn, doctype, records, atomic)
+		return upsert_service.upsert(conn, doctype, records, atomic, action)
 
 	key = frappe.get_request_header("Idempotency-Key")
 	if not key:
 		return write()
-	return idempotency.run_once(conn.name, key, upsert_service.request_hash(doctype, records, atomic), write)
+	return idempotency.run_once(
+		conn.name, key, upsert_service.request_hash(doctype, records, atomic, action), write
+	)
 
 
 @frappe.whitelist(methods=["GET", "POST"])

@@ -17,7 +17,8 @@ from erp_connect.engine import mapping
 from erp_connect.services import access
 from erp_connect.services.outbox import render_template
 
-CREATED, UPDATED, UNCHANGED, ERROR = "created", "updated", "unchanged", "error"
+CREATED, UPDATED, UNCHANGED, CANCELLED, ERROR = "created", "updated", "unchanged", "cancelled", "error"
+ACTIONS = ("save", "submit", "cancel")
 # fields a caller may never set; Frappe manages them
 PROTECTED_FIELDS = frozenset(default_fields) | {"doctype", "amended_from", "naming_series"}
 
@@ -26,8 +27,11 @@ class InvalidRecord(frappe.ValidationError):
 	http_status_code = 422
 
 
-def upsert(connector: "frappe.Document", doctype: str, records: list, atomic: bool = False) -> dict:
-	"""Create or update one document per record; returns per-record results and counts."""
+def upsert(
+	connector: "frappe.Document", doctype: str, records: list, atomic: bool = False, action: str = "save"
+) -> dict:
+	"""Create or update one document per record (and submit it, with action "submit"), or cancel
+	the documents of the records' external ids (action "cancel"); per-record results and counts."""
 	rule = inbound_rule(connector.name, doctype)
 	allowed = access.allowed_operations(connector, doctype)
 	links = known_links(connector.name, doctype, [_external_id(rule, r) for r in records])
@@ -36,9 +40,13 @@ def upsert(connector: "frappe.Document", doctype: str, records: list, atomic: bo
 		savepoint = f"erp_connect_upsert_{index}"
 		frappe.db.savepoint(savepoint)
 		try:
-			results.append(
-				{"index": index, **upsert_one(connector.name, doctype, rule, allowed, record, links)}
-			)
+			if action == "cancel":
+				outcome = cancel_one(connector.name, doctype, rule, allowed, record, links)
+			else:
+				outcome = upsert_one(
+					connector.name, doctype, rule, allowed, record, links, action == "submit"
+				)
+			results.append({"index": index, **outcome})
 		except Exception as e:
 			frappe.db.rollback(save_point=savepoint)
 			results.append(
@@ -57,7 +65,8 @@ def upsert(connector: "frappe.Document", doctype: str, records: list, atomic: bo
 		for r in results:
 			if r["status"] != ERROR:
 				r.update(status=ERROR, error=_("not written: another record of this atomic batch failed"))
-	counts = {s: sum(r["status"] == s for r in results) for s in (CREATED, UPDATED, UNCHANGED, ERROR)}
+	statuses = (CREATED, UPDATED, UNCHANGED, CANCELLED, ERROR)
+	counts = {s: sum(r["status"] == s for r in results) for s in statuses}
 	return {"results": results, **counts}
 
 
@@ -73,7 +82,13 @@ def known_links(connector: str, doctype: str, external_ids: list) -> dict:
 
 
 def upsert_one(
-	connector: str, doctype: str, rule: dict | None, allowed: set[str], record, links: dict
+	connector: str,
+	doctype: str,
+	rule: dict | None,
+	allowed: set[str],
+	record,
+	links: dict,
+	submit: bool = False,
 ) -> dict:
 	if not isinstance(record, dict):
 		raise InvalidRecord(_("a record must be a JSON object"))
@@ -84,11 +99,20 @@ def upsert_one(
 	content_hash = hashlib.sha256(mapping.dumps(data).encode()).hexdigest()
 
 	link = links.get(str(external_id))
+	if submit and "submit" not in allowed:
+		raise access.AccessDenied(_("this connector may not submit {0}").format(doctype))
 	if link and frappe.db.exists(doctype, link.reference_name):
-		if link.content_hash == content_hash:
+		docstatus = frappe.db.get_value(doctype, link.reference_name, "docstatus")
+		if link.content_hash == content_hash and (docstatus == 1 or not submit):
 			return {"external_id": external_id, "status": UNCHANGED, "name": link.reference_name}
 		if "update" not in allowed:
 			raise access.AccessDenied(_("this connector may not update {0}").format(doctype))
+		if docstatus != 0:
+			raise InvalidRecord(
+				_(
+					"{0} {1} is submitted or cancelled and cannot change; cancel it and send a new record"
+				).format(doctype, link.reference_name)
+			)
 		doc = frappe.get_doc(doctype, link.reference_name)
 		doc.update(data)
 		doc.flags.erp_connect_origin = connector  # not pushed back to where it came from
@@ -101,8 +125,32 @@ def upsert_one(
 		doc.flags.erp_connect_origin = connector
 		doc.insert()
 		status = CREATED
+	if submit:
+		doc.submit()
 	links[str(external_id)] = save_link(link, connector, doctype, str(external_id), doc.name, content_hash)
 	return {"external_id": external_id, "status": status, "name": doc.name}
+
+
+def cancel_one(
+	connector: str, doctype: str, rule: dict | None, allowed: set[str], record, links: dict
+) -> dict:
+	"""Cancel the submitted document a record's external id points at."""
+	if "cancel" not in allowed:
+		raise access.AccessDenied(_("this connector may not cancel {0}").format(doctype))
+	external_id = _external_id(rule, record)
+	link = links.get(str(external_id)) if external_id not in (None, "") else None
+	if not link or not frappe.db.exists(doctype, link.reference_name):
+		raise InvalidRecord(_("no {0} with external id {1} has been synced").format(doctype, external_id))
+	doc = frappe.get_doc(doctype, link.reference_name)
+	if doc.docstatus == 2:
+		return {"external_id": external_id, "status": UNCHANGED, "name": doc.name}
+	if doc.docstatus != 1:
+		raise InvalidRecord(
+			_("{0} {1} is not submitted, so it cannot be cancelled").format(doctype, doc.name)
+		)
+	doc.flags.erp_connect_origin = connector
+	doc.cancel()
+	return {"external_id": external_id, "status": CANCELLED, "name": doc.name}
 
 
 def map_inbound(connector: str, doctype: str, rule: dict | None, record: dict) -> dict:

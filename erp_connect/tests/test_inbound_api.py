@@ -133,7 +133,8 @@ class TestUpsert(InboundTestCase):
 		self.assertEqual(our_customers(), 0)
 		self.assertEqual(frappe.db.count("Sync Link", {"connector": self.connector.name}), 0)
 
-	def test_links_are_resolved_by_external_id(self):
+	def sales_order_setup(self) -> dict:
+		"""A synced customer, an item and the inbound Sales Order rule; returns an order record."""
 		self.upsert(customers(1, prefix="buyer"))
 		item = make_item(is_stock_item=0)
 		frappe.db.commit()
@@ -150,12 +151,15 @@ class TestUpsert(InboundTestCase):
 			],
 		)
 		frappe.db.commit()
-		order = {
+		return {
 			"id": "so-1",
 			"customer_id": "buyer-0",
 			"deliver_on": "31/12/2030",
 			"lines": [{"sku": item.name, "qty": 2, "price": 9.5}],
 		}
+
+	def test_links_are_resolved_by_external_id(self):
+		order = self.sales_order_setup()
 		result = self.upsert([order, {**order, "id": "so-2", "customer_id": "nobody"}], doctype="Sales Order")
 		self.assertEqual(result["created"], 1, result)
 		self.assertIn("no Customer with external id nobody", result["results"][1]["error"])
@@ -167,6 +171,32 @@ class TestUpsert(InboundTestCase):
 			(so.customer, str(so.delivery_date), so.items[0].qty, so.items[0].rate),
 			(buyer, "2030-12-31", 2, 9.5),
 		)
+
+	def test_submit_and_cancel_only_where_the_connector_allows_it(self):
+		order = self.sales_order_setup()
+		refused = self.upsert([order], doctype="Sales Order", action="submit")
+		self.assertIn("may not submit Sales Order", refused["results"][0]["error"])
+		access = {"parent": self.connector.name, "reference_doctype": "Sales Order"}
+		frappe.db.set_value("Connector Access", access, {"can_submit": 1, "can_cancel": 1})
+		frappe.db.commit()
+
+		submitted = self.upsert([order], doctype="Sales Order", action="submit")
+		self.assertEqual(submitted["created"], 1, submitted)
+		name = submitted["results"][0]["name"]
+		frappe.db.commit()
+		self.assertEqual(frappe.db.get_value("Sales Order", name, "docstatus"), 1)
+		self.assertEqual(self.upsert([order], doctype="Sales Order", action="submit")["unchanged"], 1)
+		changed = self.upsert([{**order, "deliver_on": "01/01/2031"}], doctype="Sales Order", action="submit")
+		self.assertIn("cannot change", changed["results"][0]["error"])
+
+		cancelled = self.upsert([{"id": "so-1"}], doctype="Sales Order", action="cancel")
+		self.assertEqual(cancelled["cancelled"], 1, cancelled)
+		frappe.db.commit()
+		self.assertEqual(frappe.db.get_value("Sales Order", name, "docstatus"), 2)
+		self.assertEqual(
+			self.upsert([{"id": "so-1"}], doctype="Sales Order", action="cancel")["unchanged"], 1
+		)
+		self.assertEqual(self.call([order], doctype="Sales Order", action="delete").status_code, 400)
 
 	def test_without_an_inbound_rule_records_use_erpnext_field_names_and_unknown_fields_are_refused(self):
 		frappe.db.set_value("Sync Rule", {"connector": self.connector.name}, "enabled", 0)
