@@ -100,3 +100,11 @@ def receive() -> dict:
 	# are read from the request itself (Frappe puts JSON bodies, not query strings, in form_dict)
 	request = frappe.request
 	return inbox.receive(request.args.get("connector") or "", dict(request.headers), request.get_data())
+
+
+@frappe.whitelist(allow_guest=True, methods=["GET"])
+def openapi() -> dict:
+	"""This API described as OpenAPI 3 (public: it describes shapes, never data)."""
+	from erp_connect.api.openapi import document
+
+	return document()

@@ -401,3 +401,25 @@ class TestChangeFeed(InboundTestCase):
 			(status["connector"], status["inbound"]["linked_records"], status["push"]["dead"]),
 			(self.connector.name, 2, 0),
 		)
+
+
+class TestOpenAPI(InboundTestCase):
+	def test_the_served_document_describes_every_method_with_its_real_parameters(self):
+		import inspect
+
+		from erp_connect.api import v1
+
+		_, guest = site_http()
+		response = guest.get(f"{self.url}/api/method/erp_connect.api.v1.openapi")
+		self.assertEqual(response.status_code, 200)
+		spec = response.json()["message"]
+		self.assertEqual(spec["openapi"], "3.0.3")
+		paths = spec["paths"]
+		for method in ("upsert", "changes", "status", "receive"):
+			self.assertIn(f"/api/method/erp_connect.api.v1.{method}", paths)
+		upsert_body = paths["/api/method/erp_connect.api.v1.upsert"]["post"]["requestBody"]
+		documented = set(upsert_body["content"]["application/json"]["schema"]["properties"])
+		self.assertEqual(documented, set(inspect.signature(v1.upsert).parameters))
+		changes = paths["/api/method/erp_connect.api.v1.changes"]["get"]["parameters"]
+		self.assertEqual({p["name"] for p in changes}, set(inspect.signature(v1.changes).parameters))
+		self.assertEqual(paths["/api/method/erp_connect.api.v1.receive"]["post"]["security"], [])
