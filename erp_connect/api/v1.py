@@ -7,7 +7,7 @@ import frappe
 from frappe import _
 
 from erp_connect.engine.cursor import Cursor, InvalidCursor
-from erp_connect.services import access, feed, idempotency, inbox
+from erp_connect.services import access, feed, idempotency, imports, inbox
 from erp_connect.services import upsert as upsert_service
 
 MAX_BATCH = 1000
@@ -37,15 +37,7 @@ def upsert(
 				connector, doctype
 			)
 		)
-	if isinstance(records, str):
-		try:
-			records = json.loads(records)
-		except ValueError:
-			raise BadRequest(_("records is not valid JSON"))
-	if not isinstance(records, list):
-		raise BadRequest(_("records must be a JSON list of objects"))
-	if len(records) > MAX_BATCH:
-		raise BadRequest(_("at most {0} records per call, got {1}").format(MAX_BATCH, len(records)))
+	records = _records(records, MAX_BATCH)
 	atomic = atomic in (True, 1, "1", "true")
 	if action not in upsert_service.ACTIONS:
 		raise BadRequest(_("action must be one of {0}").format(", ".join(upsert_service.ACTIONS)))
@@ -108,3 +100,59 @@ def openapi() -> dict:
 	from erp_connect.api.openapi import document
 
 	return document()
+
+
+@frappe.whitelist(methods=["POST"])
+def start_import(connector: str, doctype: str, records: list | str, action: str = "save") -> dict:
+	"""Upsert up to 100,000 records in the background. Returns the import id at once; follow it
+	with ``import_status`` and fetch per-record results with ``import_results``."""
+	conn = access.connector_for_caller(connector)
+	needed = {"cancel"} if action == "cancel" else {"create", "update"}
+	if not isinstance(doctype, str) or not access.allowed_operations(conn, doctype) & needed:
+		raise access.AccessDenied(
+			_("Connector {0} may not write {1}: add it to the connector's Allowed DocTypes").format(
+				connector, doctype
+			)
+		)
+	records = _records(records, imports.MAX_RECORDS)
+	if action not in upsert_service.ACTIONS:
+		raise BadRequest(_("action must be one of {0}").format(", ".join(upsert_service.ACTIONS)))
+	return imports.start(conn, doctype, records, action)
+
+
+@frappe.whitelist(methods=["GET"])
+def import_status(connector: str, import_id: str) -> dict:
+	"""Progress and counts of a background import."""
+	return imports.status(_import_of(connector, import_id))
+
+
+@frappe.whitelist(methods=["GET"])
+def import_results(connector: str, import_id: str) -> None:
+	"""The per-record results of a background import, one JSON object per line."""
+	job = _import_of(connector, import_id)
+	frappe.local.response.update(
+		{"type": "download", "filename": f"{job.name}-results.jsonl", "filecontent": imports.results(job)}
+	)
+
+
+def _import_of(connector: str, import_id: str):
+	conn = access.connector_for_caller(connector)
+	if (
+		not isinstance(import_id, str)
+		or frappe.db.get_value("Sync Import", import_id, "connector") != conn.name
+	):
+		raise access.AccessDenied(_("Import {0} is not this connector's").format(import_id))
+	return frappe.get_doc("Sync Import", import_id)
+
+
+def _records(records, limit: int) -> list:
+	if isinstance(records, str):
+		try:
+			records = json.loads(records)
+		except ValueError:
+			raise BadRequest(_("records is not valid JSON"))
+	if not isinstance(records, list):
+		raise BadRequest(_("records must be a JSON list of objects"))
+	if len(records) > limit:
+		raise BadRequest(_("at most {0} records per call, got {1}").format(limit, len(records)))
+	return records

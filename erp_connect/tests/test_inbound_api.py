@@ -1,10 +1,19 @@
 """The inbound upsert API over real HTTP with real API keys, against the test site's gunicorn."""
 
+import json
+
 import frappe
 
 from erp_connect.engine.cursor import Cursor
 from erp_connect.install import CONNECT_API_USER
-from erp_connect.testing.base import TEST_PREFIX, ConnectTestCase, make_api_user, make_item, site_http
+from erp_connect.testing.base import (
+	TEST_PREFIX,
+	ConnectTestCase,
+	make_api_user,
+	make_item,
+	site_http,
+	start_worker,
+)
 
 API_USER = "ec-api@example.com"
 OTHER_API_USER = "ec-api-other@example.com"
@@ -77,6 +86,8 @@ def cleanup_inbound_data():
 	frappe.db.delete("Sync Link", {"connector": like})
 	frappe.db.delete("Idempotency Record", {"connector": like})
 	frappe.db.delete("Inbound Request", {"connector": like})
+	for name in frappe.get_all("Sync Import", {"connector": like}, pluck="name"):
+		frappe.delete_doc("Sync Import", name, force=True, ignore_permissions=True)
 	for name in frappe.get_all("Sales Order", {"customer_name": like}, pluck="name"):
 		frappe.delete_doc("Sales Order", name, force=True, ignore_permissions=True)
 	for name in frappe.get_all("Customer", {"customer_name": like}, pluck="name"):
@@ -423,3 +434,43 @@ class TestOpenAPI(InboundTestCase):
 		changes = paths["/api/method/erp_connect.api.v1.changes"]["get"]["parameters"]
 		self.assertEqual({p["name"] for p in changes}, set(inspect.signature(v1.changes).parameters))
 		self.assertEqual(paths["/api/method/erp_connect.api.v1.receive"]["post"]["security"], [])
+
+
+class TestBackgroundImport(InboundTestCase):
+	def test_a_large_import_returns_at_once_runs_in_a_worker_and_reports_every_record(self):
+		batch = customers(600, prefix="imp")
+		for i in (7, 250, 599):
+			batch[i]["type"] = "alien"
+		started = self.http.post(
+			f"{self.url}/api/method/erp_connect.api.v1.start_import",
+			json={"connector": self.connector.name, "doctype": "Customer", "records": batch},
+		)
+		self.assertEqual(started.status_code, 200, started.text)
+		job = started.json()["message"]
+		self.assertEqual((job["status"], job["total"]), ("Queued", 600))
+		self.assertEqual(our_customers(), 0)  # nothing is written during the call
+
+		start_worker(burst=True).wait(timeout=300)
+		status = self.http.get(
+			f"{self.url}/api/method/erp_connect.api.v1.import_status",
+			params={"connector": self.connector.name, "import_id": job["import"]},
+		).json()["message"]
+		self.assertEqual(
+			(status["status"], status["processed"], status["percent"], status["created"], status["error"]),
+			("Done", 600, 100, 597, 3),
+		)
+		self.assertEqual(our_customers(), 597)
+		download = self.http.get(
+			f"{self.url}/api/method/erp_connect.api.v1.import_results",
+			params={"connector": self.connector.name, "import_id": job["import"]},
+		)
+		lines = [json.loads(line) for line in download.text.splitlines()]
+		self.assertEqual([r["index"] for r in lines], list(range(600)))
+		self.assertEqual([r["index"] for r in lines if r["status"] == "error"], [7, 250, 599])
+
+		_, other = site_http(self.other_key, self.other_secret)
+		theirs = other.get(
+			f"{self.url}/api/method/erp_connect.api.v1.import_status",
+			params={"connector": self.connector.name, "import_id": job["import"]},
+		)
+		self.assertEqual(theirs.status_code, 403)
