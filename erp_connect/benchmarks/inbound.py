@@ -7,6 +7,10 @@ through the same gunicorn (2 workers) on 127.0.0.1, with real API keys.
 Writes Customers named "_Bench EC ..." and removes them at the end. Run it on a test site.
 """
 
+import json
+import resource
+import subprocess
+import sys
 import time
 
 import frappe
@@ -20,7 +24,13 @@ API_USER = "ec-bench-api@example.com"
 BATCH = 200  # frappe.client.insert_many takes at most 200 documents per call
 
 
-def run(one_by_one: int = 300, records: int = 1000, feed_pages: int = 20, page_size: int = 100) -> None:
+def run(
+	one_by_one: int = 300,
+	records: int = 1000,
+	feed_pages: int = 20,
+	page_size: int = 100,
+	import_sizes: tuple = (2000, 10000),
+) -> None:
 	cleanup()
 	key, secret = make_api_user(API_USER, [CONNECT_API_USER, "Sales Master Manager"])
 	make_connector()
@@ -30,6 +40,7 @@ def run(one_by_one: int = 300, records: int = 1000, feed_pages: int = 20, page_s
 		results["insert_many"], results["upsert"] = bench_batches_interleaved(url, http, records)
 		results["replay"] = bench_upsert(url, http, records, "new", expect="unchanged")
 		results["feed"] = bench_feed(url, http, feed_pages, page_size)
+		results["imports"] = [bench_import_memory(url, http, n) for n in import_sizes]
 		report(results)
 	finally:
 		cleanup()
@@ -123,6 +134,49 @@ def bench_feed(url, http, pages: int, size: int) -> dict:
 	return {"pages": pages, "size": size, "ours": (ours[0], ours[-1]), "resource": (theirs[0], theirs[-1])}
 
 
+def bench_import_memory(url, http, count: int) -> dict:
+	"""Start an import over HTTP, then run it in a fresh process and report that process's peak RSS."""
+	batch = [{"id": f"imp{count}-{n}", **customer(f"import {count}", n)} for n in range(count)]
+	r = http.post(
+		f"{url}/api/method/erp_connect.api.v1.start_import",
+		json={"connector": CONNECTOR, "doctype": "Customer", "records": batch},
+	)
+	r.raise_for_status()
+	import_id = r.json()["message"]["import"]
+	frappe.db.commit()
+	bench = [sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", frappe.local.site]
+	measure = [
+		"execute",
+		"erp_connect.benchmarks.inbound.run_import_and_measure",
+		"--kwargs",
+		repr({"name": import_id}),
+	]
+	output = subprocess.run(
+		[*bench, *measure],
+		cwd=frappe.local.sites_path,
+		capture_output=True,
+		text=True,
+		check=True,
+	).stdout
+	return {"records": count, **json.loads(output.strip().splitlines()[-1])}
+
+
+def run_import_and_measure(name: str) -> dict:
+	"""Run in a child process by bench_import_memory."""
+	from erp_connect.services import imports
+
+	started = time.perf_counter()
+	rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+	imports.run(name)
+	status = imports.status(frappe.get_doc("Sync Import", name))
+	return {
+		"seconds": round(time.perf_counter() - started, 1),
+		"created": status["created"],
+		"rss_start_mb": round(rss_start, 1),
+		"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+	}
+
+
 def rate(count: int, started: float) -> dict:
 	seconds = time.perf_counter() - started
 	return {"records": count, "seconds": seconds, "rate": count / seconds}
@@ -151,6 +205,8 @@ def cleanup() -> None:
 	frappe.db.delete("Connector Access", {"parent": CONNECTOR})
 	frappe.db.delete("Connector", CONNECTOR)
 	frappe.db.delete("Customer", {"name": ("like", PREFIX + "%")})
+	for name in frappe.get_all("Sync Import", {"connector": CONNECTOR}, pluck="name"):
+		frappe.delete_doc("Sync Import", name, force=True, ignore_permissions=True)
 	frappe.db.commit()
 
 
@@ -179,3 +235,10 @@ def report(r: dict) -> None:
 	print(
 		f"  /api/resource limit_start       {f['resource'][0] * 1000:7.1f} / {f['resource'][1] * 1000:7.1f}   last/first {f['resource'][1] / f['resource'][0]:.2f}"
 	)
+	print()
+	print("background import, run in a fresh process")
+	for m in r["imports"]:
+		print(
+			f"  {m['records']:>6} records  {m['created']:>6} created  {m['seconds']:6.1f} s"
+			f"  RSS at start {m['rss_start_mb']:6.1f} MB  peak {m['peak_rss_mb']:6.1f} MB"
+		)
