@@ -29,14 +29,7 @@ def upsert(
 	record rolls the whole batch back. An ``Idempotency-Key`` header makes a retried call return
 	the first response instead of writing again.
 	"""
-	conn = access.connector_for_caller(connector)
-	needed = {"cancel"} if action == "cancel" else {"create", "update"}
-	if not isinstance(doctype, str) or not access.allowed_operations(conn, doctype) & needed:
-		raise access.AccessDenied(
-			_("Connector {0} may not write {1}: add it to the connector's Allowed DocTypes").format(
-				connector, doctype
-			)
-		)
+	conn = _connector_that_may_write(connector, doctype, action)
 	records = _records(records, MAX_BATCH)
 	atomic = atomic in (True, 1, "1", "true")
 	if action not in upsert_service.ACTIONS:
@@ -106,14 +99,7 @@ def openapi() -> dict:
 def start_import(connector: str, doctype: str, records: list | str, action: str = "save") -> dict:
 	"""Upsert up to 100,000 records in the background. Returns the import id at once; follow it
 	with ``import_status`` and fetch per-record results with ``import_results``."""
-	conn = access.connector_for_caller(connector)
-	needed = {"cancel"} if action == "cancel" else {"create", "update"}
-	if not isinstance(doctype, str) or not access.allowed_operations(conn, doctype) & needed:
-		raise access.AccessDenied(
-			_("Connector {0} may not write {1}: add it to the connector's Allowed DocTypes").format(
-				connector, doctype
-			)
-		)
+	conn = _connector_that_may_write(connector, doctype, action)
 	records = _records(records, imports.MAX_RECORDS)
 	if action not in upsert_service.ACTIONS:
 		raise BadRequest(_("action must be one of {0}").format(", ".join(upsert_service.ACTIONS)))
@@ -133,6 +119,19 @@ def import_results(connector: str, import_id: str) -> None:
 	frappe.local.response.update(
 		{"type": "download", "filename": f"{job.name}-results.jsonl", "filecontent": imports.results(job)}
 	)
+
+
+def _connector_that_may_write(connector: str, doctype: str, action: str):
+	"""The caller's connector, when it may write (or cancel) ``doctype``; 403 otherwise."""
+	conn = access.connector_for_caller(connector)
+	needed = {"cancel"} if action == "cancel" else {"create", "update"}
+	if not isinstance(doctype, str) or not access.allowed_operations(conn, doctype) & needed:
+		raise access.AccessDenied(
+			_("Connector {0} may not write {1}: add it to the connector's Allowed DocTypes").format(
+				connector, doctype
+			)
+		)
+	return conn
 
 
 def _import_of(connector: str, import_id: str):
