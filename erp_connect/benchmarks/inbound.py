@@ -15,6 +15,7 @@ import time
 
 import frappe
 
+from erp_connect.engine.cursor import Cursor
 from erp_connect.install import CONNECT_API_USER
 from erp_connect.testing.base import make_api_user, site_http
 
@@ -175,6 +176,81 @@ def run_import_and_measure(name: str) -> dict:
 		"rss_start_mb": round(rss_start, 1),
 		"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
 	}
+
+
+def feed_at_scale(count: int = 50000, size: int = 100) -> None:
+	"""Read ``count`` changed Customers through the feed, every page, and compare its first and last
+	page with /api/resource paging by limit_start (first and last page).
+
+		bench --site test.localhost execute erp_connect.benchmarks.inbound.feed_at_scale
+	"""
+	cleanup()
+	key, secret = make_api_user(API_USER, [CONNECT_API_USER, "Sales Master Manager"])
+	make_connector()
+	seed_customers(count)
+	url, http = site_http(key, secret)
+	try:
+		start = Cursor(modified="2098-12-31 23:59:59", deleted_at="2098-12-31 23:59:59").encode()
+		# one untimed call of each first: the gunicorn workers load their code on the first request
+		http.get(
+			f"{url}/api/method/erp_connect.api.v1.status", params={"connector": CONNECTOR}
+		).raise_for_status()
+		http.get(f"{url}/api/resource/Customer", params={"limit_page_length": 1}).raise_for_status()
+		times, cursor, seen = [], start, 0
+		while True:
+			started = time.perf_counter()
+			r = http.get(
+				f"{url}/api/method/erp_connect.api.v1.changes",
+				params={"connector": CONNECTOR, "doctype": "Customer", "limit": size, "cursor": cursor},
+			)
+			r.raise_for_status()
+			page = r.json()["message"]
+			times.append(time.perf_counter() - started)
+			seen += len(page["records"])
+			cursor = page["cursor"]
+			if not page["has_more"]:
+				break
+		theirs = []
+		total = frappe.db.count("Customer")
+		for offset in (0, total - size):
+			started = time.perf_counter()
+			http.get(
+				f"{url}/api/resource/Customer",
+				params={
+					"fields": '["*"]',
+					"order_by": "modified asc",
+					"limit_start": offset,
+					"limit_page_length": size,
+				},
+			).raise_for_status()
+			theirs.append(time.perf_counter() - started)
+		print()
+		print(f"change feed over {seen} records in {len(times)} pages of {size} (ms)")
+		print(
+			f"  erp_connect changes      first {times[0] * 1000:7.1f}   last {times[-1] * 1000:7.1f}   last/first {times[-1] / times[0]:.2f}"
+		)
+		print(
+			f"  /api/resource limit_start first {theirs[0] * 1000:7.1f}   last {theirs[1] * 1000:7.1f}   last/first {theirs[1] / theirs[0]:.2f}"
+		)
+	finally:
+		cleanup()
+
+
+def seed_customers(count: int) -> None:
+	"""Plain Customer rows, inserted in bulk (the feed reads rows; it does not care how they came)."""
+	fields = ["name", "customer_name", "customer_type", "customer_group", "territory", "creation", "modified"]
+	fields += ["owner", "modified_by"]
+	rows = []
+	for n in range(count):
+		stamp = f"2099-01-01 00:{n // 6000 % 60:02d}:{n // 100 % 60:02d}.{n % 100:06d}"  # ties and order
+		rows.append((f"{PREFIX}feed {n:06d}", f"{PREFIX}feed {n:06d}", "Company", "All Customer Groups"))
+		rows[-1] += ("All Territories", stamp, stamp, "Administrator", "Administrator")
+		if len(rows) == 5000:
+			frappe.db.bulk_insert("Customer", fields, rows)
+			rows = []
+	if rows:
+		frappe.db.bulk_insert("Customer", fields, rows)
+	frappe.db.commit()
 
 
 def rate(count: int, started: float) -> dict:
