@@ -206,22 +206,30 @@ def resolve_link(connector: str, doctype: str, external_id: str) -> str:
 
 
 def save_link(link, connector: str, doctype: str, external_id: str, name: str, content_hash: str) -> dict:
-	"""Record (or move) the link; returns it as the batch's lookup keeps it."""
-	values = {"reference_name": name, "content_hash": content_hash, "last_synced_at": now_datetime()}
+	"""Record (or move) the link; returns it as the batch's lookup keeps it. A plain INSERT: this
+	runs once per record written, and the unique index still refuses a second link for the same
+	external id (a concurrent upsert of the same new record fails instead of duplicating it)."""
+	now = now_datetime()
+	values = {"reference_name": name, "content_hash": content_hash, "last_synced_at": now}
 	if link:
 		frappe.db.set_value("Sync Link", link.name, values)
 		return frappe._dict({**link, **values})
-	doc = frappe.get_doc(
-		{
-			"doctype": "Sync Link",
-			"connector": connector,
-			"reference_doctype": doctype,
-			"external_id": external_id,
-			**values,
-		}
-	)
-	doc.db_insert()
-	return frappe._dict(name=doc.name, external_id=external_id, **values)
+	link_name = frappe.generate_hash(length=10)
+	user = frappe.session.user
+	try:
+		frappe.db.sql(
+			"""insert into `tabSync Link` (name, creation, modified, owner, modified_by, connector,
+				reference_doctype, external_id, reference_name, content_hash, last_synced_at)
+			values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+			(link_name, now, now, user, user, connector, doctype, external_id, name, content_hash, now),
+		)
+	except Exception as e:
+		if frappe.db.is_duplicate_entry(e):  # the record's savepoint rolls its document back
+			raise InvalidRecord(
+				_("external id {0} was written by another request at the same moment").format(external_id)
+			)
+		raise
+	return frappe._dict(name=link_name, external_id=external_id, **values)
 
 
 def inbound_rule(connector: str, doctype: str) -> dict | None:

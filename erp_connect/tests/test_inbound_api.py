@@ -209,6 +209,32 @@ class TestUpsert(InboundTestCase):
 		)
 		self.assertEqual(self.call([order], doctype="Sales Order", action="delete").status_code, 400)
 
+	def test_a_racing_duplicate_is_refused_and_leaves_no_second_document(self):
+		from erp_connect.services import upsert as upsert_service
+
+		# another request links "race-1" between our lookup and our write
+		original = upsert_service.known_links
+		upsert_service.known_links = lambda *args: {}
+		try:
+			self.upsert(customers(1, prefix="race"))
+			frappe.db.commit()
+			connector = frappe.get_doc("Connector", self.connector.name)
+			frappe.set_user(API_USER)
+			try:
+				second = customers(1, prefix="race", name=TEST_PREFIX + "race duplicate")
+				result = upsert_service.upsert(connector, "Customer", second)
+			finally:
+				frappe.set_user("Administrator")
+		finally:
+			upsert_service.known_links = original
+		self.assertIn("written by another request at the same moment", result["results"][0]["error"])
+		frappe.db.commit()
+		self.assertEqual(
+			frappe.db.count("Sync Link", {"connector": self.connector.name, "external_id": "race-0"}), 1
+		)
+		self.assertEqual(our_customers(), 1)  # the second document was rolled back with its record
+		self.assertFalse(frappe.db.exists("Customer", {"customer_name": TEST_PREFIX + "race duplicate"}))
+
 	def test_without_an_inbound_rule_records_use_erpnext_field_names_and_unknown_fields_are_refused(self):
 		frappe.db.set_value("Sync Rule", {"connector": self.connector.name}, "enabled", 0)
 		frappe.db.commit()
