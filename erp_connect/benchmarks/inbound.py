@@ -240,16 +240,25 @@ def seed_customers(count: int) -> None:
 	"""Plain Customer rows, inserted in bulk (the feed reads rows; it does not care how they came)."""
 	fields = ["name", "customer_name", "customer_type", "customer_group", "territory", "creation", "modified"]
 	fields += ["owner", "modified_by"]
-	rows = []
-	for n in range(count):
-		stamp = f"2099-01-01 00:{n // 6000 % 60:02d}:{n // 100 % 60:02d}.{n % 100:06d}"  # ties and order
-		rows.append((f"{PREFIX}feed {n:06d}", f"{PREFIX}feed {n:06d}", "Company", "All Customer Groups"))
-		rows[-1] += ("All Territories", stamp, stamp, "Administrator", "Administrator")
-		if len(rows) == 5000:
-			frappe.db.bulk_insert("Customer", fields, rows)
-			rows = []
-	if rows:
-		frappe.db.bulk_insert("Customer", fields, rows)
+
+	def rows():
+		for n in range(count):
+			stamp = f"2099-01-01 00:{n // 6000 % 60:02d}:{n // 100 % 60:02d}.{n % 100:06d}"  # ties and order
+			name = f"{PREFIX}feed {n:06d}"
+			admin = "Administrator"
+			yield (
+				name,
+				name,
+				"Company",
+				"All Customer Groups",
+				"All Territories",
+				stamp,
+				stamp,
+				admin,
+				admin,
+			)
+
+	frappe.db.bulk_insert("Customer", fields, rows())  # it inserts in chunks as it reads
 	frappe.db.commit()
 
 

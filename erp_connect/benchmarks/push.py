@@ -243,16 +243,16 @@ def seed_backlog(connector: str, rule: str, count: int) -> None:
 	fields = ["name", "creation", "modified", "owner", "modified_by", "event_id", "status", "connector"]
 	fields += ["sync_rule", "reference_doctype", "reference_name", "doc_event", "seq", "attempts"]
 	fields += ["next_attempt_at", "payload"]
-	rows = []
-	for n in range(count):
-		event_id = outbound.new_event_id()
-		name = f"{PREFIX}doc {n}"
-		payload = outbound.envelope(
-			event_id, "Customer.after_insert", now.isoformat(), "Customer", name, 1, PAYLOAD_DATA
-		)
-		standard = (event_id, now, now, "Administrator", "Administrator")
-		rows.append(
-			(
+
+	def rows():
+		for n in range(count):
+			event_id = outbound.new_event_id()
+			name = f"{PREFIX}doc {n}"
+			payload = outbound.envelope(
+				event_id, "Customer.after_insert", now.isoformat(), "Customer", name, 1, PAYLOAD_DATA
+			)
+			standard = (event_id, now, now, "Administrator", "Administrator")
+			yield (
 				*standard,
 				event_id,
 				"Pending",
@@ -266,12 +266,8 @@ def seed_backlog(connector: str, rule: str, count: int) -> None:
 				now,
 				payload,
 			)
-		)
-		if len(rows) == 5000:
-			frappe.db.bulk_insert("Sync Event", fields, rows)
-			rows = []
-	if rows:
-		frappe.db.bulk_insert("Sync Event", fields, rows)
+
+	frappe.db.bulk_insert("Sync Event", fields, rows())  # it inserts in chunks as it reads
 	frappe.db.commit()
 
 
