@@ -35,59 +35,40 @@ def changes(connector: "frappe.Document", doctype: str, cursor: Cursor, limit: i
 
 
 def _changed_documents(doctype: str, cursor: Cursor, count: int) -> list[dict]:
-	fields = ["name", "modified", "docstatus"]
-	order = "modified asc, name asc"
-	if not cursor.modified:
-		return frappe.get_list(doctype, fields=fields, order_by=order, limit_page_length=count)
-	# same timestamp, later name; then later timestamps (get_list filters cannot say "or")
-	same = frappe.get_list(
-		doctype,
-		fields=fields,
-		filters=[["modified", "=", cursor.modified], ["name", ">", cursor.name]],
-		order_by=order,
-		limit_page_length=count,
-	)
-	later = (
-		frappe.get_list(
+	def read(filters: list, limit: int) -> list[dict]:
+		return frappe.get_list(
 			doctype,
-			fields=fields,
-			filters=[["modified", ">", cursor.modified]],
-			order_by=order,
-			limit_page_length=count - len(same),
+			fields=["name", "modified", "docstatus"],
+			filters=filters,
+			order_by="modified asc, name asc",
+			limit_page_length=limit,
 		)
-		if len(same) < count
-		else []
-	)
-	return same + later
+
+	return _next_rows(read, "modified", cursor.modified, cursor.name, count)
 
 
 def _deletions(doctype: str, cursor: Cursor, count: int) -> list[dict]:
 	# Deleted Document is readable by System Managers only; the connector may read this doctype,
 	# and only the names of its deleted documents are returned
-	fields = ["name", "creation", "deleted_name"]
-	base = [["deleted_doctype", "=", doctype]]
-	if not cursor.deleted_at:
+	def read(filters: list, limit: int) -> list[dict]:
 		return frappe.get_all(
-			"Deleted Document", filters=base, fields=fields, order_by="creation asc, name asc", limit=count
-		)
-	same = frappe.get_all(
-		"Deleted Document",
-		filters=[*base, ["creation", "=", cursor.deleted_at], ["name", ">", cursor.deleted_name]],
-		fields=fields,
-		order_by="creation asc, name asc",
-		limit=count,
-	)
-	later = (
-		frappe.get_all(
 			"Deleted Document",
-			filters=[*base, ["creation", ">", cursor.deleted_at]],
-			fields=fields,
+			filters=[["deleted_doctype", "=", doctype], *filters],
+			fields=["name", "creation", "deleted_name"],
 			order_by="creation asc, name asc",
-			limit=count - len(same),
+			limit=limit,
 		)
-		if len(same) < count
-		else []
-	)
+
+	return _next_rows(read, "creation", cursor.deleted_at, cursor.deleted_name, count)
+
+
+def _next_rows(read, stamp_field: str, stamp: str, name: str, count: int) -> list[dict]:
+	"""The next ``count`` rows strictly after (stamp, name) in (stamp_field, name) order. Frappe's
+	filters cannot say "or", so: the same stamp with a later name, then the later stamps."""
+	if not stamp:
+		return read([], count)
+	same = read([[stamp_field, "=", stamp], ["name", ">", name]], count)
+	later = read([[stamp_field, ">", stamp]], count - len(same)) if len(same) < count else []
 	return same + later
 
 
