@@ -50,6 +50,7 @@ def run(name: str) -> None:
 	connector = frappe.get_doc("Connector", job.connector)
 	results_path = _private_path(f"{name}-results.jsonl")
 	job.db_set({"status": "Running", "started_at": job.started_at or now_datetime()}, commit=True)
+	caller = frappe.session.user
 	frappe.set_user(connector.api_user)
 	try:
 		for offset, chunk in _chunks(_private_path(os.path.basename(job.records_file)), job.processed):
@@ -74,7 +75,7 @@ def run(name: str) -> None:
 		frappe.get_doc("Sync Import", name).db_set({"status": "Failed", "error": str(e)[:1000]}, commit=True)
 		raise
 	finally:
-		frappe.set_user("Administrator")
+		frappe.set_user(caller)
 
 
 def status(job) -> dict:
