@@ -319,8 +319,6 @@ class Drainer:
 			"last_status_code": result.status_code or 0,  # 0: no HTTP response at all
 			"last_response": result.response,
 			"last_error": verdict.reason,
-			"claim_token": None,
-			"lease_until": None,
 			"modified": now,
 		}
 		delay = POLICY.next_delay(attempts, verdict.retry_after) if verdict.outcome is Outcome.RETRY else None
