@@ -4,9 +4,9 @@ import frappe
 from frappe import _
 from frappe.utils import add_days, now_datetime
 
-from erp_connect.engine import mapping, outbound
+from erp_connect.engine import mapping
 from erp_connect.erp_connect.doctype.sync_event.sync_event import UNFINISHED_INDEX
-from erp_connect.services.outbox import insert_event, kick_after_commit, render_data
+from erp_connect.services.outbox import insert_event, kick_after_commit, render_payload
 
 RETRYABLE = ("Dead", "Retrying", "Pending")
 DELETE_CHUNK = 5000
@@ -56,18 +56,18 @@ def _render_again(event) -> str:
 	rule = frappe.get_doc("Sync Rule", event.sync_rule).as_push_spec()
 	doc = frappe.get_doc(event.reference_doctype, event.reference_name)
 	try:
-		data = render_data(rule, doc.as_dict(convert_dates_to_str=True))
+		return render_payload(
+			rule,
+			doc.as_dict(convert_dates_to_str=True),
+			event.event_id,
+			event.reference_doctype,
+			event.reference_name,
+			event.doc_event,
+			event.seq,
+			now_datetime(),
+		)
 	except mapping.MappingError as e:
 		frappe.throw(_("Event {0} still cannot be mapped: {1}").format(event.name, e))
-	return outbound.envelope(
-		event.event_id,
-		f"{event.reference_doctype}.{event.doc_event}",
-		now_datetime().isoformat(),
-		event.reference_doctype,
-		event.reference_name,
-		event.seq,
-		data,
-	)
 
 
 def delete_old_deliveries() -> int:

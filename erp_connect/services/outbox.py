@@ -154,10 +154,7 @@ def event_row(rule: dict, doc, doc_dict: dict, method: str, error: str | None, n
 	payload = None
 	if not error:
 		try:
-			data = render_data(rule, doc_dict)
-			payload = outbound.envelope(
-				event_id, f"{doc.doctype}.{method}", now.isoformat(), doc.doctype, doc.name, seq, data
-			)
+			payload = render_payload(rule, doc_dict, event_id, doc.doctype, doc.name, method, seq, now)
 		except mapping.MappingError as e:
 			error = f"Mapping failed: {e}"
 	user = frappe.session.user
@@ -214,6 +211,15 @@ def insert_rows(rows: list[dict]) -> None:
 	for row in rows:
 		if row["status"] == "Pending":
 			kick_after_commit(row["connector"])
+
+
+def render_payload(
+	rule: dict, doc_dict: dict, event_id: str, doctype: str, name: str, method: str, seq: int, now
+) -> str:
+	"""An event's JSON body: the rule's rendering of the document inside the envelope. Raises
+	MappingError when the field map cannot be applied."""
+	data = render_data(rule, doc_dict)
+	return outbound.envelope(event_id, f"{doctype}.{method}", now.isoformat(), doctype, name, seq, data)
 
 
 def render_data(rule: dict, doc_dict: dict):

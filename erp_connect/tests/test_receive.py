@@ -12,7 +12,7 @@ import frappe
 from erp_connect.engine import signing
 from erp_connect.services import inbox
 from erp_connect.testing.base import TEST_PREFIX, site_http, start_worker
-from erp_connect.tests.test_inbound_api import API_USER, CUSTOMER_MAP, InboundTestCase, our_customers
+from erp_connect.tests.test_inbound_api import API_USER, InboundTestCase, our_customers
 
 SECRET = signing.generate_secret()
 SHOP_SECRET = "shpss_test_secret"

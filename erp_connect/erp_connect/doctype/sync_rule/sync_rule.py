@@ -10,7 +10,7 @@ from frappe.model.document import Document
 from frappe.utils import now_datetime
 
 from erp_connect.engine import mapping, outbound
-from erp_connect.services.outbox import DOC_EVENTS, clear_rules_cache, next_seq, render_data
+from erp_connect.services.outbox import DOC_EVENTS, clear_rules_cache, next_seq, render_payload
 
 MASK = "********"
 
@@ -193,19 +193,20 @@ class SyncRule(Document):
 		connector = frappe.get_doc("Connector", self.connector)
 		event = (self.selected_events() or ["on_update"])[0]
 		event_id = outbound.new_event_id()
+		seq = next_seq(self.connector, doc.doctype, doc.name)
 		try:
-			data = render_data(self.as_push_spec(), doc.as_dict(convert_dates_to_str=True))
+			body = render_payload(
+				self.as_push_spec(),
+				doc.as_dict(convert_dates_to_str=True),
+				event_id,
+				doc.doctype,
+				doc.name,
+				event,
+				seq,
+				now_datetime(),
+			)
 		except mapping.MappingError as e:
 			return {"error": str(e), "problems": e.problems}
-		body = outbound.envelope(
-			event_id,
-			f"{doc.doctype}.{event}",
-			now_datetime().isoformat(),
-			doc.doctype,
-			doc.name,
-			next_seq(self.connector, doc.doctype, doc.name),
-			data,
-		)
 		auth_headers = {k: MASK for k in connector.auth_headers()}  # never show a secret
 		headers = outbound.request_headers(event_id, body, connector.secret("signing_secret"), auth_headers)
 		return {
