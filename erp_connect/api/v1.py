@@ -41,9 +41,7 @@ def upsert(
 	key = frappe.get_request_header("Idempotency-Key")
 	if not key:
 		return write()
-	return idempotency.run_once(
-		conn.name, key, upsert_service.request_hash(doctype, records, atomic, action), write
-	)
+	return idempotency.run_once(conn.name, key, (doctype, records, atomic, action), write)
 
 
 @frappe.whitelist(methods=["GET", "POST"])

@@ -17,8 +17,10 @@ class IdempotencyConflict(frappe.ValidationError):
 	http_status_code = 422
 
 
-def run_once(connector: str, key: str, request_hash: str, call: Callable[[], dict]) -> dict:
-	"""``call()`` once per (connector, key); later calls with the same key get the first response."""
+def run_once(connector: str, key: str, request: tuple, call: Callable[[], dict]) -> dict:
+	"""``call()`` once per (connector, key); later calls with the same key and the same ``request``
+	(the call's arguments) get the first response, and a different request is refused."""
+	request_hash = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
 	if len(key) > MAX_KEY_LENGTH:
 		raise IdempotencyConflict(_("Idempotency-Key is longer than {0} characters").format(MAX_KEY_LENGTH))
 	lock = "erp_connect_idem_" + hashlib.sha1(f"{connector}\n{key}".encode()).hexdigest()[:32]

@@ -6,7 +6,6 @@ the others are kept, unless the caller asks for the whole batch to be atomic.
 """
 
 import hashlib
-import json
 
 import frappe
 from frappe import _
@@ -262,7 +261,3 @@ def _external_id(rule: dict | None, record) -> str | None:
 		return None
 	value = mapping.read_path(record, _id_path(rule))
 	return value if isinstance(value, str | int) else None
-
-
-def request_hash(*parts) -> str:
-	return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
