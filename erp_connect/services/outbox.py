@@ -49,10 +49,10 @@ def push_rules() -> dict[str, list[dict]]:
 	return frappe.cache.get_value(RULES_CACHE_KEY, generator=_load_push_rules)
 
 
-def clear_rules_cache(*args, **kwargs) -> None:
+def clear_rules_cache() -> None:
 	"""Forget the cached rules now, and again when this transaction ends: a process that reloads
 	them in between may have seen the old (or the uncommitted) state."""
-	frappe.cache.delete_value(RULES_CACHE_KEY)
+	_forget_rules()
 	frappe.db.after_commit.add(_forget_rules)
 	frappe.db.after_rollback.add(_forget_rules)
 
