@@ -32,7 +32,7 @@ doc_events = {
 }
 
 # Outbox rows point at documents that may be deleted; they must not block the deletion.
-ignore_links_on_delete = ["Sync Event", "Sync Link"]
+ignore_links_on_delete = ["Sync Event", "Sync Link", "Sync Conflict"]
 
 # Request Events
 # --------------
@@ -43,7 +43,13 @@ after_request = ["erp_connect.services.limits.add_retry_after"]
 # ---------------
 
 scheduler_events = {
-	"cron": {"* * * * *": ["erp_connect.services.delivery.sweep", "erp_connect.services.inbox.sweep"]},
+	"cron": {
+		"* * * * *": [
+			"erp_connect.services.delivery.sweep",
+			"erp_connect.services.inbox.sweep",
+			"erp_connect.services.pull.run_due_rules",
+		]
+	},
 	"daily": [
 		"erp_connect.services.events.delete_old_deliveries",
 		"erp_connect.services.idempotency.delete_expired",

@@ -9,6 +9,7 @@ their lease runs out. Sending happens outside the lock, in parallel.
 """
 
 import hashlib
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ import frappe
 import requests
 from frappe.utils import add_to_date, now_datetime
 
-from erp_connect.engine import http, outbound
+from erp_connect.engine import frappe_site, http, outbound
 from erp_connect.engine.retry import Outcome, RetryPolicy, Verdict, classify_exception, classify_response
 from erp_connect.erp_connect.doctype.sync_event.sync_event import DOCUMENT_INDEX, UNFINISHED_INDEX
 from erp_connect.services.alerts import notify_managers
@@ -169,9 +170,13 @@ def drain(connector: str, max_seconds: float = MAX_DRAIN_SECONDS) -> dict:
 class Drainer:
 	def __init__(self, connector: str):
 		self.connector = frappe.get_doc("Connector", connector)
+		# another ERPNext site takes one document per request, through its REST API
+		self.to_frappe_site = self.connector.connector_type == "Frappe Site"
 		self.targets = {
 			r.name: Target(
-				self.connector.url_for(r.target_path), r.http_method or "POST", max(r.batch_size or 1, 1)
+				self.connector.url_for(r.target_path),
+				r.http_method or "POST",
+				1 if self.to_frappe_site else max(r.batch_size or 1, 1),
 			)
 			for r in frappe.get_all(
 				"Sync Rule",
@@ -265,6 +270,8 @@ class Drainer:
 	def send(self, target: Target, events: list[dict]) -> Result:
 		"""One HTTP request for one event or a batch; runs in a pool thread, so no frappe here."""
 		names = [e.name for e in events]
+		if self.to_frappe_site:
+			return self.send_to_frappe_site(events[0])
 		if target.batch_size == 1:  # a rule with batching always sends the batch shape
 			msg_id, body = events[0].event_id, events[0].payload
 		else:
@@ -273,17 +280,38 @@ class Drainer:
 		body_bytes = body.encode()
 		headers = outbound.request_headers(msg_id, body_bytes, self.signing_secret, self.auth_headers)
 		try:
-			response = http.send(
-				target.method,
-				target.url,
-				body=body_bytes,
-				headers=headers,
-				timeout=self.timeout,
-				allow_private=bool(self.connector.allow_private_network),
-				session=self._session(),
-			)
+			response = self._request(target.method, target.url, body_bytes, headers)
 		except (requests.RequestException, http.BlockedTargetError, OSError) as e:
 			return Result(names, classify_exception(e))
+		return self._result(names, response)
+
+	def send_to_frappe_site(self, event: dict) -> Result:
+		"""Update the document on the other site, or create it there when it answers 404."""
+		attempts = frappe_site.requests_for(json.loads(event.payload))
+		headers = outbound.request_headers(event.event_id, b"", None, self.auth_headers)
+		try:
+			for method, path, body in attempts:
+				response = self._request(method, self.connector.url_for(path), body, headers)
+				if response.status != 404:
+					break
+		except (requests.RequestException, http.BlockedTargetError, OSError) as e:
+			return Result([event.name], classify_exception(e))
+		if method == "DELETE" and response.status == 404:
+			return Result([event.name], classify_response(200), 404, "already deleted there")
+		return self._result([event.name], response)
+
+	def _request(self, method: str, url: str, body: bytes | None, headers: dict) -> http.Response:
+		return http.send(
+			method,
+			url,
+			body=body,
+			headers=headers,
+			timeout=self.timeout,
+			allow_private=bool(self.connector.allow_private_network),
+			session=self._session(),
+		)
+
+	def _result(self, names: list, response: http.Response) -> Result:
 		excerpt = response.body[:RESPONSE_EXCERPT].decode("utf-8", "replace")
 		return Result(names, classify_response(response.status, response.headers), response.status, excerpt)
 

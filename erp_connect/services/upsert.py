@@ -5,18 +5,24 @@ Each record is written inside its own savepoint: a bad record is rolled back and
 the others are kept, unless the caller asks for the whole batch to be atomic.
 """
 
-import hashlib
-
 import frappe
 from frappe import _
 from frappe.model import default_fields
 from frappe.utils import now_datetime
 
-from erp_connect.engine import mapping
+from erp_connect.engine import conflict, mapping
 from erp_connect.services import access
 from erp_connect.services.outbox import render_template
 
-CREATED, UPDATED, UNCHANGED, CANCELLED, ERROR = "created", "updated", "unchanged", "cancelled", "error"
+CREATED, UPDATED, UNCHANGED, CANCELLED, CONFLICT, ERROR = (
+	"created",
+	"updated",
+	"unchanged",
+	"cancelled",
+	"conflict",
+	"error",
+)
+STATUSES = (CREATED, UPDATED, UNCHANGED, CANCELLED, CONFLICT, ERROR)
 ACTIONS = ("save", "submit", "cancel")
 # fields a caller may never set; Frappe manages them
 PROTECTED_FIELDS = frozenset(default_fields) | {"doctype", "amended_from", "naming_series"}
@@ -27,12 +33,20 @@ class InvalidRecord(frappe.ValidationError):
 
 
 def upsert(
-	connector: "frappe.Document", doctype: str, records: list, atomic: bool = False, action: str = "save"
+	connector: "frappe.Document",
+	doctype: str,
+	records: list,
+	atomic: bool = False,
+	action: str = "save",
+	rule: dict | None = None,
 ) -> dict:
 	"""Create or update one document per record (and submit it, with action "submit"), or cancel
-	the documents of the records' external ids (action "cancel"); per-record results and counts."""
-	rule = inbound_rule(connector.name, doctype)
-	allowed = access.allowed_operations(connector, doctype)
+	the documents of the records' external ids (action "cancel"); per-record results and counts.
+
+	``rule`` is given by pulls (their own field map, conflict policy and operations); API calls
+	use the connector's inbound Sync Rule and its Allowed DocTypes."""
+	rule = rule or inbound_rule(connector.name, doctype)
+	allowed = (rule or {}).get("allowed") or access.allowed_operations(connector, doctype)
 	links = known_links(connector.name, doctype, [_external_id(rule, r) for r in records])
 	results = []
 	for index, record in enumerate(records):
@@ -64,8 +78,7 @@ def upsert(
 		for r in results:
 			if r["status"] != ERROR:
 				r.update(status=ERROR, error=_("not written: another record of this atomic batch failed"))
-	statuses = (CREATED, UPDATED, UNCHANGED, CANCELLED, ERROR)
-	counts = {s: sum(r["status"] == s for r in results) for s in statuses}
+	counts = {s: sum(r["status"] == s for r in results) for s in STATUSES}
 	return {"results": results, **counts}
 
 
@@ -75,7 +88,7 @@ def known_links(connector: str, doctype: str, external_ids: list) -> dict:
 	rows = frappe.get_all(
 		"Sync Link",
 		{"connector": connector, "reference_doctype": doctype, "external_id": ("in", ids or [""])},
-		["name", "external_id", "reference_name", "content_hash"],
+		["name", "external_id", "reference_name", "content_hash", "local_hash"],
 	)
 	return {r.external_id: r for r in rows}
 
@@ -95,7 +108,7 @@ def upsert_one(
 	if external_id in (None, ""):
 		raise InvalidRecord(_("the record has no external id at {0}").format(_id_path(rule)))
 	data = map_inbound(connector, doctype, rule, record)
-	content_hash = hashlib.sha256(mapping.dumps(data).encode()).hexdigest()
+	content_hash = conflict.content_hash(data)
 
 	link = links.get(str(external_id))
 	if submit and "submit" not in allowed:
@@ -113,6 +126,13 @@ def upsert_one(
 				).format(doctype, link.reference_name)
 			)
 		doc = frappe.get_doc(doctype, link.reference_name)
+		policy = (rule or {}).get("conflict_policy")
+		if policy and link.local_hash and local_hash(doc, data) != link.local_hash:
+			decision = conflict.decide(policy, remote_changed=True, erpnext_changed=True)
+			if decision != conflict.WRITE:
+				return hold_conflict(
+					connector, rule, doc, str(external_id), data, content_hash, link, decision
+				)
 		doc.update(data)
 		doc.flags.erp_connect_origin = connector  # not pushed back to where it came from
 		doc.save()
@@ -126,8 +146,85 @@ def upsert_one(
 		status = CREATED
 	if submit:
 		doc.submit()
-	links[str(external_id)] = save_link(link, connector, doctype, str(external_id), doc.name, content_hash)
+	hashes = {"content_hash": content_hash, "local_hash": local_hash(doc, data)}
+	links[str(external_id)] = save_link(link, connector, doctype, str(external_id), doc.name, hashes)
 	return {"external_id": external_id, "status": status, "name": doc.name}
+
+
+def hold_conflict(
+	connector: str, rule: dict, doc, external_id: str, data: dict, content_hash: str, link, decision: str
+) -> dict:
+	"""Both sides changed: keep ERPNext's version, or park the remote one for a person to decide.
+	The link remembers the remote version, so the same remote change is not held again each run."""
+	result = {"external_id": external_id, "status": CONFLICT, "name": doc.name}
+	if decision == conflict.PARK:
+		result["conflict"] = park(connector, rule, doc, external_id, data)
+	result["resolution"] = "parked" if decision == conflict.PARK else "kept ERPNext"
+	frappe.db.set_value("Sync Link", link.name, "content_hash", content_hash, update_modified=False)
+	link.content_hash = content_hash
+	return result
+
+
+def park(connector: str, rule: dict, doc, external_id: str, data: dict) -> str:
+	"""One open Sync Conflict per record: a newer remote version replaces the parked one."""
+	values = {
+		"remote_data": frappe.as_json(data),
+		"erpnext_data": frappe.as_json(project(doc, data)),
+		"detected_at": now_datetime(),
+	}
+	open_one = frappe.db.get_value(
+		"Sync Conflict",
+		{
+			"connector": connector,
+			"reference_doctype": doc.doctype,
+			"external_id": external_id,
+			"status": "Open",
+		},
+	)
+	if open_one:
+		frappe.db.set_value("Sync Conflict", open_one, values)
+		return open_one
+	parked = frappe.get_doc(
+		{
+			"doctype": "Sync Conflict",
+			"connector": connector,
+			"pull_rule": rule.get("pull_rule"),
+			"reference_doctype": doc.doctype,
+			"reference_name": doc.name,
+			"external_id": external_id,
+			"status": "Open",
+			**values,
+		}
+	)
+	return parked.insert(ignore_permissions=True).name  # bookkeeping of our own, not user data
+
+
+def local_hash(doc, data: dict) -> str:
+	return conflict.content_hash(project(doc, data))
+
+
+def project(doc, data: dict) -> dict:
+	"""What ``doc`` holds for the fields ``data`` sets (child tables: the row fields it sets), in
+	plain values, so a document read back from the database hashes like the one just saved."""
+	out = {}
+	for field, value in data.items():
+		current = doc.get(field)
+		if isinstance(value, list):
+			keys = sorted({k for row in value if isinstance(row, dict) for k in row})
+			out[field] = [{k: _plain(row.get(k)) for k in keys} for row in current or []]
+		else:
+			out[field] = _plain(current)
+	return out
+
+
+def _plain(value):
+	if value is None or value == "":
+		return ""
+	if isinstance(value, bool):
+		return int(value)
+	if isinstance(value, int | float):
+		return float(value)
+	return str(value)
 
 
 def cancel_one(
@@ -155,7 +252,7 @@ def cancel_one(
 def map_inbound(connector: str, doctype: str, rule: dict | None, record: dict) -> dict:
 	"""Map an external record to ERPNext fields; without an inbound rule the record already uses
 	ERPNext field names. Unknown and protected fields are refused, never silently dropped."""
-	if rule:
+	if rule and rule["field_rules"]:
 		data = mapping.map_record(
 			record,
 			rule["field_rules"],
@@ -164,7 +261,7 @@ def map_inbound(connector: str, doctype: str, rule: dict | None, record: dict) -
 			lambda linked_doctype, external_id: resolve_link(connector, linked_doctype, external_id),
 		)
 	else:
-		data = {k: v for k, v in record.items() if k != "id"}
+		data = {k: v for k, v in record.items() if k != _id_path(rule)}
 	check_fields(doctype, data)
 	return data
 
@@ -204,12 +301,12 @@ def resolve_link(connector: str, doctype: str, external_id: str) -> str:
 	return name
 
 
-def save_link(link, connector: str, doctype: str, external_id: str, name: str, content_hash: str) -> dict:
+def save_link(link, connector: str, doctype: str, external_id: str, name: str, hashes: dict) -> dict:
 	"""Record (or move) the link; returns it as the batch's lookup keeps it. A plain INSERT: this
 	runs once per record written, and the unique index still refuses a second link for the same
 	external id (a concurrent upsert of the same new record fails instead of duplicating it)."""
 	now = now_datetime()
-	values = {"reference_name": name, "content_hash": content_hash, "last_synced_at": now}
+	values = {"reference_name": name, **hashes, "last_synced_at": now}
 	if link:
 		frappe.db.set_value("Sync Link", link.name, values)
 		return frappe._dict({**link, **values})
@@ -218,9 +315,22 @@ def save_link(link, connector: str, doctype: str, external_id: str, name: str, c
 	try:
 		frappe.db.sql(
 			"""insert into `tabSync Link` (name, creation, modified, owner, modified_by, connector,
-				reference_doctype, external_id, reference_name, content_hash, last_synced_at)
-			values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-			(link_name, now, now, user, user, connector, doctype, external_id, name, content_hash, now),
+				reference_doctype, external_id, reference_name, content_hash, local_hash, last_synced_at)
+			values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+			(
+				link_name,
+				now,
+				now,
+				user,
+				user,
+				connector,
+				doctype,
+				external_id,
+				name,
+				hashes["content_hash"],
+				hashes["local_hash"],
+				now,
+			),
 		)
 	except Exception as e:
 		if frappe.db.is_duplicate_entry(e):  # the record's savepoint rolls its document back

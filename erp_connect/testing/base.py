@@ -135,9 +135,10 @@ def make_sales_invoice(
 	return invoice
 
 
-def start_worker(burst: bool = True) -> subprocess.Popen:
-	"""A real RQ worker for this bench (its own process group, so a test can SIGKILL it whole)."""
-	command = [sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "worker", "--queue", "default"]
+def start_worker(burst: bool = True, queue: str = "default") -> subprocess.Popen:
+	"""A real RQ worker for this bench (its own process group, so a test can SIGKILL it whole);
+	``queue`` may list several, comma-separated."""
+	command = [sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "worker", "--queue", queue]
 	sites_path = os.path.abspath(frappe.local.sites_path)
 	log = open(os.path.join(sites_path, "..", "logs", "erp_connect_test_worker.log"), "a")
 	process = subprocess.Popen(

@@ -50,6 +50,8 @@ class ListEndpoint:
 	updated_field: str = "updated_at"
 	since_param: str = "updated_since"
 	max_page_size: int = 100
+	slow_from: int | None = None  # pages from this row on answer slowly (to kill a reader mid-run)
+	slow_seconds: float = 0.0
 
 
 class RemoteSystem:
@@ -140,9 +142,7 @@ class RemoteSystem:
 				return self._scripts[path].popleft()
 			return self._defaults.get(path) or self._defaults.get("*") or Reply(200, {"ok": True})
 
-	def _list_page(
-		self, endpoint: ListEndpoint, path: str, query: dict[str, str]
-	) -> tuple[dict, dict[str, str]]:
+	def _list_page(self, endpoint: ListEndpoint, path: str, query: dict[str, str]) -> Reply:
 		with self._lock:
 			rows = [dict(r) for r in endpoint.records]
 		since = query.get(endpoint.since_param)
@@ -170,7 +170,8 @@ class RemoteSystem:
 			body["next"] = next_url if has_more else None
 		elif endpoint.style == "link_header" and has_more:
 			headers["Link"] = f'<{next_url}>; rel="next"'
-		return body, headers
+		slow = endpoint.slow_from is not None and start >= endpoint.slow_from
+		return Reply(200, body, headers, endpoint.slow_seconds if slow else 0.0)
 
 	def _handler_class(self):
 		remote = self
@@ -195,8 +196,7 @@ class RemoteSystem:
 					return self._respond(Reply(200, {"requests": remote.count}))
 				endpoint = remote._lists.get(parts.path)
 				if endpoint is not None and self.command == "GET" and not remote._scripts.get(parts.path):
-					page, extra = remote._list_page(endpoint, parts.path, query)
-					reply = Reply(200, page, extra)
+					reply = remote._list_page(endpoint, parts.path, query)
 				else:
 					reply = remote._next_reply(parts.path)
 

@@ -15,7 +15,72 @@ from erp_connect.services.outbox import DOC_EVENTS, clear_rules_cache, next_seq,
 MASK = "********"
 
 
-class SyncRule(Document):
+class FieldMapped:
+	"""The field map and the reference doctype, shared by Sync Rule and Pull Rule."""
+
+	def validate_reference_doctype(self):
+		meta = frappe.get_meta(self.reference_doctype)
+		if meta.istable or meta.issingle or meta.is_virtual:
+			frappe.throw(_("{0} cannot be synced: pick a regular DocType").format(self.reference_doctype))
+		if meta.module == "ERP Connect":
+			frappe.throw(_("ERP Connect's own doctypes cannot be synced"))
+
+	def normalize_child_table_paths(self):
+		"""Accept items.item_code for a child table field and store it as items[].item_code."""
+		tables = {df.fieldname for df in frappe.get_meta(self.reference_doctype).get_table_fields()}
+		for row in self.field_map:
+			head, _, rest = (row.erpnext_field or "").partition(".")
+			if head in tables and rest:
+				row.erpnext_field = f"{head}[].{rest}"
+
+	def validate_field_map(self):
+		if self.payload_mode != "Mapped Fields":
+			return
+		if not self.field_map:
+			frappe.throw(_("Add at least one row to the Field Map, or send the Whole Document"))
+		problems = []
+		rules = self.field_rules() if self.direction == "Push" else self.inbound_field_rules()
+		for row, rule in zip(self.field_map, rules, strict=True):
+			problems += [_("Row {0}: {1}").format(row.idx, p) for p in mapping.rule_problems(rule)]
+			erpnext_field = rule.source if self.direction == "Push" else rule.target
+			if erpnext_field and not self.has_field(erpnext_field):
+				problems.append(
+					_("Row {0}: {1} has no field {2}").format(row.idx, self.reference_doctype, erpnext_field)
+				)
+		if problems:
+			frappe.throw("<br>".join(problems), title=_("Field Map"))
+
+	def has_field(self, path: str) -> bool:
+		head, _, rest = path.partition(".")
+		meta = frappe.get_meta(self.reference_doctype)
+		if head.endswith("[]"):
+			df = meta.get_field(head[:-2])
+			if not df or df.fieldtype not in frappe.model.table_fields:
+				return False
+			meta, head = frappe.get_meta(df.options), rest.split(".")[0]
+		return head in default_fields or head == "name" or bool(meta.get_field(head))
+
+	def field_rules(self) -> list[mapping.FieldRule]:
+		return [
+			mapping.FieldRule(
+				source=row.erpnext_field or "",
+				target=row.external_path or "",
+				transform=row.transform or mapping.NONE,
+				option=row.transform_option,
+				required=bool(row.required),
+			)
+			for row in self.field_map
+		]
+
+	def inbound_field_rules(self) -> list[mapping.FieldRule]:
+		"""The field map read the other way: external path -> ERPNext field."""
+		return [
+			mapping.FieldRule(r.target, r.source, r.transform, r.option, r.required)
+			for r in self.field_rules()
+		]
+
+
+class SyncRule(FieldMapped, Document):
 	def validate(self):
 		self.validate_reference_doctype()
 		if self.direction == "Push":
@@ -34,13 +99,6 @@ class SyncRule(Document):
 
 	def on_trash(self):
 		clear_rules_cache()
-
-	def validate_reference_doctype(self):
-		meta = frappe.get_meta(self.reference_doctype)
-		if meta.istable or meta.issingle or meta.is_virtual:
-			frappe.throw(_("{0} cannot be synced: pick a regular DocType").format(self.reference_doctype))
-		if meta.module == "ERP Connect":
-			frappe.throw(_("ERP Connect's own doctypes cannot be synced"))
 
 	def validate_events(self):
 		if not self.selected_events():
@@ -99,63 +157,9 @@ class SyncRule(Document):
 			if problem:
 				frappe.throw(_("Target Path is not valid: {0}").format(problem))
 
-	def normalize_child_table_paths(self):
-		"""Accept items.item_code for a child table field and store it as items[].item_code."""
-		tables = {df.fieldname for df in frappe.get_meta(self.reference_doctype).get_table_fields()}
-		for row in self.field_map:
-			head, _, rest = (row.erpnext_field or "").partition(".")
-			if head in tables and rest:
-				row.erpnext_field = f"{head}[].{rest}"
-
-	def validate_field_map(self):
-		if self.payload_mode != "Mapped Fields":
-			return
-		if not self.field_map:
-			frappe.throw(_("Add at least one row to the Field Map, or send the Whole Document"))
-		problems = []
-		rules = self.field_rules() if self.direction == "Push" else self.inbound_field_rules()
-		for row, rule in zip(self.field_map, rules, strict=True):
-			problems += [_("Row {0}: {1}").format(row.idx, p) for p in mapping.rule_problems(rule)]
-			erpnext_field = rule.source if self.direction == "Push" else rule.target
-			if erpnext_field and not self.has_field(erpnext_field):
-				problems.append(
-					_("Row {0}: {1} has no field {2}").format(row.idx, self.reference_doctype, erpnext_field)
-				)
-		if problems:
-			frappe.throw("<br>".join(problems), title=_("Field Map"))
-
-	def has_field(self, path: str) -> bool:
-		head, _, rest = path.partition(".")
-		meta = frappe.get_meta(self.reference_doctype)
-		if head.endswith("[]"):
-			df = meta.get_field(head[:-2])
-			if not df or df.fieldtype not in frappe.model.table_fields:
-				return False
-			meta, head = frappe.get_meta(df.options), rest.split(".")[0]
-		return head in default_fields or head == "name" or bool(meta.get_field(head))
-
 	# -- what the outbox and delivery use ---------------------------------------------------------
 	def selected_events(self) -> list[str]:
 		return [e for e in DOC_EVENTS if self.get(f"event_{e}")]
-
-	def field_rules(self) -> list[mapping.FieldRule]:
-		return [
-			mapping.FieldRule(
-				source=row.erpnext_field or "",
-				target=row.external_path or "",
-				transform=row.transform or mapping.NONE,
-				option=row.transform_option,
-				required=bool(row.required),
-			)
-			for row in self.field_map
-		]
-
-	def inbound_field_rules(self) -> list[mapping.FieldRule]:
-		"""The field map read the other way: external path -> ERPNext field."""
-		return [
-			mapping.FieldRule(r.target, r.source, r.transform, r.option, r.required)
-			for r in self.field_rules()
-		]
 
 	def as_push_spec(self) -> dict:
 		return {

@@ -1,0 +1,46 @@
+"""Another ERPNext site as a connector: the REST requests that apply one outbox event there.
+
+Documents keep their names on both sites (Items by item code, Price Lists and Customers named by a
+field), so an event updates ``/api/resource/<DocType>/<name>`` and creates it when it is not there.
+"""
+
+from urllib.parse import quote
+
+from erp_connect.engine.mapping import dumps
+
+# what the receiving site sets itself; sending it back would fail or overwrite its own bookkeeping
+SYSTEM_FIELDS = frozenset(
+	"name owner creation modified modified_by docstatus idx doctype amended_from".split()
+	+ "parent parentfield parenttype lft rgt old_parent".split()
+)
+
+
+def resource_path(doctype: str, name: str | None = None) -> str:
+	path = "/api/resource/" + quote(doctype)
+	return f"{path}/{quote(name, safe='')}" if name else path
+
+
+def clean_record(data):
+	"""A document as the other site accepts it: no system fields or underscore fields, child rows too."""
+	if isinstance(data, list):
+		return [clean_record(row) for row in data]
+	if not isinstance(data, dict):
+		return data
+	return {
+		k: clean_record(v)
+		for k, v in data.items()
+		if k not in SYSTEM_FIELDS and not k.startswith("_") and v is not None
+	}
+
+
+def requests_for(event: dict) -> list[tuple[str, str, bytes | None]]:
+	"""The requests to try in order for one event envelope: (method, path, body). The next one is
+	tried only when the previous answered 404."""
+	doctype, name = event["doctype"], event["name"]
+	if str(event.get("type", "")).endswith(".on_trash"):
+		return [("DELETE", resource_path(doctype, name), None)]
+	record = clean_record(event.get("data") or {})
+	return [
+		("PUT", resource_path(doctype, name), dumps(record).encode()),
+		("POST", resource_path(doctype), dumps({**record, "name": name}).encode()),
+	]

@@ -1,0 +1,121 @@
+# Copyright (c) 2026, erp_connect developers
+# For license information, please see license.txt
+
+import frappe
+from frappe import _
+from frappe.model.document import Document
+
+from erp_connect.engine import mapping, pull
+from erp_connect.erp_connect.doctype.sync_rule.sync_rule import FieldMapped
+
+FRAPPE_SITE = "Frappe Site"
+
+
+class PullRule(FieldMapped, Document):
+	direction = "Inbound"  # the field map reads external path -> ERPNext field
+
+	@property
+	def payload_mode(self) -> str:
+		return "Mapped Fields" if self.field_map else "Whole Document"
+
+	def validate(self):
+		self.validate_reference_doctype()
+		self.apply_frappe_site_defaults()
+		self.validate_list()
+		self.validate_schedule()
+		self.normalize_child_table_paths()
+		self.validate_field_map()
+		if not self.enabled or self.paused:
+			self.next_run_at = None
+		elif (
+			not self.next_run_at
+			or self.has_value_changed("interval_minutes")
+			or self.has_value_changed("cron")
+		):
+			from erp_connect.services.pull import next_run_after
+
+			self.next_run_at = next_run_after(self, frappe.utils.now_datetime())
+
+	def apply_frappe_site_defaults(self):
+		"""Another ERPNext site: its standard REST list, keyset-paged on (modified, name)."""
+		if frappe.db.get_value("Connector", self.connector, "connector_type") != FRAPPE_SITE:
+			return
+		self.pagination_style = pull.FRAPPE
+		self.list_path = self.list_path or f"/api/resource/{self.reference_doctype}"
+		self.records_path, self.id_field, self.modified_field = "data", "name", "modified"
+
+	def validate_list(self):
+		if not (self.list_path or "").strip():
+			frappe.throw(_("List Path is required: the remote endpoint that lists the records"))
+		problems = self.list_spec().problems()
+		for field in ("id_field", "records_path", "next_path", "modified_field"):
+			if self.get(field):
+				problems += [
+					f"{self.meta.get_label(field)} {p}" for p in mapping.path_problems(self.get(field))
+				]
+		if (self.overlap_seconds or 0) < 0:
+			problems.append(_("Overlap cannot be negative"))
+		if problems:
+			frappe.throw("<br>".join(problems), title=_("Remote List"))
+
+	def validate_schedule(self):
+		if self.cron:
+			from croniter import croniter
+
+			if not croniter.is_valid(self.cron):
+				frappe.throw(_("Cron {0} is not a valid cron expression").format(self.cron))
+		elif (self.interval_minutes or 0) < 1:
+			frappe.throw(_("Run at least every 1 minute, or give a cron expression"))
+
+	def list_spec(self) -> pull.ListSpec:
+		return pull.ListSpec(
+			style=self.pagination_style,
+			page_size=self.page_size or 0,
+			since_param=(self.since_param or "").strip(),
+			since_format=self.since_format or pull.ISO,
+			records_path=(self.records_path or "").strip(),
+			next_path=(self.next_path or "").strip(),
+			page_param=self.page_param or "page",
+			size_param=self.size_param or "per_page",
+			offset_param=self.offset_param or "offset",
+			cursor_param=self.cursor_param or "cursor",
+			id_field=self.id_field or "id",
+			modified_field=self.modified_field or "",
+			extra_query=self.frappe_fields(),
+		)
+
+	def frappe_fields(self) -> dict:
+		"""For a Frappe site, ask only for the fields the map reads (all of them without a map)."""
+		if self.pagination_style != pull.FRAPPE:
+			return {}
+		fields = {"name", "modified"} | {
+			r.source.split(".")[0] for r in self.inbound_field_rules() if r.source
+		}
+		return {"fields": frappe.as_json(sorted(fields) if self.field_map else ["*"], indent=None)}
+
+	def as_upsert_rule(self) -> dict:
+		return {
+			"pull_rule": self.name,
+			"external_id_path": self.id_field or "id",
+			"field_rules": self.inbound_field_rules(),
+			"conflict_policy": self.conflict_policy,
+			"allowed": {"create", "update"},  # the manager set this rule up to write these
+		}
+
+	# -- Desk actions ------------------------------------------------------------------------------
+	@frappe.whitelist()
+	def run_now(self, full_resync: bool = False) -> str:
+		"""Queue a run at once (a full resync reads everything again, duplicates nothing)."""
+		self.check_permission("write")
+		from erp_connect.services.pull import enqueue_run
+
+		return enqueue_run(self.name, full_resync=bool(frappe.utils.cint(full_resync)), manual=True)
+
+	@frappe.whitelist()
+	def resume(self) -> None:
+		"""Clear a pause (after fixing the credentials) and run."""
+		self.check_permission("write")
+		self.paused, self.paused_reason, self.auth_failures = 0, None, 0
+		self.next_run_at = None
+		self.save()
+		self.run_now()

@@ -1,0 +1,8 @@
+# Copyright (c) 2026, erp_connect developers
+# For license information, please see license.txt
+
+from frappe.model.document import Document
+
+
+class SyncRunError(Document):
+	pass

@@ -1,0 +1,342 @@
+"""Scheduled pulls: read a remote list page by page and upsert every record through the one write
+path (Sync Link, mapping, per-record results, conflict policy).
+
+Watermarks. A run asks for what changed since the rule's watermark. The next watermark is taken
+when the run starts, minus the rule's overlap, and saved only after the last page is committed. For
+another Frappe site it is the newest remote ``modified`` read, minus the overlap: that site's own
+clock, which its filter compares with.
+
+Resuming. Each page's records and the position of the next page are committed together, so a run
+that is killed continues at the first page it had not committed: nothing is skipped, and a page
+read twice is recognised as unchanged. Runs of one rule never overlap (a database lock, which dies
+with a killed worker's connection).
+"""
+
+import datetime
+import hashlib
+import json
+import time
+import zoneinfo
+
+import frappe
+import requests
+from frappe import _
+from frappe.utils import add_to_date, get_datetime, now_datetime
+
+from erp_connect.engine import http, pull
+from erp_connect.engine.retry import parse_retry_after
+from erp_connect.services import upsert as upsert_service
+from erp_connect.services.alerts import notify_managers
+
+AUTH_FAILURES_TO_PAUSE = 3
+MAX_TRIES = 4  # per page, for timeouts, 5xx and 429
+MAX_WAIT_SECONDS = 60  # a longer Retry-After ends the run; the next run continues from the same page
+MAX_ERRORS_KEPT = 200  # per run; the counts stay exact
+RECORD_EXCERPT = 2000
+
+
+class PullFailed(Exception):
+	"""The remote did not give us the page; the run stops where it is and the next one resumes."""
+
+	def __init__(self, message: str, retry_after: float | None = None):
+		super().__init__(message)
+		self.retry_after = retry_after
+
+
+class AuthFailed(PullFailed):
+	pass
+
+
+# -- scheduling ---------------------------------------------------------------------------------------
+def run_due_rules() -> None:
+	"""Every minute: queue a run of each enabled rule that is due."""
+	for name in frappe.get_all(
+		"Pull Rule", {"enabled": 1, "paused": 0, "next_run_at": ("<=", now_datetime())}, pluck="name"
+	):
+		enqueue_run(name)
+
+
+def enqueue_run(rule: str, full_resync: bool = False, manual: bool = False) -> str:
+	"""Queue a run. Scheduled runs have one job id per rule and minute and run only while the rule is
+	due; manual ones ("Run now") always run. A run already going on makes another return at once."""
+	moment = now_datetime().strftime("%Y%m%d%H%M%S" if manual else "%Y%m%d%H%M")
+	job_id = f"erp_connect:pull:{rule}:{moment}:{int(full_resync)}"
+	frappe.enqueue(
+		"erp_connect.services.pull.run",
+		queue="long",
+		timeout=3 * 3600,
+		job_id=job_id,
+		deduplicate=True,
+		enqueue_after_commit=True,
+		rule=rule,
+		full_resync=full_resync,
+		manual=manual,
+	)
+	return job_id
+
+
+def next_run_after(rule, moment: datetime.datetime) -> datetime.datetime:
+	if rule.cron:
+		from croniter import croniter
+
+		return croniter(rule.cron, moment).get_next(datetime.datetime)
+	return add_to_date(moment, minutes=rule.interval_minutes or 15)
+
+
+# -- a run --------------------------------------------------------------------------------------------
+def run(rule: str, full_resync: bool = False, manual: bool = True) -> str | None:
+	"""Run one pull; returns the Sync Run's name (None when there was nothing to do: another run of
+	the rule is going on, or a scheduled run finds the rule not due any more)."""
+	lock = "erp_connect_pull_" + hashlib.sha1(rule.encode()).hexdigest()[:32]
+	if not frappe.db.sql("select get_lock(%s, 0)", lock)[0][0]:
+		return None
+	caller = frappe.session.user
+	try:
+		if not manual and not is_due(rule):
+			return None
+		return Puller(rule, full_resync).run()
+	finally:
+		frappe.set_user(caller)
+		frappe.db.sql("select release_lock(%s)", lock)
+
+
+def is_due(rule: str) -> bool:
+	next_run_at = frappe.db.get_value("Pull Rule", rule, "next_run_at")
+	return bool(next_run_at) and get_datetime(next_run_at) <= now_datetime()
+
+
+class Puller:
+	def __init__(self, rule: str, full_resync: bool):
+		self.rule = frappe.get_doc("Pull Rule", rule)
+		self.connector = frappe.get_doc("Connector", self.rule.connector)
+		self.spec = self.rule.list_spec()
+		self.upsert_rule = self.rule.as_upsert_rule()
+		self.full_resync = full_resync
+		self.session = requests.Session()
+		self.moved = False  # a record seen twice in one run: a counting list shifted under us
+
+	def run(self) -> str | None:
+		if not (self.rule.enabled and self.connector.enabled) or self.rule.paused:
+			return None
+		self.start()
+		if self.connector.api_user:  # the connector's user writes, so Frappe's permissions apply
+			frappe.set_user(self.connector.api_user)
+		try:
+			self.read_pages()
+		except PullFailed as e:
+			self.stop(e)
+		except Exception as e:
+			frappe.db.rollback()
+			frappe.log_error(f"ERP Connect pull {self.rule.name} failed")
+			self.stop(PullFailed(_("unexpected error ({0}); see the Error Log").format(type(e).__name__)))
+		else:
+			self.finish()
+		return self.sync_run.name
+
+	def start(self) -> None:
+		state = None if self.full_resync else json.loads(self.rule.resume_state or "null")
+		started = now_datetime()
+		if state:  # a run was interrupted: continue at its first uncommitted page
+			frappe.db.set_value("Sync Run", state["run"], "status", "Interrupted")
+			self.since, self.next_watermark, self.request = state["since"], state["watermark"], state["next"]
+			self.moved = state.get("moved", False) or self.spec.style in pull.COUNTING_STYLES
+		else:
+			self.since = None if self.full_resync else self.watermark_text()
+			self.next_watermark = str(add_to_date(started, seconds=-(self.rule.overlap_seconds or 0)))
+			self.request = pull.first_page(self.spec, self.since)
+		self.newest_remote = None
+		self.sync_run = frappe.get_doc(
+			{
+				"doctype": "Sync Run",
+				"pull_rule": self.rule.name,
+				"connector": self.connector.name,
+				"reference_doctype": self.rule.reference_doctype,
+				"status": "Running",
+				"full_resync": int(self.full_resync),
+				"resumed": int(bool(state)),
+				"started_at": started,
+				"since": self.since or _("the beginning"),
+			}
+		).insert(ignore_permissions=True)
+		self.seen: set[str] = set()
+		self.rule.db_set({"last_run": self.sync_run.name, "next_run_at": next_run_after(self.rule, started)})
+		frappe.db.commit()
+
+	def watermark_text(self) -> str | None:
+		if not self.rule.watermark:
+			return None
+		if self.spec.style == pull.FRAPPE:
+			return str(self.rule.watermark)  # the remote site's own modified time
+		zone = zoneinfo.ZoneInfo(frappe.utils.get_system_timezone())
+		return pull.format_since(
+			get_datetime(self.rule.watermark).replace(tzinfo=zone), self.spec.since_format
+		)
+
+	def read_pages(self) -> None:
+		while self.request:
+			body, headers = self.fetch(self.request)
+			records = pull.records_of(self.spec, body)
+			following = pull.next_page(
+				self.spec, self.request, body, headers, records, self.connector.base_url
+			)
+			self.apply(records)
+			self.save_position(following)
+			self.request = following
+
+	def apply(self, records: list[dict]) -> None:
+		ids = [pull.record_id(self.spec, r) for r in records]
+		self.moved = self.moved or any(i in self.seen for i in ids if i)
+		self.seen.update(i for i in ids if i)
+		if self.spec.style == pull.FRAPPE:
+			self.newest_remote = max([self.newest_remote or "", *(str(r.get("modified")) for r in records)])
+			if not self.rule.field_map:
+				records = [frappe_site_record(r, self.rule.reference_doctype) for r in records]
+		result = upsert_service.upsert(
+			self.connector, self.rule.reference_doctype, records, rule=self.upsert_rule
+		)
+		run = self.sync_run
+		run.pages = (run.pages or 0) + 1
+		for status, field in (
+			("created", "created"),
+			("updated", "updated"),
+			("unchanged", "unchanged"),
+			("conflict", "conflicts"),
+			("error", "failed"),
+		):
+			run.set(field, (run.get(field) or 0) + result[status])
+		for r in result["results"]:
+			if r["status"] == "error" and len(run.errors) < MAX_ERRORS_KEPT:
+				record = frappe.as_json(records[r["index"]], indent=None)[:RECORD_EXCERPT]
+				run.append(
+					"errors", {"external_id": r.get("external_id"), "error": r["error"], "record": record}
+				)
+
+	def save_position(self, following: dict | None) -> None:
+		"""Commit the page's records together with where the next page starts."""
+		state = following and {
+			"run": self.sync_run.name,
+			"since": self.since,
+			"watermark": self.next_watermark,
+			"next": following,
+			"moved": self.moved,
+		}
+		self.sync_run.save(ignore_permissions=True)
+		self.rule.db_set("resume_state", json.dumps(state) if state else None)
+		frappe.db.commit()
+
+	def finish(self) -> None:
+		values = {"resume_state": None, "auth_failures": 0}
+		if self.spec.style == pull.FRAPPE:
+			if self.newest_remote:
+				overlap = -(self.rule.overlap_seconds or 0)
+				values["watermark"] = add_to_date(get_datetime(self.newest_remote), seconds=overlap)
+		elif not self.moved:  # a shifted list may have hidden a record: read the same span again
+			values["watermark"] = self.next_watermark
+		self.rule.db_set(values)
+		run = self.sync_run
+		run.status = "Completed with Errors" if run.failed else "Succeeded"
+		if self.moved and self.spec.style in pull.COUNTING_STYLES:
+			run.message = _("the list changed while it was read; the next run reads the same span again")
+		run.finished_at = now_datetime()
+		run.save(ignore_permissions=True)
+		frappe.db.commit()
+
+	def stop(self, failure: PullFailed) -> None:
+		"""The run ends early; its committed pages stay, and the next run resumes after them."""
+		self.sync_run.reload()
+		self.sync_run.db_set(
+			{"status": "Failed", "message": str(failure)[:1000], "finished_at": now_datetime()}
+		)
+		if failure.retry_after:
+			self.rule.db_set("next_run_at", add_to_date(now_datetime(), seconds=failure.retry_after))
+		if isinstance(failure, AuthFailed):
+			self.count_auth_failure(str(failure))
+		frappe.db.commit()
+
+	def count_auth_failure(self, reason: str) -> None:
+		failures = (self.rule.auth_failures or 0) + 1
+		self.rule.db_set("auth_failures", failures)
+		if failures >= AUTH_FAILURES_TO_PAUSE:
+			message = _("paused after {0} authentication failures in a row: {1}").format(failures, reason)
+			self.rule.db_set({"paused": 1, "paused_reason": message, "next_run_at": None})
+			notify_managers(
+				_("Pull Rule {0} was paused").format(self.rule.name),
+				message + ". " + _("Fix the connector's credentials, then press Resume."),
+				"Pull Rule",
+				self.rule.name,
+			)
+
+	# -- HTTP -----------------------------------------------------------------------------------------
+	def fetch(self, request: dict) -> tuple:
+		"""One page, retried on timeouts, 5xx and short Retry-After waits."""
+		url = request.get("url") or self.connector.url_for(self.rule.list_path)
+		params = None if "url" in request else request["query"]
+		headers = {"Accept": "application/json", **self.connector.auth_headers()}
+		for attempt in range(1, MAX_TRIES + 1):
+			throttle(self.connector)
+			try:
+				response = http.send(
+					"GET",
+					url,
+					headers=headers,
+					params=params,
+					timeout=self.connector.timeout_seconds or http.DEFAULT_TIMEOUT_SECONDS,
+					allow_private=bool(self.connector.allow_private_network),
+					session=self.session,
+				)
+			except http.BlockedTargetError as e:
+				raise PullFailed(str(e))
+			except (requests.RequestException, OSError) as e:
+				if attempt == MAX_TRIES:
+					raise PullFailed(_("no answer from {0}: {1}").format(url, type(e).__name__))
+				time.sleep(2**attempt)
+				continue
+			status = response.status
+			if status in (401, 403):
+				raise AuthFailed(_("the remote answered HTTP {0}").format(status))
+			if status in (408, 425, 429) or status >= 500:
+				wait = parse_retry_after(response.headers.get("Retry-After")) or 2**attempt
+				if wait > MAX_WAIT_SECONDS or attempt == MAX_TRIES:
+					raise PullFailed(
+						_("the remote answered HTTP {0}; the next run continues from this page").format(
+							status
+						),
+						retry_after=wait,
+					)
+				time.sleep(wait)
+				continue
+			if not 200 <= status < 300:
+				excerpt = response.body[:300].decode("utf-8", "replace")
+				raise PullFailed(_("the remote answered HTTP {0}: {1}").format(status, excerpt))
+			try:
+				return json.loads(response.body), response.headers
+			except ValueError:
+				raise PullFailed(_("the remote's answer is not JSON"))
+		raise PullFailed(_("no page"))  # not reached
+
+
+def throttle(connector) -> None:
+	"""At most the connector's requests per minute, counted in Redis across every worker."""
+	limit = connector.requests_per_minute or 0
+	if not limit:
+		return
+	while True:
+		window = int(time.time() // 60)
+		key = frappe.cache.make_key(f"erp_connect:outbound:{connector.name}:{window}")
+		count = frappe.cache.incr(key)
+		if count == 1:
+			frappe.cache.expire(key, 120)
+		if count <= limit:
+			return
+		time.sleep((window + 1) * 60 - time.time() + 0.01)
+
+
+def frappe_site_record(record: dict, doctype: str) -> dict:
+	"""A record of another site's /api/resource without a field map: its own fields only (not the
+	system fields the site sets itself, nor fields this site does not have)."""
+	meta = frappe.get_meta(doctype)
+	return {
+		k: v
+		for k, v in record.items()
+		if k == "name" or (k not in upsert_service.PROTECTED_FIELDS and meta.get_field(k))
+	}

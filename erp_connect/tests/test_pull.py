@@ -1,0 +1,360 @@
+"""Scheduled pulls against the fake remote's paginated lists. Runs commit page by page (that is the
+point), so every test cleans up what it committed."""
+
+import datetime
+import os
+import signal
+import time
+
+import frappe
+
+from erp_connect.services import pull
+from erp_connect.testing.base import TEST_PREFIX, ConnectTestCase, start_worker
+from erp_connect.testing.remote import Reply
+
+CUSTOMER_MAP = [
+	# (erpnext_field, external_path, transform, option)
+	{"erpnext_field": "customer_name", "external_path": "name", "required": 1},
+	{"erpnext_field": "website", "external_path": "site"},
+	{
+		"erpnext_field": "customer_group",
+		"external_path": "group",
+		"transform": "Constant",
+		"transform_option": "All Customer Groups",
+	},
+	{
+		"erpnext_field": "territory",
+		"external_path": "territory",
+		"transform": "Constant",
+		"transform_option": "All Territories",
+	},
+]
+
+
+def utc(seconds_ago: float = 0) -> str:
+	moment = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=seconds_ago)
+	return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def remote_customers(count: int, same_time_every: int = 7) -> list[dict]:
+	"""Old records in groups of equal timestamps, so groups straddle page boundaries."""
+	return [
+		{
+			"id": f"c{i:05d}",
+			"name": f"{TEST_PREFIX}pull {i:05d}",
+			"site": f"https://c{i}.example",
+			"updated_at": f"2026-01-01T{i // same_time_every // 3600:02d}:"
+			f"{i // same_time_every // 60 % 60:02d}:{i // same_time_every % 60:02d}Z",
+		}
+		for i in range(count)
+	]
+
+
+class PullTestCase(ConnectTestCase):
+	def setUp(self):
+		super().setUp()
+		self.addCleanup(cleanup_pull_data)
+		self.connector = self.make_connector(connector_type="REST API")
+
+	def make_pull_rule(self, **fields):
+		rule = frappe.get_doc(
+			{
+				"doctype": "Pull Rule",
+				"connector": self.connector.name,
+				"reference_doctype": "Customer",
+				"list_path": "/customers",
+				"pagination_style": "Page Number",
+				"page_size": 40,
+				"records_path": "data",
+				"since_param": "updated_since",
+				"id_field": "id",
+				"modified_field": "updated_at",
+				"overlap_seconds": 60,
+				"interval_minutes": 15,
+				"field_map": CUSTOMER_MAP,
+				**fields,
+			}
+		).insert()
+		frappe.db.commit()
+		return rule
+
+	def run_pull(self, rule, **kwargs) -> "frappe.Document":
+		name = pull.run(rule.name, **kwargs)
+		self.assertTrue(name, "the run did not start")
+		return frappe.get_doc("Sync Run", name)
+
+	def customer_of(self, external_id: str) -> "frappe.Document":
+		name = frappe.db.get_value(
+			"Sync Link",
+			{"connector": self.connector.name, "reference_doctype": "Customer", "external_id": external_id},
+			"reference_name",
+		)
+		return frappe.get_doc("Customer", name)
+
+
+def our_customers() -> int:
+	return frappe.db.count("Customer", {"customer_name": ("like", TEST_PREFIX + "%")})
+
+
+def cleanup_pull_data():
+	frappe.db.rollback()
+	like = ("like", TEST_PREFIX + "%")
+	frappe.db.delete("Customer", {"customer_name": like})  # plain rows: thousands, deleted at once
+	for doctype in ("Sync Link", "Sync Conflict", "Sync Event"):
+		frappe.db.delete(doctype, {"connector": like})
+	runs = frappe.get_all("Sync Run", {"connector": like}, pluck="name")
+	frappe.db.delete("Sync Run Error", {"parent": ("in", runs or [""])})
+	frappe.db.delete("Sync Run", {"connector": like})
+	rules = frappe.get_all("Pull Rule", {"connector": like}, pluck="name")
+	rules += frappe.get_all("Sync Rule", {"connector": like}, pluck="name")
+	frappe.db.delete("Sync Field Map", {"parent": ("in", rules or [""])})
+	frappe.db.delete("Pull Rule", {"connector": like})
+	frappe.db.delete("Sync Rule", {"connector": like})
+	frappe.db.delete("Connector", {"name": like})
+	frappe.db.commit()
+
+
+class TestPull(PullTestCase):
+	def test_5000_records_then_each_change_arrives_once(self):
+		records = remote_customers(5000)
+		self.remote.serve_list("/customers", records, style="page")
+		rule = self.make_pull_rule(overlap_seconds=0)  # so the last run finds nothing to re-read
+
+		first = self.run_pull(rule)
+		self.assertEqual(
+			(first.status, first.created, first.failed, first.pages), ("Succeeded", 5000, 0, 126)
+		)
+		self.assertEqual(our_customers(), 5000)
+		self.assertNotIn("updated_since", self.remote.received("/customers")[0].query)
+
+		# 90 records change on the remote, all at the same second: they straddle three pages
+		self.remote.reset()
+		changed_at = utc()
+		for r in records[100:190]:
+			r.update(site=r["site"] + "/new", updated_at=changed_at)
+		self.remote.serve_list("/customers", records, style="page")
+		second = self.run_pull(frappe.get_doc("Pull Rule", rule.name))
+		self.assertEqual((second.created, second.updated, second.unchanged, second.failed), (0, 90, 0, 0))
+		asked = self.remote.received("/customers")
+		self.assertEqual(len(asked), 3, "a run reads only what changed")
+		self.assertLessEqual(asked[0].query["updated_since"], changed_at)
+		self.assertEqual(self.customer_of("c00150").website, "https://c150.example/new")
+		self.assertEqual(our_customers(), 5000)
+		self.assertEqual(frappe.db.count("Sync Link", {"connector": self.connector.name}), 5000)
+
+		# nothing changed: one request, nothing written
+		self.remote.reset()
+		self.remote.serve_list("/customers", records, style="page")
+		third = self.run_pull(frappe.get_doc("Pull Rule", rule.name))
+		self.assertEqual((third.created, third.updated), (0, 0))
+		self.assertEqual(len(self.remote.received("/customers")), 1)
+
+	def test_every_pagination_style_and_a_full_resync_duplicate_nothing(self):
+		records = remote_customers(95, same_time_every=10)
+		styles = {
+			"page": {"pagination_style": "Page Number"},
+			"offset": {"pagination_style": "Offset", "offset_param": "offset", "size_param": "limit"},
+			"cursor": {"pagination_style": "Cursor Token", "next_path": "next_cursor"},
+			"next_link": {"pagination_style": "Next Link", "next_path": "next"},
+			"link_header": {"pagination_style": "Link Header"},
+		}
+		for style, fields in styles.items():
+			with self.subTest(style):
+				cleanup_pull_data()
+				self.connector = self.make_connector(connector_type="REST API")
+				self.remote.reset()
+				self.remote.serve_list("/customers", records, style=style)
+				rule = self.make_pull_rule(page_size=10, **fields)
+				self.assertEqual(self.run_pull(rule).created, 95)
+				again = self.run_pull(frappe.get_doc("Pull Rule", rule.name), full_resync=True)
+				self.assertEqual((again.created, again.updated, again.unchanged), (0, 0, 95))
+				self.assertEqual(our_customers(), 95)
+
+	def test_bad_records_are_reported_with_the_record_and_the_rest_is_written(self):
+		records = remote_customers(30)
+		records[4]["name"] = None  # customer_name is required
+		records[9].pop("id")
+		self.remote.serve_list("/customers", records, style="cursor")
+		rule = self.make_pull_rule(pagination_style="Cursor Token", next_path="next_cursor", page_size=10)
+		run = self.run_pull(rule)
+		self.assertEqual((run.status, run.created, run.failed), ("Completed with Errors", 28, 2))
+		errors = {e.external_id or "": e for e in run.errors}
+		self.assertIn("name", errors["c00004"].error)
+		self.assertIn("c00004", errors["c00004"].record)
+		self.assertIn("no external id", errors[""].error)
+
+	def test_a_run_killed_mid_way_resumes_without_gaps_or_duplicates(self):
+		records = remote_customers(400)
+		endpoint = self.remote.serve_list(
+			"/customers", records, style="cursor", slow_from=200, slow_seconds=30
+		)
+		rule = self.make_pull_rule(pagination_style="Cursor Token", next_path="next_cursor", page_size=50)
+		pull.enqueue_run(rule.name, manual=True)
+		frappe.db.commit()
+		worker = start_worker(burst=False, queue="long")
+		try:
+			self.wait_for(lambda: len(self.remote.received("/customers")) >= 5, 60)  # waits on page 5
+			os.killpg(worker.pid, signal.SIGKILL)
+			worker.wait(10)
+		finally:
+			if worker.poll() is None:
+				os.killpg(worker.pid, signal.SIGKILL)
+		frappe.db.rollback()
+		self.assertEqual(our_customers(), 200, "four pages were committed before the kill")
+		interrupted = frappe.get_doc("Pull Rule", rule.name)
+		self.assertTrue(interrupted.resume_state)
+
+		endpoint.slow_from = None
+		self.remote.requests.clear()
+		resumed = self.run_pull(interrupted)
+		self.assertTrue(resumed.resumed)
+		self.assertEqual(self.remote.received("/customers")[0].query.get("cursor"), "200")
+		self.assertEqual((resumed.created, resumed.unchanged, resumed.failed), (200, 0, 0))
+		self.assertEqual(frappe.db.get_value("Sync Run", interrupted.last_run, "status"), "Interrupted")
+		self.assertEqual(our_customers(), 400)
+		self.assertFalse(frappe.db.get_value("Pull Rule", rule.name, "resume_state"))
+
+	def test_401_three_times_pauses_the_rule_with_a_reason(self):
+		self.remote.serve_list("/customers", remote_customers(3))
+		self.remote.script("/customers", Reply(401), Reply(401), Reply(401))
+		rule = self.make_pull_rule()
+		for _ in range(3):
+			self.assertEqual(self.run_pull(rule).status, "Failed")
+		rule.reload()
+		self.assertTrue(rule.paused)
+		self.assertIn("401", rule.paused_reason)
+		self.assertTrue(frappe.db.exists("Notification Log", {"document_name": rule.name}))
+		self.assertIsNone(pull.run(rule.name), "a paused rule does not run")
+		self.assertEqual(len(self.remote.received("/customers")), 3)
+
+		rule.resume()
+		frappe.db.commit()
+		self.assertEqual(self.run_pull(rule).created, 3)
+
+	def test_429_retry_after_is_waited_out(self):
+		self.remote.serve_list("/customers", remote_customers(3))
+		self.remote.script("/customers", Reply(429, headers={"Retry-After": "2"}))
+		rule = self.make_pull_rule()
+		run = self.run_pull(rule)
+		self.assertEqual(run.created, 3)
+		first, second = self.remote.received("/customers")
+		self.assertGreaterEqual(second.received_at - first.received_at, 2)
+
+	def test_a_long_retry_after_ends_the_run_and_the_next_continues(self):
+		records = remote_customers(60)
+		self.remote.serve_list("/customers", records, style="page")
+		rule = self.make_pull_rule(page_size=20)
+		real_list_page = self.remote._list_page
+
+		def busy_on_page_2(endpoint, path, query):
+			if query.get("page") == "2" and not getattr(busy_on_page_2, "done", False):
+				busy_on_page_2.done = True
+				return Reply(429, {"error": "slow down"}, {"Retry-After": "3600"})
+			return real_list_page(endpoint, path, query)
+
+		self.remote._list_page = busy_on_page_2
+		try:
+			stopped = self.run_pull(rule)
+			self.assertEqual((stopped.status, stopped.created), ("Failed", 20))
+			rule.reload()
+			self.assertGreater(rule.next_run_at, frappe.utils.add_to_date(None, minutes=50))
+			self.assertIsNone(rule.watermark)
+			resumed = self.run_pull(rule)
+		finally:
+			self.remote._list_page = real_list_page
+		self.assertEqual((resumed.resumed, resumed.created), (1, 40))
+		self.assertEqual(our_customers(), 60)
+
+	def test_only_due_rules_run_from_the_scheduler(self):
+		self.remote.serve_list("/customers", remote_customers(2))
+		rule = self.make_pull_rule()
+		self.assertGreater(rule.next_run_at, frappe.utils.now_datetime())
+		self.assertIsNone(pull.run(rule.name, manual=False), "not due yet")
+		rule.db_set("next_run_at", frappe.utils.add_to_date(None, minutes=-1), commit=True)
+		self.assertTrue(pull.run(rule.name, manual=False))
+		rule.reload()
+		self.assertGreater(rule.next_run_at, frappe.utils.add_to_date(None, minutes=14))
+
+	def test_pulled_changes_are_not_pushed_back_to_where_they_came_from(self):
+		self.remote.serve_list("/customers", remote_customers(3))
+		self.make_rule(self.connector.name, "Customer", events=("after_insert",))
+		elsewhere = self.make_connector()
+		self.make_rule(elsewhere.name, "Customer", events=("after_insert",))
+		rule = self.make_pull_rule()
+		self.assertEqual(self.run_pull(rule).created, 3)
+		self.assertEqual(frappe.db.count("Sync Event", {"connector": self.connector.name}), 0)
+		self.assertEqual(frappe.db.count("Sync Event", {"connector": elsewhere.name}), 3)
+
+	def wait_for(self, condition, timeout: float):
+		deadline = time.monotonic() + timeout
+		while time.monotonic() < deadline:
+			if condition():
+				return
+			time.sleep(0.1)
+		self.fail("timed out")
+
+
+class TestConflicts(PullTestCase):
+	"""One record changed on both sides since the last sync, under each policy."""
+
+	def both_change(self, policy: str):
+		record = remote_customers(1)[0]
+		self.remote.serve_list("/customers", [record])
+		rule = self.make_pull_rule(conflict_policy=policy)
+		self.run_pull(rule)
+		customer = self.customer_of(record["id"])
+		customer.website = "https://changed-in-erpnext.example"
+		customer.save()
+		record.update(site="https://changed-remotely.example", updated_at=utc())
+		frappe.db.commit()
+		return rule, record
+
+	def test_remote_wins(self):
+		rule, record = self.both_change("Remote Wins")
+		run = self.run_pull(frappe.get_doc("Pull Rule", rule.name))
+		self.assertEqual((run.updated, run.conflicts), (1, 0))
+		self.assertEqual(self.customer_of(record["id"]).website, "https://changed-remotely.example")
+
+	def test_erpnext_wins(self):
+		rule, record = self.both_change("ERPNext Wins")
+		run = self.run_pull(frappe.get_doc("Pull Rule", rule.name))
+		self.assertEqual((run.updated, run.conflicts), (0, 1))
+		self.assertEqual(self.customer_of(record["id"]).website, "https://changed-in-erpnext.example")
+		again = self.run_pull(frappe.get_doc("Pull Rule", rule.name), full_resync=True)
+		self.assertEqual(
+			(again.unchanged, again.conflicts), (1, 0), "the same remote version is not held twice"
+		)
+
+	def test_park_for_review_then_apply_remote(self):
+		rule, record = self.both_change("Park for Review")
+		run = self.run_pull(frappe.get_doc("Pull Rule", rule.name))
+		self.assertEqual((run.updated, run.conflicts), (0, 1))
+		customer = self.customer_of(record["id"])
+		self.assertEqual(customer.website, "https://changed-in-erpnext.example")
+		parked = frappe.get_all("Sync Conflict", {"connector": self.connector.name}, pluck="name")
+		self.assertEqual(len(parked), 1)
+
+		# a newer remote version replaces the parked one instead of parking a second
+		record.update(site="https://changed-remotely-again.example", updated_at=utc())
+		self.run_pull(frappe.get_doc("Pull Rule", rule.name))
+		conflict = frappe.get_doc("Sync Conflict", parked[0])
+		self.assertEqual(frappe.db.count("Sync Conflict", {"connector": self.connector.name}), 1)
+		self.assertIn("changed-remotely-again", conflict.remote_data)
+		self.assertIn("changed-in-erpnext", conflict.erpnext_data)
+
+		conflict.apply_remote()
+		self.assertEqual(conflict.status, "Remote Applied")
+		self.assertEqual(customer.reload().website, "https://changed-remotely-again.example")
+		self.assertRaises(frappe.ValidationError, conflict.keep_erpnext)
+
+	def test_a_change_on_one_side_only_is_no_conflict(self):
+		rule, record = self.both_change("Park for Review")
+		record["site"] = "https://c0.example"  # the remote is back to what was synced
+		self.assertEqual(self.run_pull(frappe.get_doc("Pull Rule", rule.name)).unchanged, 1)
+		record.update(site="https://only-remote.example", updated_at=utc())
+		customer = self.customer_of(record["id"])
+		customer.website = "https://c0.example"  # and ERPNext too
+		customer.save()
+		frappe.db.commit()
+		run = self.run_pull(frappe.get_doc("Pull Rule", rule.name))
+		self.assertEqual((run.updated, run.conflicts), (1, 0))
