@@ -110,7 +110,7 @@ def upsert_one(
 	data = map_inbound(connector, doctype, rule, record)
 	content_hash = conflict.content_hash(data)
 
-	link = links.get(str(external_id))
+	link = links.get(str(external_id)) or adopted_link(rule, doctype, str(external_id))
 	if submit and "submit" not in allowed:
 		raise access.AccessDenied(_("this connector may not submit {0}").format(doctype))
 	if link and frappe.db.exists(doctype, link.reference_name):
@@ -149,6 +149,14 @@ def upsert_one(
 	hashes = {"content_hash": content_hash, "local_hash": local_hash(doc, data)}
 	links[str(external_id)] = save_link(link, connector, doctype, str(external_id), doc.name, hashes)
 	return {"external_id": external_id, "status": status, "name": doc.name}
+
+
+def adopted_link(rule: dict | None, doctype: str, external_id: str):
+	"""Sites that share names (another Frappe site) adopt the local document of the same name the
+	first time they meet it, instead of creating a second one."""
+	if rule and rule.get("match_by_name") and frappe.db.exists(doctype, external_id):
+		return frappe._dict(name=None, reference_name=external_id, content_hash=None, local_hash=None)
+	return None
 
 
 def hold_conflict(
@@ -307,7 +315,7 @@ def save_link(link, connector: str, doctype: str, external_id: str, name: str, h
 	external id (a concurrent upsert of the same new record fails instead of duplicating it)."""
 	now = now_datetime()
 	values = {"reference_name": name, **hashes, "last_synced_at": now}
-	if link:
+	if link and link.name:
 		frappe.db.set_value("Sync Link", link.name, values)
 		return frappe._dict({**link, **values})
 	link_name = frappe.generate_hash(length=10)

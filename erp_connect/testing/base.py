@@ -195,6 +195,36 @@ def site_http(api_key: str | None = None, api_secret: str | None = None) -> tupl
 	return _server["url"], session
 
 
+def serve_other_site(site: str) -> str:
+	"""Another site of this bench over HTTP (Frappe's own server, bound to that site whatever the
+	Host header says); returns its base URL."""
+	with socket.socket() as s:
+		s.bind(("127.0.0.1", 0))
+		port = s.getsockname()[1]
+	command = [sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", site]
+	process = subprocess.Popen(
+		[*command, "serve", "--port", str(port), "--noreload"],
+		cwd=os.path.abspath(frappe.local.sites_path),
+		stdout=subprocess.DEVNULL,
+		stderr=subprocess.DEVNULL,
+		start_new_session=True,
+	)
+	atexit.register(lambda: process.poll() is None and process.kill())
+	return _wait_until_up(f"http://127.0.0.1:{port}", site, process)
+
+
+def _wait_until_up(url: str, site: str, process: subprocess.Popen) -> str:
+	deadline = time.monotonic() + 60
+	while time.monotonic() < deadline:
+		try:
+			if requests.get(url + "/api/method/ping", headers={"Host": site}, timeout=2).ok:
+				return url
+		except requests.ConnectionError:
+			time.sleep(0.2)
+	process.terminate()
+	raise RuntimeError(f"the web server of {site} did not start within 60 s")
+
+
 def _start_site_server() -> str:
 	with socket.socket() as s:
 		s.bind(("127.0.0.1", 0))
@@ -218,13 +248,4 @@ def _start_site_server() -> str:
 		stderr=subprocess.DEVNULL,
 	)
 	atexit.register(process.terminate)
-	url = f"http://127.0.0.1:{port}"
-	deadline = time.monotonic() + 60
-	while time.monotonic() < deadline:
-		try:
-			if requests.get(url + "/api/method/ping", headers={"Host": frappe.local.site}, timeout=2).ok:
-				return url
-		except requests.ConnectionError:
-			time.sleep(0.2)
-	process.terminate()
-	raise RuntimeError("the test site's web server did not start within 60 s")
+	return _wait_until_up(f"http://127.0.0.1:{port}", frappe.local.site, process)

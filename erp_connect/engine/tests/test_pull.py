@@ -5,7 +5,7 @@ import pytest
 import requests
 
 from erp_connect.engine import conflict, pull
-from erp_connect.testing.remote import RemoteSystem, Reply
+from erp_connect.testing.remote import RemoteSystem
 
 STYLE_OF = {
 	"page": pull.PAGE,

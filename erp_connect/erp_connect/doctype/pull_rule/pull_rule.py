@@ -100,6 +100,7 @@ class PullRule(FieldMapped, Document):
 			"field_rules": self.inbound_field_rules(),
 			"conflict_policy": self.conflict_policy,
 			"allowed": {"create", "update"},  # the manager set this rule up to write these
+			"match_by_name": self.pagination_style == pull.FRAPPE,  # sites share document names
 		}
 
 	# -- Desk actions ------------------------------------------------------------------------------
