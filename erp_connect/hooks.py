@@ -32,7 +32,7 @@ doc_events = {
 }
 
 # Outbox rows point at documents that may be deleted; they must not block the deletion.
-ignore_links_on_delete = ["Sync Event", "Sync Link", "Sync Conflict"]
+ignore_links_on_delete = ["Sync Event", "Sync Link", "Sync Conflict", "POS Operation"]
 
 # Request Events
 # --------------
@@ -48,6 +48,7 @@ scheduler_events = {
 			"erp_connect.services.delivery.sweep",
 			"erp_connect.services.inbox.sweep",
 			"erp_connect.services.pull.run_due_rules",
+			"erp_connect.services.pos.sweep",
 		]
 	},
 	"daily": [

@@ -40,10 +40,11 @@ def ensure_indexes() -> None:
 	so every migrate makes sure they exist (add_index and add_unique do nothing when they do)."""
 	from erp_connect.erp_connect.doctype.idempotency_record import idempotency_record
 	from erp_connect.erp_connect.doctype.inbound_request import inbound_request
+	from erp_connect.erp_connect.doctype.pos_operation import pos_operation
 	from erp_connect.erp_connect.doctype.sync_event import sync_event
 	from erp_connect.erp_connect.doctype.sync_link import sync_link
 
-	for module in (sync_event, sync_link, idempotency_record, inbound_request):
+	for module in (sync_event, sync_link, idempotency_record, inbound_request, pos_operation):
 		module.on_doctype_update()
 
 

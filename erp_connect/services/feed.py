@@ -44,7 +44,7 @@ def _changed_documents(doctype: str, cursor: Cursor, count: int) -> list[dict]:
 			limit_page_length=limit,
 		)
 
-	return _next_rows(read, "modified", cursor.modified, cursor.name, count)
+	return next_rows(read, "modified", cursor.modified, cursor.name, count)
 
 
 def _deletions(doctype: str, cursor: Cursor, count: int) -> list[dict]:
@@ -59,10 +59,10 @@ def _deletions(doctype: str, cursor: Cursor, count: int) -> list[dict]:
 			limit=limit,
 		)
 
-	return _next_rows(read, "creation", cursor.deleted_at, cursor.deleted_name, count)
+	return next_rows(read, "creation", cursor.deleted_at, cursor.deleted_name, count)
 
 
-def _next_rows(read, stamp_field: str, stamp: str, name: str, count: int) -> list[dict]:
+def next_rows(read, stamp_field: str, stamp: str, name: str, count: int) -> list[dict]:
 	"""The next ``count`` rows strictly after (stamp, name) in (stamp_field, name) order. Frappe's
 	filters cannot say "or", so: the same stamp with a later name, then the later stamps."""
 	if not stamp:

@@ -3,6 +3,7 @@ real web server for the test site so API tests go over HTTP with real API keys."
 
 import atexit
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -150,6 +151,23 @@ def start_worker(burst: bool = True, queue: str = "default") -> subprocess.Popen
 	)
 	atexit.register(lambda: process.poll() is None and process.kill())
 	return process
+
+
+def kill_worker(worker: subprocess.Popen) -> None:
+	"""SIGKILL a worker and its work horses: RQ runs each job in a forked child that starts a
+	session of its own, so killing the worker's process group alone would leave the job running."""
+	import psutil
+
+	try:
+		children = psutil.Process(worker.pid).children(recursive=True)
+	except psutil.NoSuchProcess:
+		children = []
+	for process in [*children, psutil.Process(worker.pid)]:
+		try:
+			process.send_signal(signal.SIGKILL)
+		except psutil.NoSuchProcess:
+			pass
+	worker.wait(10)
 
 
 def delete_committed_test_data(doctype: str, field: str = "name") -> None:

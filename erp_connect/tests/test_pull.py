@@ -2,14 +2,12 @@
 point), so every test cleans up what it committed."""
 
 import datetime
-import os
-import signal
 import time
 
 import frappe
 
 from erp_connect.services import pull
-from erp_connect.testing.base import TEST_PREFIX, ConnectTestCase, start_worker
+from erp_connect.testing.base import TEST_PREFIX, ConnectTestCase, kill_worker, start_worker
 from erp_connect.testing.remote import Reply
 
 CUSTOMER_MAP = [
@@ -129,7 +127,7 @@ class TestPull(PullTestCase):
 
 		# 90 records change on the remote, all at the same second: they straddle three pages
 		self.remote.reset()
-		changed_at = utc()
+		changed_at = utc(5)  # after the first run started, before the second starts
 		for r in records[100:190]:
 			r.update(site=r["site"] + "/new", updated_at=changed_at)
 		self.remote.serve_list("/customers", records, style="page")
@@ -173,7 +171,7 @@ class TestPull(PullTestCase):
 	def test_bad_records_are_reported_with_the_record_and_the_rest_is_written(self):
 		records = remote_customers(30)
 		records[4]["name"] = None  # customer_name is required
-		records[9].pop("id")
+		records[9]["id"] = None
 		self.remote.serve_list("/customers", records, style="cursor")
 		rule = self.make_pull_rule(pagination_style="Cursor Token", next_path="next_cursor", page_size=10)
 		run = self.run_pull(rule)
@@ -194,11 +192,8 @@ class TestPull(PullTestCase):
 		worker = start_worker(burst=False, queue="long")
 		try:
 			self.wait_for(lambda: len(self.remote.received("/customers")) >= 5, 60)  # waits on page 5
-			os.killpg(worker.pid, signal.SIGKILL)
-			worker.wait(10)
 		finally:
-			if worker.poll() is None:
-				os.killpg(worker.pid, signal.SIGKILL)
+			kill_worker(worker)
 		frappe.db.rollback()
 		self.assertEqual(our_customers(), 200, "four pages were committed before the kill")
 		interrupted = frappe.get_doc("Pull Rule", rule.name)

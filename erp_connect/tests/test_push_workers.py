@@ -1,8 +1,6 @@
 """Delivery with real RQ worker processes: one killed with SIGKILL in the middle of a drain, and
 two draining the same connector at once."""
 
-import os
-import signal
 import time
 from collections import Counter, defaultdict
 
@@ -10,7 +8,7 @@ import frappe
 from frappe.utils import now_datetime
 
 from erp_connect.services import delivery
-from erp_connect.testing.base import make_customer, start_worker
+from erp_connect.testing.base import kill_worker, make_customer, start_worker
 from erp_connect.testing.remote import Reply
 from erp_connect.tests.test_push import CUSTOMER_MAP, PushTestCase
 
@@ -47,8 +45,7 @@ class TestDeliveryWorkers(PushTestCase):
 		self.remote.set_default("/hooks", Reply(200, delay=0.25))
 		worker = start_worker(burst=False)
 		self.remote.wait_for_requests(16, "/hooks", timeout=60)
-		os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse, mid-drain
-		worker.wait()
+		kill_worker(worker)  # the worker and its work horse, mid-drain
 
 		statuses = Counter(r.status for r in self.event_rows())
 		self.assertGreater(statuses["Sending"], 0, statuses)  # claimed by the dead worker, unfinished

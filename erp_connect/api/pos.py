@@ -1,0 +1,92 @@
+"""The offline POS API: /api/method/erp_connect.api.pos.<method>. Token auth with the API key of
+the terminal's API user; every call names its terminal, and a disabled terminal is refused."""
+
+import json
+
+import frappe
+from frappe import _
+
+from erp_connect.api.v1 import BadRequest
+from erp_connect.engine import pos as pos_rules
+from erp_connect.install import CONNECT_API_USER
+from erp_connect.services import limits, pos, pos_feed
+from erp_connect.services.access import AccessDenied
+
+
+@frappe.whitelist(methods=["POST"])
+def bootstrap(terminal: str) -> dict:
+	"""The terminal's setup (company, warehouse, price list, payment modes, taxes); then call
+	``pull`` without a cursor for the full snapshot."""
+	return pos_feed.bootstrap(_terminal_for_caller(terminal))
+
+
+@frappe.whitelist(methods=["GET", "POST"])
+def pull(terminal: str, cursor: str | None = None, limit: int | str = 500) -> dict:
+	"""Items (with barcodes and UOMs), prices, customers and stock changed since ``cursor`` (all
+	of them without one), then deletions; ``has_more`` says to call again at once, and
+	``full_resync_required`` that the terminal must drop its data and start without a cursor."""
+	term = _terminal_for_caller(terminal)
+	try:
+		limit = int(limit)
+		position = pos_rules.FeedCursor.decode(cursor)
+	except (ValueError, TypeError, pos_rules.InvalidCursor) as e:
+		raise BadRequest(str(e) if isinstance(e, pos_rules.InvalidCursor) else _("limit must be a number"))
+	if not 1 <= limit <= pos_feed.MAX_PAGE:
+		raise BadRequest(_("limit must be between 1 and {0}").format(pos_feed.MAX_PAGE))
+	return pos_feed.pull(term, position, limit)
+
+
+@frappe.whitelist(methods=["POST"])
+def push(terminal: str, operations: list | str) -> dict:
+	"""Store up to 500 operations the terminal recorded (customers, sales invoices and returns,
+	stock adjustments), each with its own ``client_id``; they are applied in the background.
+	Per-operation results: accepted, applied, failed or rejected (not stored). Pushing the same
+	operation again returns its result; nothing is ever applied twice."""
+	term = _terminal_for_caller(terminal)
+	if isinstance(operations, str):
+		try:
+			operations = json.loads(operations)
+		except ValueError:
+			raise BadRequest(_("operations is not valid JSON"))
+	if not isinstance(operations, list):
+		raise BadRequest(_("operations must be a JSON list"))
+	if len(operations) > pos_rules.MAX_BATCH:
+		raise BadRequest(
+			_("at most {0} operations per push, got {1}").format(pos_rules.MAX_BATCH, len(operations))
+		)
+	return pos.push(term, operations)
+
+
+@frappe.whitelist(methods=["GET", "POST"])
+def results(terminal: str, client_ids: list | str) -> dict:
+	"""The current result of each operation (status "unknown" for ids never stored)."""
+	term = _terminal_for_caller(terminal)
+	if isinstance(client_ids, str):
+		try:
+			client_ids = json.loads(client_ids)
+		except ValueError:
+			raise BadRequest(_("client_ids is not valid JSON"))
+	if not isinstance(client_ids, list) or not all(isinstance(c, str) for c in client_ids):
+		raise BadRequest(_("client_ids must be a list of strings"))
+	if len(client_ids) > pos_rules.MAX_BATCH:
+		raise BadRequest(_("at most {0} ids per call").format(pos_rules.MAX_BATCH))
+	return pos.results(term, client_ids)
+
+
+def _terminal_for_caller(terminal: str) -> "frappe.Document":
+	"""The enabled terminal whose API user is calling; the same 403 whether it is missing,
+	disabled or someone else's, so nothing leaks."""
+	user = frappe.session.user
+	values = isinstance(terminal, str) and frappe.db.get_value(
+		"POS Terminal", terminal, ["enabled", "api_user", "connector"], as_dict=True
+	)
+	if user == "Guest" or not values or not values.enabled or values.api_user != user:
+		raise AccessDenied(
+			_("Terminal {0} does not exist or does not accept calls from {1}").format(terminal, user)
+		)
+	if CONNECT_API_USER not in frappe.get_roles(user):
+		raise AccessDenied(
+			_("{0} needs the role {1} to call the ERP Connect API").format(user, CONNECT_API_USER)
+		)
+	limits.check(frappe.get_cached_doc("Connector", values.connector))
+	return frappe.get_doc("POS Terminal", terminal)

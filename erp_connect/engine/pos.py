@@ -1,0 +1,200 @@
+"""Offline POS sync, the parts that need no site: what a terminal's operation must look like, which
+other operations it depends on, and the cursor of a terminal's master-data feed.
+
+A terminal sends operations it recorded offline, each with its own client id (UUIDv7 or ULID). An
+invoice may name a customer created offline in the same or an earlier batch
+(``customer_client_id``), and a return may name the offline invoice it returns
+(``return_against_client_id``); those are its dependencies.
+"""
+
+import base64
+import datetime
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+CUSTOMER, SALES_INVOICE, STOCK_ADJUSTMENT = "customer", "sales_invoice", "stock_adjustment"
+OPERATION_TYPES = (CUSTOMER, SALES_INVOICE, STOCK_ADJUSTMENT)
+MAX_BATCH = 500
+MAX_ITEMS = 500  # lines per invoice
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_\-]{8,64}$")
+
+# what each operation type may carry; anything else is refused, not silently dropped
+_FIELDS = {
+	CUSTOMER: {"customer_name", "mobile_no", "email_id"},
+	SALES_INVOICE: {
+		"customer",
+		"customer_client_id",
+		"items",
+		"payments",
+		"is_return",
+		"return_against",
+		"return_against_client_id",
+	},
+	STOCK_ADJUSTMENT: {"item_code", "qty", "reason"},
+}
+_ITEM_FIELDS = {"item_code", "qty", "rate", "uom"}
+_PAYMENT_FIELDS = {"mode_of_payment", "amount"}
+
+
+def problems(op) -> list[str]:
+	"""Everything wrong with one operation, as sentences; empty when it can be stored."""
+	if not isinstance(op, dict):
+		return ["an operation must be a JSON object"]
+	found = []
+	client_id = op.get("client_id")
+	if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+		found.append("client_id must be 8-64 letters, digits, '-' or '_' (a UUIDv7 or ULID)")
+	if op.get("type") not in OPERATION_TYPES:
+		found.append(f"type must be one of {', '.join(OPERATION_TYPES)}")
+	if parse_timestamp(op.get("timestamp")) is None:
+		found.append("timestamp must be an ISO 8601 date and time with a time zone")
+	unknown = sorted(set(op) - {"client_id", "type", "timestamp", "data"})
+	if unknown:
+		found.append(f"unknown keys {', '.join(unknown)}")
+	data = op.get("data")
+	if not isinstance(data, dict):
+		return [*found, "data must be a JSON object"]
+	if op.get("type") in OPERATION_TYPES:
+		found += _data_problems(op["type"], data)
+	return found
+
+
+def _data_problems(kind: str, data: dict) -> list[str]:
+	found = []
+	unknown = sorted(set(data) - _FIELDS[kind])
+	if unknown:
+		found.append(f"{kind} has no fields {', '.join(unknown)}")
+	if kind == CUSTOMER:
+		if not _text(data.get("customer_name")):
+			found.append("customer_name is required")
+	elif kind == STOCK_ADJUSTMENT:
+		if not _text(data.get("item_code")):
+			found.append("item_code is required")
+		if not _number(data.get("qty")) or data["qty"] == 0:
+			found.append("qty must be a non-zero number")
+	else:
+		found += _invoice_problems(data)
+	return found
+
+
+def _invoice_problems(data: dict) -> list[str]:
+	found = []
+	if bool(data.get("customer")) == bool(data.get("customer_client_id")):
+		found.append("give either customer or customer_client_id")
+	returning = bool(data.get("is_return"))
+	if returning and bool(data.get("return_against")) == bool(data.get("return_against_client_id")):
+		found.append("a return needs either return_against or return_against_client_id")
+	items = data.get("items")
+	if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
+		found.append(f"items must be a list of 1 to {MAX_ITEMS} lines")
+		items = []
+	for i, line in enumerate(items):
+		if not isinstance(line, dict) or set(line) - _ITEM_FIELDS or not _text(line.get("item_code")):
+			found.append(f"items[{i}] needs item_code, qty, rate (and optionally uom), nothing else")
+		elif not _number(line.get("qty")) or not _number(line.get("rate")) or line["rate"] < 0:
+			found.append(f"items[{i}] qty and rate must be numbers, rate not negative")
+		elif (line["qty"] < 0) != returning or line["qty"] == 0:
+			found.append(f"items[{i}] qty must be {'negative on a return' if returning else 'positive'}")
+	payments = data.get("payments", [])
+	if not isinstance(payments, list):
+		found.append("payments must be a list")
+		payments = []
+	for i, pay in enumerate(payments):
+		if not isinstance(pay, dict) or set(pay) != _PAYMENT_FIELDS or not _text(pay["mode_of_payment"]):
+			found.append(f"payments[{i}] needs mode_of_payment and amount, nothing else")
+		elif not _number(pay["amount"]):
+			found.append(f"payments[{i}] amount must be a number")
+	return found
+
+
+def dependencies(op: dict) -> list[str]:
+	"""The client ids of the offline operations this one needs applied first."""
+	data = op.get("data") or {}
+	return [data[k] for k in ("customer_client_id", "return_against_client_id") if data.get(k)]
+
+
+def content_hash(op: dict) -> str:
+	"""Identifies an operation's content: the same client id with other content is refused."""
+	text = json.dumps(
+		{k: op.get(k) for k in ("type", "timestamp", "data")}, sort_keys=True, separators=(",", ":")
+	)
+	return hashlib.sha256(text.encode()).hexdigest()
+
+
+def parse_timestamp(value) -> datetime.datetime | None:
+	if not isinstance(value, str):
+		return None
+	try:
+		moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+	except ValueError:
+		return None
+	return moment if moment.tzinfo else None
+
+
+def _text(value) -> bool:
+	return isinstance(value, str) and bool(value.strip()) and len(value) <= 140
+
+
+def _number(value) -> bool:
+	return isinstance(value, int | float) and not isinstance(value, bool) and value == value  # not NaN
+
+
+# -- the master-data feed's cursor -----------------------------------------------------------------
+STREAMS = ("item", "price", "customer", "stock")
+DELETED = "deleted"
+MAX_CURSOR_AGE_DAYS = 30  # older cursors start over: tombstones may have been cleaned up
+
+
+class InvalidCursor(ValueError):
+	pass
+
+
+@dataclass(frozen=True)
+class FeedCursor:
+	"""Where a terminal is in each stream: the last (modified, name) it received, per stream and for
+	deletions; when the cursor was first issued; and the terminal's setup it was issued for."""
+
+	positions: dict = field(default_factory=dict)  # stream -> [modified, name]
+	issued: float = 0.0  # unix time of the full snapshot this cursor continues
+	setup: str = ""  # hash of the terminal's profile, warehouse and price list
+
+	def encode(self) -> str:
+		raw = json.dumps(
+			{"v": 1, "p": self.positions, "i": self.issued, "s": self.setup}, separators=(",", ":")
+		)
+		return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+	@classmethod
+	def decode(cls, token: str | None) -> "FeedCursor | None":
+		"""None for no cursor (a full snapshot); InvalidCursor for anything we did not issue."""
+		if not token:
+			return None
+		try:
+			data = json.loads(base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()))
+			positions = data["p"]
+			valid = data["v"] == 1 and isinstance(positions, dict)
+			valid = valid and all(
+				k in (*STREAMS, DELETED)
+				and isinstance(v, list)
+				and len(v) == 2
+				and all(isinstance(x, str) for x in v)
+				for k, v in positions.items()
+			)
+			if not valid or not isinstance(data["i"], int | float) or not isinstance(data["s"], str):
+				raise ValueError
+			return cls(positions, float(data["i"]), data["s"])
+		except (ValueError, TypeError, KeyError, AttributeError):
+			raise InvalidCursor("the cursor is not one this API returned")
+
+	def too_old(self, now: float) -> bool:
+		return now - self.issued > MAX_CURSOR_AGE_DAYS * 86400
+
+	def moved(self, stream: str, modified: str, name: str) -> "FeedCursor":
+		return FeedCursor({**self.positions, stream: [modified, name]}, self.issued, self.setup)
+
+
+def setup_hash(*parts: str) -> str:
+	return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
