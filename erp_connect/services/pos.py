@@ -131,8 +131,16 @@ def _insert_new(terminal: str, operations: list[dict]) -> None:
 
 
 def _stored(terminal: str, client_ids: list[str]) -> dict:
+	"""The ledger rows of these ids, as committed now: a locking read, because a racing push of the
+	same batch may have committed them after this transaction's snapshot was taken."""
 	keys = [operation_key(terminal, c) for c in client_ids] or [""]
-	rows = frappe.get_all("POS Operation", {"name": ("in", keys)}, list(RESULT_FIELDS))
+	rows = frappe.db.sql(
+		"select {} from `tabPOS Operation` where name in %s lock in share mode".format(
+			", ".join(RESULT_FIELDS)
+		),
+		[keys],
+		as_dict=True,
+	)
 	return {r.name: r for r in rows}
 
 
@@ -380,11 +388,14 @@ def apply_customer(term, data: dict, op) -> tuple[str, str, None]:
 
 def apply_sales_invoice(term, data: dict, op) -> tuple[str, str, str | None]:
 	posting = op.client_timestamp
+	customer = data.get("customer") or done_dependency(term.name, data.get("customer_client_id"))
+	require_existing("Customer", [customer])
+	require_existing("Item", [line["item_code"] for line in data["items"]])
 	invoice = frappe.get_doc(
 		{
 			"doctype": "Sales Invoice",
 			"company": term.company,
-			"customer": data.get("customer") or done_dependency(term.name, data.get("customer_client_id")),
+			"customer": customer,
 			"is_pos": 1,
 			"pos_profile": term.pos_profile,
 			"update_stock": 1,
@@ -415,11 +426,10 @@ def apply_sales_invoice(term, data: dict, op) -> tuple[str, str, str | None]:
 
 def apply_stock_adjustment(term, data: dict, op) -> tuple[str, str, str | None]:
 	receipt = data["qty"] > 0
+	require_existing("Item", [data["item_code"]])
 	item = frappe.get_cached_value(
 		"Item", data["item_code"], ["valuation_rate", "standard_rate"], as_dict=True
 	)
-	if not item:
-		frappe.throw(_("Item {0} does not exist").format(data["item_code"]))
 	entry = frappe.get_doc(
 		{
 			"doctype": "Stock Entry",
@@ -450,6 +460,16 @@ APPLIERS = {
 	pos.SALES_INVOICE: apply_sales_invoice,
 	pos.STOCK_ADJUSTMENT: apply_stock_adjustment,
 }
+
+
+def require_existing(doctype: str, names: list[str]) -> None:
+	"""A clear message for a name the terminal got wrong, before ERPNext trips over it."""
+	found = set(frappe.get_all(doctype, {"name": ("in", names)}, pluck="name"))
+	missing = sorted(set(names) - found)
+	if missing:
+		frappe.throw(
+			_("{0} {1} does not exist").format(_(doctype), ", ".join(missing)), frappe.DoesNotExistError
+		)
 
 
 def done_dependency(terminal: str, client_id: str | None) -> str:
@@ -485,16 +505,17 @@ def submit_with_stock_policy(term, doc) -> str | None:
 		if short:
 			allow_negative_stock(doc)
 		doc.submit()
-	except NegativeStockError:
-		# another sale took the stock between the check and the submit
+	except NegativeStockError as e:
+		# the stock was not there at the document's posting time (an earlier sale took it, or
+		# another sale took it between the check and the submit)
 		frappe.db.rollback(save_point="erp_connect_pos_submit")
+		short = short or frappe.utils.strip_html(str(e))
 		if term.stock_policy == "Block":
-			raise StockShortfall(_("not enough stock: sold meanwhile by another sale"))
+			raise StockShortfall(_("not enough stock: {0}").format(short))
 		doc = frappe.get_doc(doc.doctype, doc.name)
 		doc.flags.erp_connect_origin = term.connector
 		allow_negative_stock(doc)
 		doc.submit()
-		short = short or _("sold meanwhile by another sale")
 	if not short:
 		return None
 	flag = _("stock shortfall at {0}: {1}").format(term.warehouse, short)

@@ -1,0 +1,82 @@
+import time
+
+import pytest
+
+from erp_connect.engine import pos
+
+
+def sale(**data):
+	return {
+		"client_id": "0192c0de-0000-7000-8000-000000000001",
+		"type": "sales_invoice",
+		"timestamp": "2026-11-24T10:00:00+01:00",
+		"data": {
+			"customer": "Walk-in",
+			"items": [{"item_code": "A", "qty": 2, "rate": 5.0}],
+			"payments": [{"mode_of_payment": "Cash", "amount": 10}],
+			**data,
+		},
+	}
+
+
+def test_a_good_sale_customer_and_adjustment_have_no_problems():
+	assert pos.problems(sale()) == []
+	customer = {**sale(), "type": "customer", "data": {"customer_name": "Ann", "mobile_no": "123"}}
+	assert pos.problems(customer) == []
+	adjust = {**sale(), "type": "stock_adjustment", "data": {"item_code": "A", "qty": -1, "reason": "broken"}}
+	assert pos.problems(adjust) == []
+
+
+@pytest.mark.parametrize(
+	"op, expected",
+	[
+		("not an object", "must be a JSON object"),
+		({**sale(), "client_id": "short"}, "client_id must be"),
+		({**sale(), "client_id": "x' or 1=1 --"}, "client_id must be"),
+		({**sale(), "type": "refund"}, "type must be one of"),
+		({**sale(), "timestamp": "2026-11-24T10:00:00"}, "with a time zone"),
+		({**sale(), "extra": 1}, "unknown keys extra"),
+		({**sale(), "data": []}, "data must be a JSON object"),
+		(sale(customer=None), "either customer or customer_client_id"),
+		(sale(customer_client_id="c-123456789"), "either customer or customer_client_id"),
+		(sale(items=[]), "items must be a list of 1 to"),
+		(sale(items=[{"item_code": "A", "qty": 1, "rate": 1, "discount": 5}]), "items[0] needs"),
+		(sale(items=[{"item_code": "A", "qty": "2", "rate": 1}]), "must be numbers"),
+		(sale(items=[{"item_code": "A", "qty": float("nan"), "rate": 1}]), "must be numbers"),
+		(sale(items=[{"item_code": "A", "qty": -1, "rate": 1}]), "must be positive"),
+		(sale(is_return=True, return_against="SINV-1"), "must be negative on a return"),
+		(sale(is_return=True), "a return needs either"),
+		(sale(payments=[{"mode_of_payment": "Cash"}]), "payments[0] needs"),
+		(sale(price=1), "sales_invoice has no fields price"),
+		({**sale(), "type": "customer", "data": {"customer_name": " "}}, "customer_name is required"),
+		({**sale(), "type": "stock_adjustment", "data": {"item_code": "A", "qty": 0}}, "non-zero"),
+	],
+)
+def test_bad_operations_are_named(op, expected):
+	assert any(expected in p for p in pos.problems(op)), pos.problems(op)
+
+
+def test_dependencies_and_content_hash():
+	op = sale(
+		customer=None, customer_client_id="cust-0001", is_return=True, return_against_client_id="sale-0001"
+	)
+	op["data"]["items"][0]["qty"] = -2
+	assert pos.problems(op) == []
+	assert pos.dependencies(op) == ["cust-0001", "sale-0001"]
+	assert pos.dependencies(sale()) == []
+	assert pos.content_hash(sale()) == pos.content_hash(sale())
+	assert pos.content_hash(sale()) != pos.content_hash(sale(customer="Bob"))
+
+
+def test_feed_cursor_round_trip_age_and_tampering():
+	cursor = pos.FeedCursor({"item": ["2026-11-24 10:00:00.000001", "ITEM-1"]}, time.time(), "abc")
+	assert pos.FeedCursor.decode(cursor.encode()) == cursor
+	assert pos.FeedCursor.decode(None) is None
+	moved = cursor.moved("price", "2026-11-24", "P-1")
+	assert moved.positions == {**cursor.positions, "price": ["2026-11-24", "P-1"]}
+	assert not cursor.too_old(time.time())
+	assert cursor.too_old(time.time() + 31 * 86400)
+	for token in ("garbage", "e30", pos.FeedCursor({"orders": ["a", "b"]}, 1, "s").encode()):
+		with pytest.raises(pos.InvalidCursor):
+			pos.FeedCursor.decode(token)
+	assert pos.setup_hash("a", "b") != pos.setup_hash("a", "c")

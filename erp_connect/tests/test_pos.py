@@ -1,0 +1,487 @@
+"""Offline POS sync in a real site, over real HTTP with the reference client library.
+
+What the terminals create - customers, invoices, stock entries - stays in the site, as it would in a
+real one (submitted ledger entries are not deleted); every run uses fresh item and customer names
+(prefix "_Test POS", apart from the names other tests count), and removes its terminals, ledger rows
+and connectors.
+"""
+
+import datetime
+import json
+import os
+import sqlite3
+import tempfile
+import time
+
+import frappe
+import requests
+
+from erp_connect.client.pos import PosClient
+from erp_connect.install import CONNECT_API_USER
+from erp_connect.services import pos
+from erp_connect.services.pos import operation_key
+from erp_connect.testing.base import (
+	TEST_PREFIX,
+	ConnectTestCase,
+	company,
+	kill_worker,
+	make_api_user,
+	site_http,
+	start_worker,
+)
+
+POS_USER = "ec-pos@example.com"
+OTHER_USER = "ec-pos-other@example.com"
+PREFIX = "_Test POS "
+WAREHOUSE = "Stores - WP"
+ROLES = [
+	CONNECT_API_USER,
+	"Sales User",
+	"Sales Manager",
+	"Accounts User",
+	"Stock User",
+	"Sales Master Manager",
+]
+
+
+def ensure_pos_profile() -> str:
+	name = PREFIX + "Profile"
+	if not frappe.db.exists("POS Profile", name):
+		frappe.get_doc(
+			{
+				"doctype": "POS Profile",
+				"name": name,
+				"company": company(),
+				"warehouse": WAREHOUSE,
+				"selling_price_list": "Standard Selling",
+				"currency": "USD",
+				"write_off_account": "Write Off - WP",
+				"write_off_cost_center": "Main - WP",
+				"payments": [{"mode_of_payment": "Cash", "default": 1}],
+			}
+		).insert(ignore_permissions=True)
+	return name
+
+
+def stock_item(qty: float = 0, rate: float = 100) -> str:
+	"""A fresh stock item with a selling price and ``qty`` units in the terminal's warehouse."""
+	code = PREFIX + "Item " + frappe.generate_hash(length=8)
+	frappe.get_doc(
+		{
+			"doctype": "Item",
+			"item_code": code,
+			"item_group": "All Item Groups",
+			"stock_uom": "Nos",
+			"is_stock_item": 1,
+			"valuation_rate": 10,
+			"barcodes": [{"barcode": frappe.generate_hash(length=12)}],
+		}
+	).insert(ignore_permissions=True)
+	frappe.get_doc(
+		{
+			"doctype": "Item Price",
+			"item_code": code,
+			"price_list": "Standard Selling",
+			"price_list_rate": rate,
+		}
+	).insert(ignore_permissions=True)
+	if qty:
+		receive(code, qty)
+	return code
+
+
+def receive(item_code: str, qty: float, days_ago: int = 0) -> None:
+	entry = frappe.get_doc(
+		{
+			"doctype": "Stock Entry",
+			"company": company(),
+			"stock_entry_type": "Material Receipt",
+			"set_posting_time": 1,
+			"posting_date": frappe.utils.add_days(frappe.utils.nowdate(), -days_ago),
+			"items": [{"item_code": item_code, "qty": qty, "t_warehouse": WAREHOUSE, "basic_rate": 10}],
+		}
+	).insert(ignore_permissions=True)
+	entry.submit()
+
+
+def customer(label: str) -> str:
+	return (
+		frappe.get_doc(
+			{
+				"doctype": "Customer",
+				"customer_name": f"{PREFIX}{label} {frappe.generate_hash(length=6)}",
+				"customer_group": "All Customer Groups",
+				"territory": "All Territories",
+			}
+		)
+		.insert(ignore_permissions=True)
+		.name
+	)
+
+
+def on_hand(item_code: str) -> float:
+	return frappe.db.get_value("Bin", {"item_code": item_code, "warehouse": WAREHOUSE}, "actual_qty") or 0
+
+
+def sale_op(client_id: str, customer_name: str, item_code: str, qty: float = 1, rate: float = 100) -> dict:
+	return {
+		"client_id": client_id,
+		"type": "sales_invoice",
+		"timestamp": datetime.datetime.now(datetime.UTC).isoformat(),
+		"data": {
+			"customer": customer_name,
+			"items": [{"item_code": item_code, "qty": qty, "rate": rate}],
+			"payments": [{"mode_of_payment": "Cash", "amount": qty * rate}],
+		},
+	}
+
+
+def cleanup_pos_data():
+	frappe.db.rollback()
+	like = ("like", TEST_PREFIX + "%")
+	terminals = frappe.get_all("POS Terminal", {"connector": like}, pluck="name")
+	frappe.db.delete("POS Operation", {"terminal": ("in", terminals or [""])})
+	frappe.db.delete("POS Terminal", {"name": ("in", terminals or [""])})
+	frappe.db.delete("Connector", {"name": like})
+	frappe.db.commit()
+
+
+class PosTestCase(ConnectTestCase):
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.key, cls.secret = make_api_user(POS_USER, ROLES)
+		cls.other_key, cls.other_secret = make_api_user(OTHER_USER, ROLES)
+		cls.profile = ensure_pos_profile()
+		frappe.db.commit()
+
+	def setUp(self):
+		super().setUp()
+		self.addCleanup(cleanup_pos_data)
+		self.connector = self.make_connector(connector_type="POS")
+		self.terminal = self.make_terminal()
+		self.walk_in = customer("Walk-in")
+		frappe.db.commit()
+		self.url, self.http = site_http(self.key, self.secret)
+
+	def make_terminal(self, stock_policy: str = "Block", api_user: str = POS_USER):
+		return frappe.get_doc(
+			{
+				"doctype": "POS Terminal",
+				"terminal_name": TEST_PREFIX + "Till " + frappe.generate_hash(length=6),
+				"connector": self.connector.name,
+				"api_user": api_user,
+				"pos_profile": self.profile,
+				"stock_policy": stock_policy,
+			}
+		).insert()
+
+	def call(self, method: str, http=None, timeout: float = 60, **body) -> requests.Response:
+		url = f"{self.url}/api/method/erp_connect.api.pos.{method}"
+		return (http or self.http).post(url, json=body, timeout=timeout)
+
+	def push(self, operations: list, terminal=None) -> dict:
+		r = self.call("push", terminal=(terminal or self.terminal).name, operations=operations)
+		self.assertEqual(r.status_code, 200, r.text)
+		return r.json()["message"]
+
+	def ledger(self, terminal=None) -> list[dict]:
+		frappe.db.rollback()  # see what other processes committed
+		return frappe.get_all(
+			"POS Operation",
+			{"terminal": (terminal or self.terminal).name},
+			["client_id", "status", "reference_name", "error", "flag"],
+		)
+
+	def invoices_of(self, terminal=None) -> list[dict]:
+		frappe.db.rollback()
+		return frappe.get_all(
+			"Sales Invoice",
+			{"remarks": ("like", f"POS terminal {(terminal or self.terminal).name},%"), "docstatus": 1},
+			["name", "grand_total", "is_return", "customer"],
+		)
+
+
+class TestOfflineTerminal(PosTestCase):
+	def test_a_day_offline_then_every_document_exactly_once_and_replays_change_nothing(self):
+		items = [stock_item(qty=300) for _ in range(3)]
+		frappe.db.commit()
+		_, session = site_http()  # the Host header picks the site; the client adds the API key
+		db_path = os.path.join(tempfile.mkdtemp(), "till.sqlite")
+		client = PosClient(self.url, self.key, self.secret, self.terminal.name, db_path, session=session)
+		client.bootstrap()
+		client.pull()
+		self.assertEqual(client.stock(items[0]), 300)
+
+		# the connection is gone: the terminal keeps selling
+		client.base_url = "http://127.0.0.1:9"
+		customers = [
+			client.record_customer(f"{PREFIX}offline {i} {frappe.generate_hash(length=6)}") for i in range(5)
+		]
+		sales, expected_total, sold = [], 0.0, dict.fromkeys(items, 0)
+		for i in range(200):
+			item, qty = items[i % 3], 1 + i % 2
+			who = {"customer_client_id": customers[i % 5]} if i < 10 else {"customer": self.walk_in}
+			pay = [{"mode_of_payment": "Cash", "amount": qty * 100.0}]
+			sales.append(client.record_sale([{"item_code": item, "qty": qty, "rate": 100.0}], pay, **who))
+			expected_total += qty * 100
+			sold[item] += qty
+		for i in range(3):  # returns of offline sales made to offline customers, in the same batch
+			client.record_return(
+				[{"item_code": items[i % 3], "qty": 1, "rate": 100.0}],
+				[{"mode_of_payment": "Cash", "amount": 100.0}],
+				return_against_client_id=sales[i],
+				customer_client_id=customers[i % 5],
+			)
+			expected_total -= 100
+			sold[items[i % 3]] -= 1
+		self.assertFalse(client.sync()["ok"])
+		self.assertEqual(client.pending(), 208)
+		self.assertEqual(self.ledger(), [])
+
+		# back online, with a worker applying what arrives
+		client.base_url = self.url
+		worker = start_worker(burst=False)
+		try:
+			client.sync_until_idle(timeout=300)
+		finally:
+			kill_worker(worker)
+		statuses = {op["status"] for op in client.operations()}
+		self.assertEqual(
+			statuses, {"applied"}, [op for op in client.operations() if op["status"] != "applied"][:3]
+		)
+
+		invoices = self.invoices_of()
+		self.assertEqual(len(invoices), 203)
+		self.assertEqual(sum(i.is_return for i in invoices), 3)
+		self.assertAlmostEqual(sum(i.grand_total for i in invoices), expected_total)
+		self.assertEqual(
+			frappe.db.count("Customer", {"customer_name": ("like", f"{PREFIX}offline %")}) >= 5, True
+		)
+		created = {op["client_id"]: op["name"] for op in client.operations()}
+		self.assertEqual(len(set(created.values())), 208, "one document per operation")
+		for item in items:
+			self.assertEqual(on_hand(item), 300 - sold[item])
+
+		# the whole batch again, half of it in another order: nothing changes
+		with sqlite3.connect(db_path) as db:
+			ops = [
+				{"client_id": c, "type": t, "timestamp": ts, "data": json.loads(d)}
+				for c, t, ts, d in db.execute(
+					"select client_id, type, timestamp, data from outbox order by seq"
+				)
+			]
+		started = time.perf_counter()
+		for batch in (ops, ops[::-2]):
+			results = self.push(batch)["results"]
+			self.assertEqual({r["status"] for r in results}, {"applied"})
+			self.assertEqual(
+				{r["client_id"]: r["name"] for r in results},
+				{o["client_id"]: created[o["client_id"]] for o in batch},
+			)
+		self.assertLess(time.perf_counter() - started, 10)
+		self.assertEqual(len(self.invoices_of()), 203)
+		for item in items:
+			self.assertEqual(on_hand(item), 300 - sold[item])
+
+
+class TestStockPolicies(PosTestCase):
+	def sell_the_last_unit_twice(self, policy: str):
+		item = stock_item(qty=1)
+		tills = [self.make_terminal(policy), self.make_terminal(policy)]
+		frappe.db.commit()
+		for till in tills:
+			pos.push(till, [sale_op(frappe.generate_hash(length=16), self.walk_in, item)])
+			frappe.db.commit()
+		for till in tills:
+			pos.apply(till.name)
+		return item, tills, [op for till in tills for op in self.ledger(till)]
+
+	def test_accept_and_flag_books_both_sales_and_flags_the_shortfall(self):
+		item, tills, ops = self.sell_the_last_unit_twice("Accept and Flag")
+		self.assertEqual(sorted(op.status for op in ops), ["Applied", "Flagged"])
+		flagged = next(op for op in ops if op.status == "Flagged")
+		self.assertIn(f"{item} needs 1", flagged.flag)
+		self.assertEqual(sum(len(self.invoices_of(t)) for t in tills), 2)
+		self.assertEqual(on_hand(item), -1)
+
+	def test_accept_and_reconcile_also_leaves_a_task(self):
+		item, _, ops = self.sell_the_last_unit_twice("Accept and Reconcile")
+		flagged = next(op for op in ops if op.status == "Flagged")
+		self.assertTrue(
+			frappe.db.exists("ToDo", {"reference_name": flagged.reference_name, "status": "Open"})
+		)
+		self.assertEqual(on_hand(item), -1)
+
+	def test_block_keeps_the_second_sale_for_review_until_stock_arrives(self):
+		item, tills, ops = self.sell_the_last_unit_twice("Block")
+		self.assertEqual(sorted(op.status for op in ops), ["Applied", "Failed"])
+		failed = next(op for op in ops if op.status == "Failed")
+		self.assertIn("not enough stock", failed.error)
+		self.assertEqual(on_hand(item), 0)
+		self.assertEqual(sum(len(self.invoices_of(t)) for t in tills), 1)
+
+		receive(item, 1, days_ago=1)  # found: it was there before the sale
+		frappe.db.commit()
+		till = next(t for t in tills if self.ledger(t)[0].status == "Failed")
+		pos.retry(operation_key(till.name, failed.client_id))
+		frappe.db.commit()
+		pos.apply(till.name)
+		[retried] = self.ledger(till)
+		self.assertEqual(retried.status, "Applied", retried.error)
+		self.assertEqual(on_hand(item), 0)
+
+	def test_a_failed_operation_can_be_corrected_in_desk_and_retried(self):
+		item = stock_item(qty=5)
+		op = sale_op("fix-me-000001", "nobody at all", item)
+		pos.push(self.terminal, [op])
+		frappe.db.commit()
+		pos.apply(self.terminal.name)
+		[row] = self.ledger()
+		self.assertEqual(row.status, "Failed")
+		self.assertIn("nobody at all", row.error)
+		name = operation_key(self.terminal.name, op["client_id"])
+		bad = json.dumps({**op["data"], "customer": None})
+		self.assertRaises(frappe.ValidationError, pos.retry, name, bad)
+		pos.retry(name, json.dumps({**op["data"], "customer": self.walk_in}))
+		frappe.db.commit()
+		pos.apply(self.terminal.name)
+		self.assertEqual(self.ledger()[0].status, "Applied")
+		# the terminal's own replay still gets the result, not "a different operation"
+		self.assertEqual(pos.push(self.terminal, [op])["results"][0]["status"], "applied")
+
+
+class TestInterruptedPush(PosTestCase):
+	def test_a_dropped_connection_and_a_killed_worker_duplicate_nothing(self):
+		item = stock_item(qty=100)
+		frappe.db.commit()
+		ops = [sale_op(f"drop-{i:08d}", self.walk_in, item) for i in range(30)]
+		try:  # the terminal gives up before the answer comes: it cannot know what was stored
+			self.call("push", timeout=0.05, terminal=self.terminal.name, operations=ops[:20])
+		except requests.Timeout:
+			pass
+		results = self.push(ops)["results"]  # so it sends everything again
+		self.assertEqual({r["status"] for r in results}, {"accepted"})
+		self.assertEqual(len(self.ledger()), 30)
+
+		worker = start_worker(burst=False)
+		try:
+			deadline = time.monotonic() + 120
+			while sum(op.status == "Applied" for op in self.ledger()) < 5 and time.monotonic() < deadline:
+				time.sleep(0.2)
+		finally:
+			kill_worker(worker)  # in the middle of applying
+		ledger = self.ledger()
+		applied = [op for op in ledger if op.status == "Applied"]
+		self.assertGreaterEqual(len(applied), 5)
+		self.assertEqual(len(self.invoices_of()), len(applied), "nothing half-applied")
+
+		# the dead worker's leases run out; the next apply finishes the batch
+		frappe.db.sql(
+			"update `tabPOS Operation` set lease_until = %s where terminal = %s and status = 'Applying'",
+			(frappe.utils.add_to_date(None, seconds=-1), self.terminal.name),
+		)
+		frappe.db.commit()
+		pos.apply(self.terminal.name)
+		ledger = self.ledger()
+		self.assertEqual({op.status for op in ledger}, {"Applied"})
+		invoices = self.invoices_of()
+		self.assertEqual(len(invoices), 30)
+		self.assertEqual({op.reference_name for op in ledger}, {i.name for i in invoices})
+		self.assertEqual(on_hand(item), 70)
+
+	def test_two_pushes_of_the_same_batch_racing_store_it_once(self):
+		from concurrent.futures import ThreadPoolExecutor
+
+		item = stock_item(qty=10)
+		frappe.db.commit()
+		ops = [sale_op(f"race-{i:08d}", self.walk_in, item) for i in range(10)]
+		with ThreadPoolExecutor(4) as pool:
+			answers = list(pool.map(lambda _: self.push(ops), range(4)))
+		for answer in answers:
+			self.assertEqual(len(answer["results"]), 10)
+			self.assertTrue(all(r["status"] == "accepted" for r in answer["results"]))
+		self.assertEqual(len(self.ledger()), 10)
+
+
+class TestPosApi(PosTestCase):
+	def test_bootstrap_and_pull_then_only_changes(self):
+		item = stock_item(qty=7, rate=150)
+		frappe.db.commit()
+		config = self.call("bootstrap", terminal=self.terminal.name).json()["message"]["config"]
+		self.assertEqual(config["warehouse"], WAREHOUSE)
+		self.assertEqual(config["payment_modes"], [{"mode_of_payment": "Cash", "default": 1}])
+
+		records, cursor, pages = [], None, 0
+		while True:
+			page = self.call("pull", terminal=self.terminal.name, cursor=cursor, limit=500).json()["message"]
+			records += page["records"]
+			cursor, pages = page["cursor"], pages + 1
+			if not page["has_more"]:
+				break
+		by_key = {(r["type"], r["key"]): r["data"] for r in records}
+		self.assertEqual(len(by_key), len(records), "no record twice")
+		self.assertEqual(by_key[("stock", item)]["actual_qty"], 7)
+		self.assertEqual(len(by_key[("item", item)]["barcodes"]), 1)
+		self.assertIn(("customer", self.walk_in), by_key)
+		self.assertTrue(any(k == ("price", k[1]) and d["item_code"] == item for k, d in by_key.items()))
+
+		# changes since the cursor: a new price, a disabled item, a deleted customer
+		frappe.db.set_value("Item Price", {"item_code": item}, "price_list_rate", 175)
+		frappe.get_doc("Item", item).update({"disabled": 1}).save()
+		gone = customer("to delete")
+		frappe.db.commit()
+		frappe.delete_doc("Customer", gone)
+		frappe.db.commit()
+		page = self.call("pull", terminal=self.terminal.name, cursor=cursor, limit=500).json()["message"]
+		changed = {(r["type"], r["key"]): r["data"] for r in page["records"]}
+		self.assertEqual(changed[("item", item)]["disabled"], 1)
+		self.assertIn(175, [d.get("price_list_rate") for d in changed.values()])
+		self.assertIn({"type": "customer", "key": gone}, page["deleted"])
+		self.assertLess(len(page["records"]), 10, "only what changed")
+
+		# the terminal's setup changes: its old cursor asks for a full resync
+		frappe.db.set_value("POS Terminal", self.terminal.name, "price_list", "_Test Price List")
+		frappe.db.commit()
+		page = self.call("pull", terminal=self.terminal.name, cursor=page["cursor"]).json()["message"]
+		self.assertTrue(page["full_resync_required"])
+		bad = self.call("pull", terminal=self.terminal.name, cursor="not-a-cursor")
+		self.assertEqual(bad.status_code, 400, bad.text)
+
+	def test_bad_operations_are_rejected_and_nothing_is_stored(self):
+		item = stock_item(qty=1)
+		frappe.db.commit()
+		good = sale_op("good-00000001", self.walk_in, item)
+		bad = [
+			{**good, "client_id": "bad"},
+			{**good, "client_id": "bad-00000002", "timestamp": "yesterday"},
+			{**good, "client_id": "bad-00000003", "data": {**good["data"], "items": []}},
+			"not even an object",
+		]
+		results = self.push([good, *bad])["results"]
+		self.assertEqual([r["status"] for r in results], ["accepted", *["rejected"] * 4])
+		self.assertEqual(len(self.ledger()), 1)
+		reused = {**good, "data": {**good["data"], "customer": "someone else"}}
+		self.assertEqual(self.push([reused])["results"][0]["status"], "rejected")
+		self.assertIn("already used", self.push([reused])["results"][0]["error"])
+		for operations in ("{not json", {"a": 1}, [good] * 501):
+			r = self.call("push", terminal=self.terminal.name, operations=operations)
+			self.assertIn(r.status_code, (400, 417), r.text)  # 417: Frappe's own argument type check
+			self.assertIn("operations", r.json().get("exception", "") + r.text)
+
+	def test_only_the_terminals_own_enabled_user_gets_in(self):
+		_, other = site_http(self.other_key, self.other_secret)
+		r = self.call("pull", http=other, terminal=self.terminal.name)
+		self.assertEqual(r.status_code, 403, r.text)
+		self.assertEqual(self.call("pull", terminal="no such till").status_code, 403)
+		self.terminal.db_set("enabled", 0, commit=True)
+		self.assertEqual(self.call("push", terminal=self.terminal.name, operations=[]).status_code, 403)
+		# one terminal cannot read another's results by guessing client ids
+		mine = self.make_terminal()
+		frappe.db.commit()
+		pos.push(mine, [sale_op("secret-0000001", self.walk_in, stock_item(qty=1))])
+		frappe.db.commit()
+		theirs = self.make_terminal(api_user=OTHER_USER)
+		frappe.db.commit()
+		r = self.call("results", http=other, terminal=theirs.name, client_ids=["secret-0000001"])
+		self.assertEqual(r.json()["message"]["results"][0]["status"], "unknown")
