@@ -18,7 +18,8 @@ import time
 
 import frappe
 from frappe import _
-from frappe.utils import add_to_date, convert_utc_to_system_timezone, now_datetime
+from frappe.model.naming import NamingSeries, get_default_naming_series, parse_naming_series
+from frappe.utils import add_to_date, cint, convert_utc_to_system_timezone, now_datetime
 
 from erp_connect.engine import pos
 from erp_connect.services.upsert import describe
@@ -279,10 +280,51 @@ def claim(terminal: str) -> tuple[str, list[str]]:
 					"names": names,
 				},
 			)
+			reserve_document_names(token)
 		frappe.db.commit()
 	finally:
 		frappe.db.sql("select release_lock(%s)", lock)
 	return token, names
+
+
+def reserve_document_names(token: str) -> None:
+	"""Give each claimed operation that creates a series-named document its name now, in this
+	short transaction. Otherwise every apply would hold the naming series' row lock for the whole
+	of its insert and submit, and parallel workers would take turns instead of working together."""
+	rows = frappe.get_all(
+		"POS Operation",
+		{"claim_token": token, "reserved_name": ("is", "not set"), "op_type": ("in", list(SERIES_NAMED))},
+		["name", "op_type"],
+		order_by="client_timestamp, client_id",
+	)
+	for op_type, doctype in SERIES_NAMED.items():
+		ops = [r.name for r in rows if r.op_type == op_type]
+		for op, reserved in zip(ops, reserve_names(doctype, len(ops)), strict=True):
+			frappe.db.set_value("POS Operation", op, "reserved_name", reserved, update_modified=False)
+
+
+def reserve_names(doctype: str, count: int) -> list[str]:
+	"""``count`` consecutive names of ``doctype``'s default naming series, in one update."""
+	if not count:
+		return []
+	series = NamingSeries(get_default_naming_series(doctype) or "")
+	prefix = series.get_prefix()
+	current = frappe.db.sql("select current from `tabSeries` where name = %s for update", prefix)
+	if current:
+		frappe.db.sql("update `tabSeries` set current = current + %s where name = %s", (count, prefix))
+		first = cint(current[0][0]) + 1
+	else:
+		frappe.db.sql("insert into `tabSeries` (name, current) values (%s, %s)", (prefix, count))
+		first = 1
+	numbers = iter(range(first, first + count))
+	return [
+		parse_naming_series(
+			series.series,
+			doctype=doctype,
+			number_generator=lambda _, digits: str(next(numbers)).zfill(digits),
+		)
+		for _ in range(count)
+	]
 
 
 def _settled_dependencies(terminal: str, candidates: list[dict]) -> set[str]:
@@ -308,7 +350,16 @@ def apply_one(term: "frappe.Document", name: str, token: str) -> str:
 	op = frappe.db.get_value(
 		"POS Operation",
 		name,
-		["name", "client_id", "op_type", "payload", "client_timestamp", "attempts", "claim_token"],
+		[
+			"name",
+			"client_id",
+			"op_type",
+			"payload",
+			"client_timestamp",
+			"attempts",
+			"claim_token",
+			"reserved_name",
+		],
 		as_dict=True,
 	)
 	if op.claim_token != token:
@@ -420,7 +471,7 @@ def apply_sales_invoice(term, data: dict, op) -> tuple[str, str, str | None]:
 		}
 	)
 	invoice.flags.erp_connect_origin = term.connector
-	invoice.insert()
+	invoice.insert(set_name=op.reserved_name)
 	return "Sales Invoice", invoice.name, submit_with_stock_policy(term, invoice)
 
 
@@ -451,10 +502,11 @@ def apply_stock_adjustment(term, data: dict, op) -> tuple[str, str, str | None]:
 		}
 	)
 	entry.flags.erp_connect_origin = term.connector
-	entry.insert()
+	entry.insert(set_name=op.reserved_name)
 	return "Stock Entry", entry.name, submit_with_stock_policy(term, entry)
 
 
+SERIES_NAMED = {pos.SALES_INVOICE: "Sales Invoice", pos.STOCK_ADJUSTMENT: "Stock Entry"}
 APPLIERS = {
 	pos.CUSTOMER: apply_customer,
 	pos.SALES_INVOICE: apply_sales_invoice,

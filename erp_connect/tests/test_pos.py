@@ -6,7 +6,6 @@ real one (submitted ledger entries are not deleted); every run uses fresh item a
 and connectors.
 """
 
-import datetime
 import json
 import os
 import sqlite3
@@ -23,17 +22,24 @@ from erp_connect.services.pos import operation_key
 from erp_connect.testing.base import (
 	TEST_PREFIX,
 	ConnectTestCase,
-	company,
 	kill_worker,
 	make_api_user,
 	site_http,
 	start_worker,
 )
+from erp_connect.testing.pos import (
+	PREFIX,
+	WAREHOUSE,
+	customer,
+	ensure_pos_profile,
+	on_hand,
+	receive,
+	sale_op,
+	stock_item,
+)
 
 POS_USER = "ec-pos@example.com"
 OTHER_USER = "ec-pos-other@example.com"
-PREFIX = "_Test POS "
-WAREHOUSE = "Stores - WP"
 ROLES = [
 	CONNECT_API_USER,
 	"Sales User",
@@ -42,98 +48,6 @@ ROLES = [
 	"Stock User",
 	"Sales Master Manager",
 ]
-
-
-def ensure_pos_profile() -> str:
-	name = PREFIX + "Profile"
-	if not frappe.db.exists("POS Profile", name):
-		frappe.get_doc(
-			{
-				"doctype": "POS Profile",
-				"name": name,
-				"company": company(),
-				"warehouse": WAREHOUSE,
-				"selling_price_list": "Standard Selling",
-				"currency": "USD",
-				"write_off_account": "Write Off - WP",
-				"write_off_cost_center": "Main - WP",
-				"payments": [{"mode_of_payment": "Cash", "default": 1}],
-			}
-		).insert(ignore_permissions=True)
-	return name
-
-
-def stock_item(qty: float = 0, rate: float = 100) -> str:
-	"""A fresh stock item with a selling price and ``qty`` units in the terminal's warehouse."""
-	code = PREFIX + "Item " + frappe.generate_hash(length=8)
-	frappe.get_doc(
-		{
-			"doctype": "Item",
-			"item_code": code,
-			"item_group": "All Item Groups",
-			"stock_uom": "Nos",
-			"is_stock_item": 1,
-			"valuation_rate": 10,
-			"barcodes": [{"barcode": frappe.generate_hash(length=12)}],
-		}
-	).insert(ignore_permissions=True)
-	frappe.get_doc(
-		{
-			"doctype": "Item Price",
-			"item_code": code,
-			"price_list": "Standard Selling",
-			"price_list_rate": rate,
-		}
-	).insert(ignore_permissions=True)
-	if qty:
-		receive(code, qty)
-	return code
-
-
-def receive(item_code: str, qty: float, days_ago: int = 0) -> None:
-	entry = frappe.get_doc(
-		{
-			"doctype": "Stock Entry",
-			"company": company(),
-			"stock_entry_type": "Material Receipt",
-			"set_posting_time": 1,
-			"posting_date": frappe.utils.add_days(frappe.utils.nowdate(), -days_ago),
-			"items": [{"item_code": item_code, "qty": qty, "t_warehouse": WAREHOUSE, "basic_rate": 10}],
-		}
-	).insert(ignore_permissions=True)
-	entry.submit()
-
-
-def customer(label: str) -> str:
-	return (
-		frappe.get_doc(
-			{
-				"doctype": "Customer",
-				"customer_name": f"{PREFIX}{label} {frappe.generate_hash(length=6)}",
-				"customer_group": "All Customer Groups",
-				"territory": "All Territories",
-			}
-		)
-		.insert(ignore_permissions=True)
-		.name
-	)
-
-
-def on_hand(item_code: str) -> float:
-	return frappe.db.get_value("Bin", {"item_code": item_code, "warehouse": WAREHOUSE}, "actual_qty") or 0
-
-
-def sale_op(client_id: str, customer_name: str, item_code: str, qty: float = 1, rate: float = 100) -> dict:
-	return {
-		"client_id": client_id,
-		"type": "sales_invoice",
-		"timestamp": datetime.datetime.now(datetime.UTC).isoformat(),
-		"data": {
-			"customer": customer_name,
-			"items": [{"item_code": item_code, "qty": qty, "rate": rate}],
-			"payments": [{"mode_of_payment": "Cash", "amount": qty * rate}],
-		},
-	}
 
 
 def cleanup_pos_data():

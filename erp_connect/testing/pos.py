@@ -1,0 +1,104 @@
+"""Fixtures for offline POS sync, shared by the tests and the benchmark: a POS Profile, stock
+items with a price and stock, customers. Names start with "_Test POS", apart from the names other
+tests count, because submitted sales stay in the site."""
+
+import datetime
+
+import frappe
+
+from erp_connect.testing.base import company
+
+PREFIX = "_Test POS "
+WAREHOUSE = "Stores - WP"
+
+
+def ensure_pos_profile() -> str:
+	name = PREFIX + "Profile"
+	if not frappe.db.exists("POS Profile", name):
+		frappe.get_doc(
+			{
+				"doctype": "POS Profile",
+				"name": name,
+				"company": company(),
+				"warehouse": WAREHOUSE,
+				"selling_price_list": "Standard Selling",
+				"currency": "USD",
+				"write_off_account": "Write Off - WP",
+				"write_off_cost_center": "Main - WP",
+				"payments": [{"mode_of_payment": "Cash", "default": 1}],
+			}
+		).insert(ignore_permissions=True)
+	return name
+
+
+def stock_item(qty: float = 0, rate: float = 100) -> str:
+	"""A fresh stock item with a selling price and ``qty`` units in the terminal's warehouse."""
+	code = PREFIX + "Item " + frappe.generate_hash(length=8)
+	frappe.get_doc(
+		{
+			"doctype": "Item",
+			"item_code": code,
+			"item_group": "All Item Groups",
+			"stock_uom": "Nos",
+			"is_stock_item": 1,
+			"valuation_rate": 10,
+			"barcodes": [{"barcode": frappe.generate_hash(length=12)}],
+		}
+	).insert(ignore_permissions=True)
+	frappe.get_doc(
+		{
+			"doctype": "Item Price",
+			"item_code": code,
+			"price_list": "Standard Selling",
+			"price_list_rate": rate,
+		}
+	).insert(ignore_permissions=True)
+	if qty:
+		receive(code, qty)
+	return code
+
+
+def receive(item_code: str, qty: float, days_ago: int = 0) -> None:
+	entry = frappe.get_doc(
+		{
+			"doctype": "Stock Entry",
+			"company": company(),
+			"stock_entry_type": "Material Receipt",
+			"set_posting_time": 1,
+			"posting_date": frappe.utils.add_days(frappe.utils.nowdate(), -days_ago),
+			"items": [{"item_code": item_code, "qty": qty, "t_warehouse": WAREHOUSE, "basic_rate": 10}],
+		}
+	).insert(ignore_permissions=True)
+	entry.submit()
+
+
+def customer(label: str) -> str:
+	return (
+		frappe.get_doc(
+			{
+				"doctype": "Customer",
+				"customer_name": f"{PREFIX}{label} {frappe.generate_hash(length=6)}",
+				"customer_group": "All Customer Groups",
+				"territory": "All Territories",
+			}
+		)
+		.insert(ignore_permissions=True)
+		.name
+	)
+
+
+def on_hand(item_code: str) -> float:
+	return frappe.db.get_value("Bin", {"item_code": item_code, "warehouse": WAREHOUSE}, "actual_qty") or 0
+
+
+def sale_op(client_id: str, customer_name: str, item_code: str, qty: float = 1, rate: float = 100) -> dict:
+	return {
+		"client_id": client_id,
+		"type": "sales_invoice",
+		"timestamp": datetime.datetime.now(datetime.UTC).isoformat(),
+		"data": {
+			"customer": customer_name,
+			"items": [{"item_code": item_code, "qty": qty, "rate": rate}],
+			"payments": [{"mode_of_payment": "Cash", "amount": qty * rate}],
+		},
+	}
