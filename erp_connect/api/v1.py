@@ -7,7 +7,7 @@ import frappe
 from frappe import _
 
 from erp_connect.engine.cursor import Cursor, InvalidCursor
-from erp_connect.services import access, feed, idempotency, imports, inbox
+from erp_connect.services import access, correlation, feed, idempotency, imports, inbox
 from erp_connect.services import upsert as upsert_service
 
 MAX_BATCH = 1000
@@ -35,8 +35,11 @@ def upsert(
 	if action not in upsert_service.ACTIONS:
 		raise BadRequest(_("action must be one of {0}").format(", ".join(upsert_service.ACTIONS)))
 
+	correlation_id = correlation.for_api_call()
+
 	def write() -> dict:
-		return upsert_service.upsert(conn, doctype, records, atomic, action)
+		result = upsert_service.upsert(conn, doctype, records, atomic, action, correlation_id=correlation_id)
+		return {**result, "correlation_id": correlation_id}
 
 	key = frappe.get_request_header("Idempotency-Key")
 	if not key:

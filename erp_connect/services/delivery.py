@@ -22,7 +22,7 @@ from frappe.utils import add_to_date, now_datetime
 from erp_connect.engine import frappe_site, http, outbound
 from erp_connect.engine.retry import Outcome, RetryPolicy, Verdict, classify_exception, classify_response
 from erp_connect.erp_connect.doctype.sync_event.sync_event import DOCUMENT_INDEX, UNFINISHED_INDEX
-from erp_connect.services.alerts import notify_managers
+from erp_connect.services import alerts
 from erp_connect.services.outbox import clear_rules_cache
 
 CLAIM_CHUNK = 200  # events claimed per round: bounds memory however large the backlog
@@ -148,7 +148,7 @@ def connectors_with_due_events() -> list[str]:
 	now = now_datetime()
 	return frappe.db.sql_list(
 		"""select distinct e.connector from `tabSync Event` e
-		join `tabConnector` c on c.name = e.connector and c.enabled = 1 and c.dry_run = 0
+		join `tabConnector` c on c.name = e.connector and c.enabled = 1 and c.dry_run = 0 and c.paused = 0
 		where (e.status in ('Pending', 'Retrying') and e.next_attempt_at <= %(now)s)
 			or (e.status = 'Sending' and e.lease_until < %(now)s)""",
 		{"now": now},
@@ -192,6 +192,7 @@ class Drainer:
 		stats = {o.value: 0 for o in Outcome}
 		if (
 			not self.connector.enabled
+			or self.connector.paused
 			or self.connector.dry_run
 			or not self.targets
 			or backoff_until(self.connector.name)
@@ -337,6 +338,9 @@ class Drainer:
 		for result in results:
 			if result.verdict.outcome is not Outcome.DELIVERED:
 				self.record_failure(token, result, now)
+		if delivered_by_code and self.connector.failing_since:
+			alerts.connector_recovered(self.connector.name)  # the next failure is a new episode
+			self.connector.failing_since = None
 		frappe.db.commit()
 
 	def record_failure(self, token: str, result: Result, now) -> None:
@@ -369,12 +373,22 @@ class Drainer:
 		if verdict.outcome is Outcome.DISABLE:
 			rule = frappe.db.get_value("Sync Event", result.names[0], "sync_rule")
 			disable_rule(rule, verdict.reason)
+		elif fields["status"] == "Dead":
+			alerts.connector_failing(
+				self.connector.name,
+				f"{self.connector.name} is failing: an event was dead-lettered",
+				f"Event {result.names[0]}: {fields['last_error']}. Later failures of this connector are not"
+				" announced again until a delivery succeeds.",
+				"Sync Event",
+				result.names[0],
+			)
 
 
 def disable_rule(rule: str, reason: str) -> None:
 	frappe.db.set_value("Sync Rule", rule, {"enabled": 0, "disabled_reason": reason})
 	clear_rules_cache()
-	notify_managers(
+	alerts.connector_failing(
+		frappe.db.get_value("Sync Rule", rule, "connector"),
 		f"Sync Rule {rule} was disabled",
 		f"The receiver answered: {reason}. Events for this rule are kept; enable the rule again once the target exists.",
 		"Sync Rule",

@@ -55,7 +55,7 @@ def run(name: str) -> None:
 	try:
 		for offset, chunk in _chunks(_private_path(os.path.basename(job.records_file)), job.processed):
 			result = upsert_service.upsert(
-				connector, job.reference_doctype, chunk, action=job.action or "save"
+				connector, job.reference_doctype, chunk, action=job.action or "save", correlation_id=name
 			)
 			with open(results_path, "a") as results:
 				for r in result["results"]:

@@ -106,7 +106,7 @@ def process(name: str) -> None:
 	frappe.set_user(connector.api_user)
 	try:
 		result = upsert_service.upsert(
-			connector, connector.receive_doctype, records_of(json.loads(request.body))
+			connector, connector.receive_doctype, records_of(json.loads(request.body)), correlation_id=name
 		)
 		errors = [r["error"] for r in result["results"] if r["status"] == "error"]
 	except Exception as e:

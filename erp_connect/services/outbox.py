@@ -12,6 +12,7 @@ from frappe.utils import now_datetime
 from frappe.utils.data import evaluate_filters
 
 from erp_connect.engine import mapping, outbound
+from erp_connect.services import correlation
 
 DOC_EVENTS = ("after_insert", "on_update", "on_submit", "on_cancel", "on_trash", "on_update_after_submit")
 RULES_CACHE_KEY = "erp_connect:push_rules"
@@ -176,6 +177,7 @@ def event_row(rule: dict, doc, doc_dict: dict, method: str, error: str | None, n
 		"next_attempt_at": now,
 		"payload": payload,
 		"last_error": error,
+		"correlation_id": correlation.current(),
 	}
 
 
@@ -197,6 +199,7 @@ EVENT_COLUMNS = (
 	"next_attempt_at",
 	"payload",
 	"last_error",
+	"correlation_id",
 )
 _INSERT_SQL = "insert into `tabSync Event` ({}) values ".format(", ".join(EVENT_COLUMNS))
 _ROW_SQL = "(" + ", ".join(["%s"] * len(EVENT_COLUMNS)) + ")"

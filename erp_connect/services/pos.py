@@ -22,6 +22,7 @@ from frappe.model.naming import NamingSeries, get_default_naming_series, parse_n
 from frappe.utils import add_to_date, cint, convert_utc_to_system_timezone, now_datetime
 
 from erp_connect.engine import pos
+from erp_connect.services import correlation
 from erp_connect.services.upsert import describe
 
 CLAIM_CHUNK = 10  # operations per claim: small, so several workers share a big batch
@@ -366,7 +367,8 @@ def apply_one(term: "frappe.Document", name: str, token: str) -> str:
 		return "lost"  # its lease ran out and another worker took it
 	values = {"attempts": op.attempts + 1, "claim_token": None, "lease_until": None, "error": None}
 	try:
-		doctype, docname, flag = APPLIERS[op.op_type](term, json.loads(op.payload), op)
+		with correlation.correlated(name):  # the events its documents cause point back here
+			doctype, docname, flag = APPLIERS[op.op_type](term, json.loads(op.payload), op)
 		status = FLAGGED if flag else APPLIED
 		values.update(
 			status=status,

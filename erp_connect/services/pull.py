@@ -25,8 +25,8 @@ from frappe.utils import add_to_date, get_datetime, now_datetime
 
 from erp_connect.engine import http, pull
 from erp_connect.engine.retry import parse_retry_after
+from erp_connect.services import alerts
 from erp_connect.services import upsert as upsert_service
-from erp_connect.services.alerts import notify_managers
 
 AUTH_FAILURES_TO_PAUSE = 3
 MAX_TRIES = 4  # per page, for timeouts, 5xx and 429
@@ -192,7 +192,11 @@ class Puller:
 			if not self.rule.field_map:
 				records = [frappe_site_record(r, self.rule.reference_doctype) for r in records]
 		result = upsert_service.upsert(
-			self.connector, self.rule.reference_doctype, records, rule=self.upsert_rule
+			self.connector,
+			self.rule.reference_doctype,
+			records,
+			rule=self.upsert_rule,
+			correlation_id=self.sync_run.name,
 		)
 		run = self.sync_run
 		run.pages = (run.pages or 0) + 1
@@ -239,6 +243,8 @@ class Puller:
 			run.message = _("the list changed while it was read; the next run reads the same span again")
 		run.finished_at = now_datetime()
 		run.save(ignore_permissions=True)
+		if self.connector.failing_since and not run.failed:
+			alerts.connector_recovered(self.connector.name)
 		frappe.db.commit()
 
 	def stop(self, failure: PullFailed) -> None:
@@ -259,7 +265,8 @@ class Puller:
 		if failures >= AUTH_FAILURES_TO_PAUSE:
 			message = _("paused after {0} authentication failures in a row: {1}").format(failures, reason)
 			self.rule.db_set({"paused": 1, "paused_reason": message, "next_run_at": None})
-			notify_managers(
+			alerts.connector_failing(
+				self.connector.name,
 				_("Pull Rule {0} was paused").format(self.rule.name),
 				message + ". " + _("Fix the connector's credentials, then press Resume."),
 				"Pull Rule",

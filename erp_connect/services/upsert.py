@@ -11,7 +11,7 @@ from frappe.model import default_fields
 from frappe.utils import now_datetime
 
 from erp_connect.engine import conflict, mapping
-from erp_connect.services import access
+from erp_connect.services import access, correlation
 from erp_connect.services.outbox import render_template
 
 CREATED, UPDATED, UNCHANGED, CANCELLED, CONFLICT, ERROR = (
@@ -39,12 +39,19 @@ def upsert(
 	atomic: bool = False,
 	action: str = "save",
 	rule: dict | None = None,
+	correlation_id: str | None = None,
 ) -> dict:
 	"""Create or update one document per record (and submit it, with action "submit"), or cancel
 	the documents of the records' external ids (action "cancel"); per-record results and counts.
 
 	``rule`` is given by pulls (their own field map, conflict policy and operations); API calls
-	use the connector's inbound Sync Rule and its Allowed DocTypes."""
+	use the connector's inbound Sync Rule and its Allowed DocTypes. ``correlation_id`` is stamped
+	on the links written and on the events the writes cause."""
+	with correlation.correlated(correlation_id):
+		return _upsert(connector, doctype, records, atomic, action, rule)
+
+
+def _upsert(connector, doctype: str, records: list, atomic: bool, action: str, rule: dict | None) -> dict:
 	rule = rule or inbound_rule(connector.name, doctype)
 	allowed = (rule or {}).get("allowed") or access.allowed_operations(connector, doctype)
 	links = known_links(connector.name, doctype, [_external_id(rule, r) for r in records])
@@ -314,7 +321,12 @@ def save_link(link, connector: str, doctype: str, external_id: str, name: str, h
 	runs once per record written, and the unique index still refuses a second link for the same
 	external id (a concurrent upsert of the same new record fails instead of duplicating it)."""
 	now = now_datetime()
-	values = {"reference_name": name, **hashes, "last_synced_at": now}
+	values = {
+		"reference_name": name,
+		**hashes,
+		"last_synced_at": now,
+		"correlation_id": correlation.current(),
+	}
 	if link and link.name:
 		frappe.db.set_value("Sync Link", link.name, values)
 		return frappe._dict({**link, **values})
@@ -323,8 +335,9 @@ def save_link(link, connector: str, doctype: str, external_id: str, name: str, h
 	try:
 		frappe.db.sql(
 			"""insert into `tabSync Link` (name, creation, modified, owner, modified_by, connector,
-				reference_doctype, external_id, reference_name, content_hash, local_hash, last_synced_at)
-			values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+				reference_doctype, external_id, reference_name, content_hash, local_hash, last_synced_at,
+				correlation_id)
+			values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
 			(
 				link_name,
 				now,
@@ -338,6 +351,7 @@ def save_link(link, connector: str, doctype: str, external_id: str, name: str, h
 				hashes["content_hash"],
 				hashes["local_hash"],
 				now,
+				correlation.current(),
 			),
 		)
 	except Exception as e:

@@ -75,6 +75,7 @@ def cleanup_push_data():
 	frappe.db.delete("Sync Rule", {"connector": like})
 	frappe.db.delete("Connector", {"name": like})
 	frappe.db.delete("Notification Log", {"subject": ("like", "Sync Rule SR-%")})
+	frappe.db.delete("Notification Log", {"subject": ("like", TEST_PREFIX + "%")})
 	for name in frappe.get_all("Customer", {"name": like}, pluck="name"):
 		try:
 			frappe.delete_doc("Customer", name, force=True, ignore_permissions=True)
@@ -226,6 +227,31 @@ class TestPushDelivery(PushTestCase):
 		)
 		later = make_customer()
 		self.assertEqual(self.events_of(later), [])
+
+	def test_a_failing_connector_alerts_once_per_episode(self):
+		self.customer_rule()
+		subject = f"{self.connector.name} is failing: an event was dead-lettered"
+
+		def alerts() -> int:
+			return frappe.db.count("Notification Log", {"subject": subject, "for_user": "Administrator"})
+
+		self.remote.set_default("/hooks", Reply(400))
+		for _ in range(3):
+			make_customer()
+		self.drain()
+		make_customer()
+		self.drain()
+		self.assertEqual(alerts(), 1, "four dead events, one alert")
+		self.assertTrue(frappe.db.get_value("Connector", self.connector.name, "failing_since"))
+
+		self.remote.set_default("/hooks", Reply(200))
+		make_customer()
+		self.drain()
+		self.assertFalse(frappe.db.get_value("Connector", self.connector.name, "failing_since"))
+		self.remote.set_default("/hooks", Reply(400))
+		make_customer()
+		self.drain()
+		self.assertEqual(alerts(), 2, "a new episode alerts again")
 
 	def test_400_dead_letters_at_once_and_keeps_the_response(self):
 		self.customer_rule()

@@ -1,9 +1,13 @@
 // Copyright (c) 2026, erp_connect developers
 // For license information, please see license.txt
 
+const BANNER_COLOURS = { healthy: "green", degraded: "orange", failing: "red", disabled: "gray" };
+
 frappe.ui.form.on("Connector", {
 	refresh(frm) {
 		if (frm.is_new()) return;
+		show_health(frm);
+		show_recent_activity(frm);
 		frm.add_custom_button(__("Test Connection"), () => {
 			frm.call("test_connection").then(({ message: r }) => {
 				frappe.msgprint({
@@ -13,8 +17,40 @@ frappe.ui.form.on("Connector", {
 				});
 			});
 		});
+		const toggle = frm.doc.paused ? ["resume", __("Resume")] : ["pause", __("Pause")];
+		frm.add_custom_button(toggle[1], () => frm.call(toggle[0]).then(() => frm.reload_doc()));
 		frm.add_custom_button(__("Sync Events"), () =>
 			frappe.set_route("List", "Sync Event", { connector: frm.doc.name })
 		);
 	},
 });
+
+function show_health(frm) {
+	frm.call("health").then(({ message: h }) => {
+		const counts = __("{0} pending, {1} retrying, {2} dead, {3} delivered in 24 h", [
+			h.pending, h.retrying, h.dead, h.delivered_24h,
+		]);
+		const reason = h.reason ? `: ${frappe.utils.escape_html(h.reason)}` : "";
+		frm.dashboard.set_headline_alert(
+			`<b>${__(frappe.utils.to_title_case(h.state))}</b>${reason} &middot; ${counts}`,
+			BANNER_COLOURS[h.state]
+		);
+	});
+}
+
+function show_recent_activity(frm) {
+	frm.call("recent_activity").then(({ message: a }) => {
+		const row = (cells) => `<tr>${cells.map((c) => `<td>${frappe.utils.escape_html(String(c ?? ""))}</td>`).join("")}</tr>`;
+		const events = a.events.map((e) =>
+			row([e.modified, e.status, `${e.reference_doctype} ${e.reference_name}`, e.doc_event, e.last_status_code])
+		);
+		const runs = a.runs.map((r) => row([r.started_at, r.status, r.pull_rule, `+${r.created} ~${r.updated} !${r.failed}`, ""]));
+		const inbound = a.inbound.map((i) => row([i.creation, i.status, __("webhook received"), "", ""]));
+		const html = [...events, ...runs, ...inbound].join("") || row([__("No activity yet")]);
+		const section = frm.dashboard.add_section(
+			`<table class="table table-sm">${html}</table>`,
+			__("Recent Activity")
+		);
+		section.attr("data-section", "recent-activity");
+	});
+}

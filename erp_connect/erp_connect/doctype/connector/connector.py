@@ -110,6 +110,65 @@ class Connector(Document):
 			"message": _("Reached {0}: HTTP {1}").format(self.base_url, response.status),
 		}
 
+	@frappe.whitelist()
+	def health(self) -> dict:
+		"""The status banner: healthy / degraded / failing / disabled, why, and the counts."""
+		self.check_permission("read")
+		from erp_connect.services.ops import health
+
+		return health(self.name)
+
+	@frappe.whitelist()
+	def pause(self) -> None:
+		"""Hold deliveries; events are still recorded and go out on Resume."""
+		self.check_permission("write")
+		self.db_set("paused", 1)
+
+	@frappe.whitelist()
+	def resume(self) -> None:
+		self.check_permission("write")
+		self.db_set("paused", 0)
+		from erp_connect.services.outbox import kick_after_commit
+
+		kick_after_commit(self.name)
+
+	@frappe.whitelist()
+	def recent_activity(self, limit: int = 10) -> dict:
+		"""The latest events, pull runs and received webhooks of this connector."""
+		self.check_permission("read")
+		limit = min(int(limit), 50)
+		return {
+			"events": frappe.get_all(
+				"Sync Event",
+				{"connector": self.name},
+				[
+					"name",
+					"status",
+					"reference_doctype",
+					"reference_name",
+					"doc_event",
+					"last_status_code",
+					"modified",
+				],
+				order_by="name desc",
+				limit=limit,
+			),
+			"runs": frappe.get_all(
+				"Sync Run",
+				{"connector": self.name},
+				["name", "status", "pull_rule", "created", "updated", "failed", "started_at"],
+				order_by="started_at desc",
+				limit=limit,
+			),
+			"inbound": frappe.get_all(
+				"Inbound Request",
+				{"connector": self.name},
+				["name", "status", "creation"],
+				order_by="creation desc",
+				limit=limit,
+			),
+		}
+
 	def validate_receiving(self):
 		if not self.receive_doctype:
 			return

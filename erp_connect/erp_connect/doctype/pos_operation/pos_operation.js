@@ -3,6 +3,8 @@
 
 frappe.ui.form.on("POS Operation", {
 	refresh(frm) {
+		frm.add_custom_button(__("Events Caused"), () =>
+			frappe.set_route("List", "Sync Event", { correlation_id: frm.doc.name }), __("Correlation"));
 		if (frm.doc.status !== "Failed") return;
 		frm.add_custom_button(__("Retry"), () =>
 			frm.call("retry", { payload: frm.doc.payload }).then(() => frm.reload_doc())

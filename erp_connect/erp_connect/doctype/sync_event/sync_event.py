@@ -18,6 +18,14 @@ class SyncEvent(Document):
 
 		return replay_events([self.name])
 
+	@frappe.whitelist()
+	def origin(self) -> tuple[str, str] | None:
+		"""The Inbound Request, Sync Import, Sync Run or POS Operation this event came from."""
+		self.check_permission("read")
+		from erp_connect.services.correlation import origin
+
+		return origin(self.correlation_id) if self.correlation_id else None
+
 
 # index names the claim query forces (services/delivery.py)
 UNFINISHED_INDEX = "unfinished_by_connector"

@@ -1,0 +1,177 @@
+"""What an operator asks of a running site: how each connector is doing, and what is wrong with
+the configuration. The bench commands (commands.py) print these; the Desk banner reads health()."""
+
+import frappe
+import requests
+from frappe import _
+from frappe.utils import add_to_date, now_datetime, time_diff_in_seconds
+
+from erp_connect.engine import auth, http
+
+STUCK_MINUTES = 15  # an event waiting longer than this makes its connector "degraded"
+
+
+def health(connector: str) -> dict:
+	"""healthy / degraded / failing / disabled, with the reason, and the counts behind it."""
+	values = frappe.db.get_value("Connector", connector, ["enabled", "dry_run", "paused"], as_dict=True)
+	counts = dict(
+		frappe.db.sql(
+			"""select status, count(*) from `tabSync Event`
+			where connector = %s and status in ('Pending', 'Sending', 'Retrying', 'Dead') group by status""",
+			connector,
+		)
+	)
+	oldest = frappe.db.sql(
+		"""select min(creation) from `tabSync Event`
+		where connector = %s and status in ('Pending', 'Sending', 'Retrying')""",
+		connector,
+	)[0][0]
+	waiting_seconds = int(time_diff_in_seconds(now_datetime(), oldest)) if oldest else 0
+	delivered_24h = frappe.db.count(
+		"Sync Event",
+		{"connector": connector, "status": "Delivered", "delivered_at": (">", add_to_date(None, hours=-24))},
+	)
+	paused_rules = frappe.get_all("Pull Rule", {"connector": connector, "paused": 1}, pluck="name")
+	disabled_rules = frappe.get_all(
+		"Sync Rule", {"connector": connector, "enabled": 0, "disabled_reason": ("is", "set")}, pluck="name"
+	)
+	state, reason = "healthy", ""
+	if not values.enabled:
+		state, reason = "disabled", _("the connector is disabled")
+	elif values.paused:
+		state, reason = "disabled", _("paused: events are recorded and wait for Resume")
+	elif counts.get("Dead") or disabled_rules or paused_rules:
+		state = "failing"
+		reason = "; ".join(
+			filter(
+				None,
+				[
+					counts.get("Dead") and _("{0} dead events").format(counts["Dead"]),
+					disabled_rules
+					and _("rules disabled by the receiver: {0}").format(", ".join(disabled_rules)),
+					paused_rules and _("pull rules paused: {0}").format(", ".join(paused_rules)),
+				],
+			)
+		)
+	elif counts.get("Retrying") or waiting_seconds > STUCK_MINUTES * 60:
+		state = "degraded"
+		reason = _("{0} events retrying; the oldest has waited {1} s").format(
+			counts.get("Retrying", 0), waiting_seconds
+		)
+	return {
+		"connector": connector,
+		"state": state,
+		"reason": reason,
+		"dry_run": bool(values.dry_run),
+		"pending": counts.get("Pending", 0) + counts.get("Sending", 0),
+		"retrying": counts.get("Retrying", 0),
+		"dead": counts.get("Dead", 0),
+		"delivered_24h": delivered_24h,
+		"oldest_waiting_seconds": waiting_seconds,
+	}
+
+
+# -- doctor ---------------------------------------------------------------------------------------
+def doctor(check_network: bool = True) -> list[dict]:
+	"""Every problem found, as {"check", "subject", "problem"}; an empty list is a healthy setup."""
+	problems = []
+	problems += _missing_secrets()
+	problems += _rules_on_missing_doctypes()
+	problems += _terminal_users()
+	problems += _background_processes()
+	if check_network:
+		problems += _unreachable_targets()
+	return problems
+
+
+def _problem(check: str, subject: str, problem: str) -> dict:
+	return {"check": check, "subject": subject, "problem": problem}
+
+
+def _missing_secrets() -> list[dict]:
+	found = []
+	for c in frappe.get_all("Connector", {"enabled": 1}, ["name", "auth_type", "receive_doctype"]):
+		doc = frappe.get_doc("Connector", c.name)
+		needed = list(auth.REQUIRED_SETTINGS.get(c.auth_type, ()))
+		if c.receive_doctype:
+			needed.append("receive_secret")
+		for field in needed:
+			df = doc.meta.get_field(field)
+			value = doc.secret(field) if df and df.fieldtype == "Password" else doc.get(field)
+			if not value:
+				found.append(
+					_problem("secrets", c.name, _("{0} is empty").format(_(df.label if df else field)))
+				)
+	return found
+
+
+def _rules_on_missing_doctypes() -> list[dict]:
+	found = []
+	for doctype in ("Sync Rule", "Pull Rule"):
+		for rule in frappe.get_all(doctype, {"enabled": 1}, ["name", "reference_doctype"]):
+			if not frappe.db.exists("DocType", rule.reference_doctype):
+				found.append(
+					_problem("rules", rule.name, _("{0} no longer exists").format(rule.reference_doctype))
+				)
+	return found
+
+
+def _terminal_users() -> list[dict]:
+	from erp_connect.install import CONNECT_API_USER
+
+	found = []
+	for t in frappe.get_all("POS Terminal", {"enabled": 1}, ["name", "api_user"]):
+		if not frappe.db.get_value("User", t.api_user, "enabled"):
+			found.append(_problem("terminals", t.name, _("its API user {0} is disabled").format(t.api_user)))
+		elif CONNECT_API_USER not in frappe.get_roles(t.api_user):
+			found.append(
+				_problem(
+					"terminals", t.name, _("{0} lacks the role {1}").format(t.api_user, CONNECT_API_USER)
+				)
+			)
+	return found
+
+
+def _background_processes() -> list[dict]:
+	from frappe.utils.background_jobs import get_workers
+	from frappe.utils.scheduler import is_scheduler_disabled, is_scheduler_inactive
+
+	found = []
+	if not get_workers():
+		found.append(
+			_problem("workers", "RQ", _("no background worker is running: nothing is delivered or applied"))
+		)
+	if is_scheduler_disabled(verbose=False):
+		found.append(
+			_problem("scheduler", "scheduler", _("the scheduler is disabled: no sweeps, retries or pulls"))
+		)
+	elif is_scheduler_inactive(verbose=False):
+		found.append(
+			_problem("scheduler", "scheduler", _("the scheduler is inactive (maintenance mode, or paused)"))
+		)
+	return found
+
+
+def _unreachable_targets() -> list[dict]:
+	found = []
+	for c in frappe.get_all(
+		"Connector",
+		{"enabled": 1, "dry_run": 0},
+		["name", "base_url", "connector_type", "allow_private_network", "timeout_seconds"],
+	):
+		if c.connector_type == "POS":
+			continue  # terminals call us, we never call them
+		try:
+			http.send(
+				"HEAD",
+				c.base_url,
+				timeout=min(c.timeout_seconds or 5, 5),
+				allow_private=bool(c.allow_private_network),
+			)
+		except (requests.RequestException, http.BlockedTargetError, OSError) as e:
+			found.append(
+				_problem(
+					"reachable", c.name, _("{0} cannot be reached: {1}").format(c.base_url, type(e).__name__)
+				)
+			)
+	return found
