@@ -19,6 +19,26 @@ frappe.ui.form.on("Connector", {
 		});
 		const toggle = frm.doc.paused ? ["resume", __("Resume")] : ["pause", __("Pause")];
 		frm.add_custom_button(toggle[1], () => frm.call(toggle[0]).then(() => frm.reload_doc()));
+		frm.add_custom_button(__("Guided Setup"), () => {
+			frappe.prompt(
+				{
+					fieldname: "preset",
+					fieldtype: "Select",
+					label: __("This connector is"),
+					options: ["Webhook Receiver", "REST API", "Another ERPNext Site", "WooCommerce", "Shopify"],
+					reqd: 1,
+				},
+				({ preset }) =>
+					frm.call("apply_preset", { preset }).then(({ message: r }) => {
+						frappe.msgprint({
+							title: __("Rules created"),
+							message: `${r.created.join(", ") || __("none (they exist already)")}<br><br>${r.next_steps}`,
+						});
+						frm.reload_doc();
+					}),
+				__("Guided Setup")
+			);
+		});
 		frm.add_custom_button(__("Sync Events"), () =>
 			frappe.set_route("List", "Sync Event", { connector: frm.doc.name })
 		);

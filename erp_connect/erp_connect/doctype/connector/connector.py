@@ -111,6 +111,15 @@ class Connector(Document):
 		}
 
 	@frappe.whitelist()
+	def apply_preset(self, preset: str) -> dict:
+		"""Guided setup: create the rules of a common case (webhook receiver, REST API, another
+		ERPNext site, WooCommerce, Shopify) for this connector."""
+		self.check_permission("write")
+		from erp_connect.services.setup import apply_preset
+
+		return apply_preset(self.name, preset)
+
+	@frappe.whitelist()
 	def health(self) -> dict:
 		"""The status banner: healthy / degraded / failing / disabled, why, and the counts."""
 		self.check_permission("read")

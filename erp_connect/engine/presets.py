@@ -1,0 +1,166 @@
+"""Guided setup: what each common kind of connection needs, as plain data the Connector form turns
+into rules. Field maps read ERPNext field <- external path for inbound and pull rules, and
+ERPNext field -> external path for push rules (the same rows, read the other way)."""
+
+from erp_connect.engine.mapping import CONSTANT, EXTERNAL_ID_LINK, NONE, ROUND, TEMPLATE
+
+# (erpnext_field, external_path, transform, option)
+WOO_ITEM = [
+	("item_code", "sku", NONE, None),
+	("item_name", "name", NONE, None),
+	("description", "description", NONE, None),
+	("standard_rate", "regular_price", ROUND, "2"),
+	("item_group", "group", CONSTANT, "All Item Groups"),
+	("stock_uom", "uom", CONSTANT, "Nos"),
+]
+WOO_CUSTOMER = [
+	("customer_name", "first_name", TEMPLATE, "{{ doc.first_name }} {{ doc.last_name }}"),
+	("email_id", "email", NONE, None),
+	("mobile_no", "billing.phone", NONE, None),
+	("customer_type", "type", CONSTANT, "Individual"),
+	("customer_group", "group", CONSTANT, "All Customer Groups"),
+	("territory", "territory", CONSTANT, "All Territories"),
+]
+WOO_ORDER = [
+	("customer", "customer_id", EXTERNAL_ID_LINK, "Customer"),
+	("delivery_date", "date_created", TEMPLATE, "{{ value[:10] }}"),
+	("items[].item_code", "line_items[].sku", NONE, None),
+	("items[].qty", "line_items[].quantity", NONE, None),
+	("items[].rate", "line_items[].price", NONE, None),
+]
+SHOPIFY_ITEM = [
+	("item_code", "id", NONE, None),
+	("item_name", "title", NONE, None),
+	("description", "body_html", NONE, None),
+	("item_group", "group", CONSTANT, "All Item Groups"),
+	("stock_uom", "uom", CONSTANT, "Nos"),
+]
+SHOPIFY_CUSTOMER = [
+	("customer_name", "first_name", TEMPLATE, "{{ doc.first_name }} {{ doc.last_name }}"),
+	("email_id", "email", NONE, None),
+	("mobile_no", "phone", NONE, None),
+	("customer_type", "type", CONSTANT, "Individual"),
+	("customer_group", "group", CONSTANT, "All Customer Groups"),
+	("territory", "territory", CONSTANT, "All Territories"),
+]
+SHOPIFY_ORDER = [
+	("customer", "customer.id", EXTERNAL_ID_LINK, "Customer"),
+	("delivery_date", "created_at", TEMPLATE, "{{ value[:10] }}"),
+	("items[].item_code", "line_items[].product_id", EXTERNAL_ID_LINK, "Item"),
+	("items[].qty", "line_items[].quantity", NONE, None),
+	("items[].rate", "line_items[].price", NONE, None),
+]
+SHARED_ITEM = [
+	(f, f, NONE, None) for f in ("item_code", "item_name", "item_group", "stock_uom", "description")
+]
+SHARED_CUSTOMER = [
+	(f, f, NONE, None) for f in ("customer_name", "customer_type", "customer_group", "territory")
+]
+SHARED_PRICE_LIST = [(f, f, NONE, None) for f in ("price_list_name", "currency", "selling", "buying")]
+
+PRESETS = {
+	"Webhook Receiver": {
+		"connector_type": "Webhook",
+		"help": "Send ERPNext changes to a URL that accepts signed webhooks. Add a signing secret.",
+		"push": [
+			{"doctype": "Customer", "events": ["after_insert", "on_update"], "payload_mode": "Whole Document"}
+		],
+	},
+	"REST API": {
+		"connector_type": "REST API",
+		"help": "Read a REST API's list on a schedule. Set the list path, pagination and field map.",
+		"pull": [
+			{"doctype": "Customer", "list_path": "/customers", "pagination": "Page Number", "map": None}
+		],
+	},
+	"Another ERPNext Site": {
+		"connector_type": "Frappe Site",
+		"help": "Share Items, Customers and Price Lists with another ERPNext site (Frappe Token auth).",
+		"push": [
+			{"doctype": d, "events": ["after_insert", "on_update"], "map": m}
+			for d, m in (
+				("Item", SHARED_ITEM),
+				("Customer", SHARED_CUSTOMER),
+				("Price List", SHARED_PRICE_LIST),
+			)
+		],
+		"pull": [
+			{"doctype": d, "map": m}
+			for d, m in (
+				("Item", SHARED_ITEM),
+				("Customer", SHARED_CUSTOMER),
+				("Price List", SHARED_PRICE_LIST),
+			)
+		],
+	},
+	"WooCommerce": {
+		"connector_type": "WooCommerce",
+		"help": "Products and customers pulled from /wp-json/wc/v3; orders arrive as webhooks.",
+		"pull": [
+			{
+				"doctype": "Item",
+				"list_path": "/wp-json/wc/v3/products",
+				"pagination": "Link Header",
+				"since_param": "modified_after",
+				"id_field": "id",
+				"modified_field": "date_modified_gmt",
+				"map": WOO_ITEM,
+			},
+			{
+				"doctype": "Customer",
+				"list_path": "/wp-json/wc/v3/customers",
+				"pagination": "Link Header",
+				"since_param": "modified_after",
+				"id_field": "id",
+				"modified_field": "date_modified_gmt",
+				"map": WOO_CUSTOMER,
+			},
+		],
+		"inbound": [{"doctype": "Sales Order", "id_path": "id", "map": WOO_ORDER}],
+		"receive": {
+			"doctype": "Sales Order",
+			"scheme": "HMAC-SHA256 Header",
+			"header": "X-WC-Webhook-Signature",
+		},
+	},
+	"Shopify": {
+		"connector_type": "Shopify",
+		"help": "Products and customers pulled from the Admin REST API; orders arrive as webhooks.",
+		"pull": [
+			{
+				"doctype": "Item",
+				"list_path": "/admin/api/2024-10/products.json",
+				"pagination": "Link Header",
+				"records_path": "products",
+				"since_param": "updated_at_min",
+				"id_field": "id",
+				"modified_field": "updated_at",
+				"map": SHOPIFY_ITEM,
+			},
+			{
+				"doctype": "Customer",
+				"list_path": "/admin/api/2024-10/customers.json",
+				"pagination": "Link Header",
+				"records_path": "customers",
+				"since_param": "updated_at_min",
+				"id_field": "id",
+				"modified_field": "updated_at",
+				"map": SHOPIFY_CUSTOMER,
+			},
+		],
+		"inbound": [{"doctype": "Sales Order", "id_path": "id", "map": SHOPIFY_ORDER}],
+		"receive": {
+			"doctype": "Sales Order",
+			"scheme": "HMAC-SHA256 Header",
+			"header": "X-Shopify-Hmac-Sha256",
+		},
+	},
+}
+
+
+def field_map_rows(field_map) -> list[dict]:
+	"""Sync Field Map rows for a preset's map (None: no map, records use ERPNext field names)."""
+	return [
+		{"erpnext_field": f, "external_path": path, "transform": transform, "transform_option": option}
+		for f, path, transform, option in field_map or []
+	]

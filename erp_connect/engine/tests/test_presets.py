@@ -1,0 +1,73 @@
+import jinja2
+import pytest
+
+from erp_connect.engine import mapping, presets
+
+
+def render(template: str, context: dict) -> str:
+	return jinja2.Environment().from_string(template).render(**context)
+
+
+def rules(field_map) -> list[mapping.FieldRule]:
+	"""The preset's rows as an inbound rule reads them: external path -> ERPNext field."""
+	return [mapping.FieldRule(path, field, transform, option) for field, path, transform, option in field_map]
+
+
+@pytest.mark.parametrize("name", list(presets.PRESETS))
+def test_every_preset_rule_is_valid(name):
+	preset = presets.PRESETS[name]
+	for spec in preset.get("pull", []) + preset.get("inbound", []) + preset.get("push", []):
+		for rule in rules(spec.get("map") or []):
+			assert mapping.rule_problems(rule) == [], (name, spec["doctype"], rule)
+	assert preset["connector_type"] in ("Webhook", "REST API", "Frappe Site", "WooCommerce", "Shopify")
+
+
+def test_a_woocommerce_order_maps_to_a_sales_order():
+	order = {
+		"id": 727,
+		"customer_id": 12,
+		"date_created": "2026-11-24T09:12:03",
+		"line_items": [
+			{"sku": "HOODIE-M", "quantity": 2, "price": 45.0},
+			{"sku": "CAP", "quantity": 1, "price": 12.5},
+		],
+	}
+	links = {("Customer", "12"): "CUST-0007"}
+	data = mapping.map_record(
+		order, rules(presets.WOO_ORDER), mapping.INBOUND, render, lambda dt, ext: links[(dt, ext)]
+	)
+	assert data == {
+		"customer": "CUST-0007",
+		"delivery_date": "2026-11-24",
+		"items": [
+			{"item_code": "HOODIE-M", "qty": 2, "rate": 45.0},
+			{"item_code": "CAP", "qty": 1, "rate": 12.5},
+		],
+	}
+
+
+def test_a_woocommerce_customer_and_product_map_to_erpnext_fields():
+	customer = {
+		"id": 12,
+		"first_name": "Ann",
+		"last_name": "Lee",
+		"email": "ann@example.com",
+		"billing": {"phone": "0170"},
+	}
+	data = mapping.map_record(customer, rules(presets.WOO_CUSTOMER), mapping.INBOUND, render, None)
+	assert data["customer_name"] == "Ann Lee"
+	assert (data["email_id"], data["mobile_no"], data["customer_group"]) == (
+		"ann@example.com",
+		"0170",
+		"All Customer Groups",
+	)
+	product = {"id": 5, "sku": "CAP", "name": "Cap", "description": "A cap", "regular_price": "12.499"}
+	item = mapping.map_record(product, rules(presets.WOO_ITEM), mapping.INBOUND, render, None)
+	assert (item["item_code"], item["standard_rate"], item["stock_uom"]) == ("CAP", 12.5, "Nos")
+
+
+def test_field_map_rows():
+	assert presets.field_map_rows([("item_code", "sku", mapping.NONE, None)]) == [
+		{"erpnext_field": "item_code", "external_path": "sku", "transform": "None", "transform_option": None}
+	]
+	assert presets.field_map_rows(None) == []
