@@ -84,6 +84,7 @@ def cleanup_inbound_data():
 	frappe.db.rollback()
 	like = ("like", TEST_PREFIX + "%")
 	frappe.db.delete("Sync Link", {"connector": like})
+	frappe.db.delete("Sync Event", {"connector": like})
 	frappe.db.delete("Idempotency Record", {"connector": like})
 	frappe.db.delete("Inbound Request", {"connector": like})
 	for name in frappe.get_all("Sync Import", {"connector": like}, pluck="name"):
@@ -254,6 +255,27 @@ class TestUpsert(InboundTestCase):
 		self.assertEqual(result["created"], 1, result)
 		self.assertIn("has no fields colour", result["results"][1]["error"])
 		self.assertIn("cannot be set: owner", result["results"][2]["error"])
+
+
+class TestCorrelation(InboundTestCase):
+	def test_a_correlation_id_links_the_call_to_its_documents_and_their_events(self):
+		elsewhere = self.make_connector()
+		self.make_rule(elsewhere.name, "Customer", events=("after_insert",))
+		frappe.db.commit()
+		result = self.upsert(customers(2, prefix="corr"), headers={"X-Correlation-ID": "order-batch-42"})
+		self.assertEqual(result["correlation_id"], "order-batch-42")
+		frappe.db.rollback()
+		links = frappe.get_all(
+			"Sync Link", {"connector": self.connector.name}, ["reference_name", "correlation_id"]
+		)
+		self.assertEqual({link.correlation_id for link in links}, {"order-batch-42"})
+		events = frappe.get_all(
+			"Sync Event", {"connector": elsewhere.name}, ["reference_name", "correlation_id"]
+		)
+		self.assertEqual({e.reference_name for e in events}, {link.reference_name for link in links})
+		self.assertEqual({e.correlation_id for e in events}, {"order-batch-42"})
+		made_up = self.upsert(customers(1, prefix="corr2"), headers={"X-Correlation-ID": "bad id; drop"})
+		self.assertTrue(made_up["correlation_id"].startswith("api-"), made_up["correlation_id"])
 
 
 class TestIdempotencyKey(InboundTestCase):

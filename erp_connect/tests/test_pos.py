@@ -56,6 +56,10 @@ def cleanup_pos_data():
 	terminals = frappe.get_all("POS Terminal", {"connector": like}, pluck="name")
 	frappe.db.delete("POS Operation", {"terminal": ("in", terminals or [""])})
 	frappe.db.delete("POS Terminal", {"name": ("in", terminals or [""])})
+	frappe.db.delete("Sync Event", {"connector": like})
+	rules = frappe.get_all("Sync Rule", {"connector": like}, pluck="name")
+	frappe.db.delete("Sync Field Map", {"parent": ("in", rules or [""])})
+	frappe.db.delete("Sync Rule", {"connector": like})
 	frappe.db.delete("Connector", {"name": like})
 	frappe.db.commit()
 
@@ -212,7 +216,17 @@ class TestStockPolicies(PosTestCase):
 		return item, tills, [op for till in tills for op in self.ledger(till)]
 
 	def test_accept_and_flag_books_both_sales_and_flags_the_shortfall(self):
+		elsewhere = self.make_connector()  # a system that hears about every invoice
+		self.make_rule(elsewhere.name, "Sales Invoice", events=("on_submit",))
+		frappe.db.commit()
 		item, tills, ops = self.sell_the_last_unit_twice("Accept and Flag")
+		events = frappe.get_all(
+			"Sync Event", {"connector": elsewhere.name}, ["reference_name", "correlation_id"]
+		)
+		origins = {
+			op.reference_name: operation_key(t.name, op.client_id) for t in tills for op in self.ledger(t)
+		}
+		self.assertEqual({e.reference_name: e.correlation_id for e in events}, origins)
 		self.assertEqual(sorted(op.status for op in ops), ["Applied", "Flagged"])
 		flagged = next(op for op in ops if op.status == "Flagged")
 		self.assertIn(f"{item} needs 1", flagged.flag)
