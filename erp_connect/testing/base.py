@@ -231,6 +231,25 @@ def serve_other_site(site: str) -> str:
 	return _wait_until_up(f"http://127.0.0.1:{port}", site, process)
 
 
+def serve_desk() -> int:
+	"""Every site of this bench with Desk's static assets (Frappe's own WSGI wrapper that serves
+	/assets, as nginx does in production), on a free loopback port; returns the port. A browser
+	reaches a site as http://SITE:PORT (Chromium sends *.localhost to 127.0.0.1)."""
+	with socket.socket() as s:
+		s.bind(("127.0.0.1", 0))
+		port = s.getsockname()[1]
+	server = [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "2", "-t", "120"]
+	process = subprocess.Popen(
+		[*server, "frappe.app:application_with_statics()"],
+		cwd=os.path.abspath(frappe.local.sites_path),
+		stdout=subprocess.DEVNULL,
+		stderr=subprocess.DEVNULL,
+	)
+	atexit.register(process.terminate)
+	_wait_until_up(f"http://127.0.0.1:{port}", frappe.local.site, process)
+	return port
+
+
 def _wait_until_up(url: str, site: str, process: subprocess.Popen) -> str:
 	deadline = time.monotonic() + 60
 	while time.monotonic() < deadline:
