@@ -34,73 +34,52 @@ def _days(timespan_days: int = 14) -> list:
 	return [add_days(end, -i) for i in range(timespan_days - 1, -1, -1)]
 
 
+def _per_day(rows: list[dict], days: list) -> dict:
+	"""Chart data: one dataset per series label, one value per day (0 where nothing happened)."""
+	series: dict = {}
+	for r in rows:
+		series.setdefault(r.label, dict.fromkeys(days, 0))[getdate(r.day)] = round(float(r.value), 2)
+	return {
+		"labels": [d.strftime("%d %b") for d in days],
+		"datasets": [
+			{"name": name, "values": list(values.values())} for name, values in sorted(series.items())
+		],
+	}
+
+
+# Dashboard Chart Sources: Frappe passes the chart's name, filters and time span; these charts
+# always show the last 14 days, so they take what they are given and use none of it.
 @frappe.whitelist()
 @cache_source
-def deliveries_by_connector(
-	chart_name=None,
-	chart=None,
-	no_cache=None,
-	filters=None,
-	from_date=None,
-	to_date=None,
-	timespan=None,
-	time_interval=None,
-	heatmap_year=None,
-) -> dict:
+def deliveries_by_connector(**chart_arguments) -> dict:
 	"""Chart: per connector and day, events delivered and events that went dead (last 14 days)."""
 	_check()
 	days = _days()
 	rows = frappe.db.sql(
-		"""select connector, date(coalesce(delivered_at, modified)) as day, status, count(*) as n
+		"""select concat(connector, if(status = 'Delivered', ' delivered', ' failed')) as label,
+			date(coalesce(delivered_at, modified)) as day, count(*) as value
 		from `tabSync Event`
 		where status in ('Delivered', 'Dead') and coalesce(delivered_at, modified) >= %s
-		group by connector, day, status""",
+		group by label, day""",
 		days[0],
 		as_dict=True,
 	)
-	series: dict = {}
-	for r in rows:
-		label = f"{r.connector} {'delivered' if r.status == 'Delivered' else 'failed'}"
-		series.setdefault(label, dict.fromkeys(days, 0))[getdate(r.day)] = r.n
-	return {
-		"labels": [d.strftime("%d %b") for d in days],
-		"datasets": [
-			{"name": name, "values": list(values.values())} for name, values in sorted(series.items())
-		],
-	}
+	return _per_day(rows, days)
 
 
 @frappe.whitelist()
 @cache_source
-def sync_lag_by_connector(
-	chart_name=None,
-	chart=None,
-	no_cache=None,
-	filters=None,
-	from_date=None,
-	to_date=None,
-	timespan=None,
-	time_interval=None,
-	heatmap_year=None,
-) -> dict:
+def sync_lag_by_connector(**chart_arguments) -> dict:
 	"""Chart: per connector and day, the average seconds from save to delivery (last 14 days)."""
 	_check()
 	days = _days()
 	rows = frappe.db.sql(
-		"""select connector, date(delivered_at) as day,
-			avg(timestampdiff(microsecond, creation, delivered_at)) / 1e6 as lag
+		"""select connector as label, date(delivered_at) as day,
+			avg(timestampdiff(microsecond, creation, delivered_at)) / 1e6 as value
 		from `tabSync Event`
 		where status = 'Delivered' and delivered_at >= %s
-		group by connector, day""",
+		group by label, day""",
 		days[0],
 		as_dict=True,
 	)
-	series: dict = {}
-	for r in rows:
-		series.setdefault(r.connector, dict.fromkeys(days, 0))[getdate(r.day)] = round(float(r.lag), 2)
-	return {
-		"labels": [d.strftime("%d %b") for d in days],
-		"datasets": [
-			{"name": name, "values": list(values.values())} for name, values in sorted(series.items())
-		],
-	}
+	return _per_day(rows, days)

@@ -1,12 +1,10 @@
 """The offline POS API: /api/method/erp_connect.api.pos.<method>. Token auth with the API key of
 the terminal's API user; every call names its terminal, and a disabled terminal is refused."""
 
-import json
-
 import frappe
 from frappe import _
 
-from erp_connect.api.v1 import BadRequest
+from erp_connect.api.v1 import BadRequest, json_list
 from erp_connect.engine import pos as pos_rules
 from erp_connect.install import CONNECT_API_USER
 from erp_connect.services import limits, pos, pos_feed
@@ -43,33 +41,16 @@ def push(terminal: str, operations: list | str) -> dict:
 	Per-operation results: accepted, applied, failed or rejected (not stored). Pushing the same
 	operation again returns its result; nothing is ever applied twice."""
 	term = _terminal_for_caller(terminal)
-	if isinstance(operations, str):
-		try:
-			operations = json.loads(operations)
-		except ValueError:
-			raise BadRequest(_("operations is not valid JSON"))
-	if not isinstance(operations, list):
-		raise BadRequest(_("operations must be a JSON list"))
-	if len(operations) > pos_rules.MAX_BATCH:
-		raise BadRequest(
-			_("at most {0} operations per push, got {1}").format(pos_rules.MAX_BATCH, len(operations))
-		)
-	return pos.push(term, operations)
+	return pos.push(term, json_list(operations, "operations", pos_rules.MAX_BATCH))
 
 
 @frappe.whitelist(methods=["GET", "POST"])
 def results(terminal: str, client_ids: list | str) -> dict:
 	"""The current result of each operation (status "unknown" for ids never stored)."""
 	term = _terminal_for_caller(terminal)
-	if isinstance(client_ids, str):
-		try:
-			client_ids = json.loads(client_ids)
-		except ValueError:
-			raise BadRequest(_("client_ids is not valid JSON"))
-	if not isinstance(client_ids, list) or not all(isinstance(c, str) for c in client_ids):
+	client_ids = json_list(client_ids, "client_ids", pos_rules.MAX_BATCH)
+	if not all(isinstance(c, str) for c in client_ids):
 		raise BadRequest(_("client_ids must be a list of strings"))
-	if len(client_ids) > pos_rules.MAX_BATCH:
-		raise BadRequest(_("at most {0} ids per call").format(pos_rules.MAX_BATCH))
 	return pos.results(term, client_ids)
 
 

@@ -30,7 +30,7 @@ def upsert(
 	the first response instead of writing again.
 	"""
 	conn = _connector_that_may_write(connector, doctype, action)
-	records = _records(records, MAX_BATCH)
+	records = json_list(records, "records", MAX_BATCH)
 	atomic = atomic in (True, 1, "1", "true")
 	if action not in upsert_service.ACTIONS:
 		raise BadRequest(_("action must be one of {0}").format(", ".join(upsert_service.ACTIONS)))
@@ -101,7 +101,7 @@ def start_import(connector: str, doctype: str, records: list | str, action: str 
 	"""Upsert up to 100,000 records in the background. Returns the import id at once; follow it
 	with ``import_status`` and fetch per-record results with ``import_results``."""
 	conn = _connector_that_may_write(connector, doctype, action)
-	records = _records(records, imports.MAX_RECORDS)
+	records = json_list(records, "records", imports.MAX_RECORDS)
 	if action not in upsert_service.ACTIONS:
 		raise BadRequest(_("action must be one of {0}").format(", ".join(upsert_service.ACTIONS)))
 	return imports.start(conn, doctype, records, action)
@@ -145,14 +145,15 @@ def _import_of(connector: str, import_id: str):
 	return frappe.get_doc("Sync Import", import_id)
 
 
-def _records(records, limit: int) -> list:
-	if isinstance(records, str):
+def json_list(value, argument: str, limit: int) -> list:
+	"""A list argument, sent as JSON or as a JSON string (form posts); 400 otherwise."""
+	if isinstance(value, str):
 		try:
-			records = json.loads(records)
+			value = json.loads(value)
 		except ValueError:
-			raise BadRequest(_("records is not valid JSON"))
-	if not isinstance(records, list):
-		raise BadRequest(_("records must be a JSON list of objects"))
-	if len(records) > limit:
-		raise BadRequest(_("at most {0} records per call, got {1}").format(limit, len(records)))
-	return records
+			raise BadRequest(_("{0} is not valid JSON").format(argument))
+	if not isinstance(value, list):
+		raise BadRequest(_("{0} must be a JSON list").format(argument))
+	if len(value) > limit:
+		raise BadRequest(_("at most {0} {1} per call, got {2}").format(limit, argument, len(value)))
+	return value

@@ -16,7 +16,7 @@ from erp_connect.benchmarks.inbound import API_USER, CONNECTOR, PREFIX, make_con
 from erp_connect.benchmarks.inbound import cleanup as cleanup_inbound
 from erp_connect.install import CONNECT_API_USER
 from erp_connect.services import pull
-from erp_connect.testing.base import make_api_user, site_http
+from erp_connect.testing.base import REMOTE_CUSTOMER_MAP, make_api_user, site_http
 from erp_connect.testing.remote import RemoteSystem
 
 PULL_CONNECTOR = PREFIX + "pull"
@@ -53,7 +53,7 @@ def make_pull_rule(remote: RemoteSystem, count: int) -> str:
 	remote.serve_list(
 		"/customers",
 		[
-			{"id": f"p-{n}", "customer_name": f"{PREFIX}pulled {n}", "updated_at": "2026-01-01T00:00:00Z"}
+			{"id": f"p-{n}", "name": f"{PREFIX}pulled {n}", "updated_at": "2026-01-01T00:00:00Z"}
 			for n in range(count)
 		],
 		style="cursor",
@@ -78,21 +78,7 @@ def make_pull_rule(remote: RemoteSystem, count: int) -> str:
 			"next_path": "next_cursor",
 			"page_size": PAGE_SIZE,
 			"overlap_seconds": 0,
-			"field_map": [
-				{"erpnext_field": "customer_name", "external_path": "customer_name"},
-				{
-					"erpnext_field": "customer_group",
-					"external_path": "group",
-					"transform": "Constant",
-					"transform_option": "All Customer Groups",
-				},
-				{
-					"erpnext_field": "territory",
-					"external_path": "territory",
-					"transform": "Constant",
-					"transform_option": "All Territories",
-				},
-			],
+			"field_map": REMOTE_CUSTOMER_MAP,
 		}
 	).insert(ignore_permissions=True)
 	frappe.db.commit()

@@ -22,6 +22,25 @@ from erp_connect.testing.remote import RemoteSystem
 
 TEST_PREFIX = "_Test EC "
 
+# a remote system's customer {"id", "name", "site"} as a Customer: the field map of the pull tests,
+# the bench command tests and the pull benchmark
+REMOTE_CUSTOMER_MAP = [
+	{"erpnext_field": "customer_name", "external_path": "name", "required": 1},
+	{"erpnext_field": "website", "external_path": "site"},
+	{
+		"erpnext_field": "customer_group",
+		"external_path": "group",
+		"transform": "Constant",
+		"transform_option": "All Customer Groups",
+	},
+	{
+		"erpnext_field": "territory",
+		"external_path": "territory",
+		"transform": "Constant",
+		"transform_option": "All Territories",
+	},
+]
+
 
 class ConnectTestCase(_FrappeTestCase):
 	"""Integration test base. Data a test commits (because another process must see it) is
@@ -168,6 +187,24 @@ def kill_worker(worker: subprocess.Popen) -> None:
 		except psutil.NoSuchProcess:
 			pass
 	worker.wait(10)
+
+
+def delete_test_connectors() -> None:
+	"""Remove the committed test connectors and everything that hangs on them: rules with their
+	field maps, events, links, conflicts and pull runs. Plain deletes: no document hooks."""
+	like = ("like", TEST_PREFIX + "%")
+	for doctype in ("Sync Link", "Sync Conflict", "Sync Event"):
+		frappe.db.delete(doctype, {"connector": like})
+	runs = frappe.get_all("Sync Run", {"connector": like}, pluck="name")
+	frappe.db.delete("Sync Run Error", {"parent": ("in", runs or [""])})
+	frappe.db.delete("Sync Run", {"connector": like})
+	rules = frappe.get_all("Pull Rule", {"connector": like}, pluck="name")
+	rules += frappe.get_all("Sync Rule", {"connector": like}, pluck="name")
+	frappe.db.delete("Sync Field Map", {"parent": ("in", rules or [""])})
+	frappe.db.delete("Pull Rule", {"connector": like})
+	frappe.db.delete("Sync Rule", {"connector": like})
+	frappe.db.delete("Connector Access", {"parent": like})
+	frappe.db.delete("Connector", {"name": like})
 
 
 def delete_committed_test_data(doctype: str, field: str = "name") -> None:

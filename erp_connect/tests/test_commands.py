@@ -8,7 +8,7 @@ import sys
 
 import frappe
 
-from erp_connect.testing.base import TEST_PREFIX, ConnectTestCase, make_customer
+from erp_connect.testing.base import REMOTE_CUSTOMER_MAP, TEST_PREFIX, ConnectTestCase, make_customer
 from erp_connect.testing.remote import Reply
 from erp_connect.tests.test_pull import cleanup_pull_data, remote_customers
 
@@ -74,21 +74,7 @@ class TestCommands(ConnectTestCase):
 				"connector": self.connector.name,
 				"reference_doctype": "Customer",
 				"list_path": "/customers",
-				"field_map": [
-					{"erpnext_field": "customer_name", "external_path": "name"},
-					{
-						"erpnext_field": "customer_group",
-						"external_path": "g",
-						"transform": "Constant",
-						"transform_option": "All Customer Groups",
-					},
-					{
-						"erpnext_field": "territory",
-						"external_path": "t",
-						"transform": "Constant",
-						"transform_option": "All Territories",
-					},
-				],
+				"field_map": REMOTE_CUSTOMER_MAP,
 			}
 		).insert()
 		frappe.db.commit()

@@ -7,26 +7,17 @@ import time
 import frappe
 
 from erp_connect.services import pull
-from erp_connect.testing.base import TEST_PREFIX, ConnectTestCase, kill_worker, start_worker
+from erp_connect.testing.base import (
+	REMOTE_CUSTOMER_MAP,
+	TEST_PREFIX,
+	ConnectTestCase,
+	delete_test_connectors,
+	kill_worker,
+	start_worker,
+)
 from erp_connect.testing.remote import Reply
 
-CUSTOMER_MAP = [
-	# (erpnext_field, external_path, transform, option)
-	{"erpnext_field": "customer_name", "external_path": "name", "required": 1},
-	{"erpnext_field": "website", "external_path": "site"},
-	{
-		"erpnext_field": "customer_group",
-		"external_path": "group",
-		"transform": "Constant",
-		"transform_option": "All Customer Groups",
-	},
-	{
-		"erpnext_field": "territory",
-		"external_path": "territory",
-		"transform": "Constant",
-		"transform_option": "All Territories",
-	},
-]
+CUSTOMER_MAP = REMOTE_CUSTOMER_MAP
 
 
 def utc(seconds_ago: float = 0) -> str:
@@ -98,17 +89,7 @@ def cleanup_pull_data():
 	frappe.db.rollback()
 	like = ("like", TEST_PREFIX + "%")
 	frappe.db.delete("Customer", {"customer_name": like})  # plain rows: thousands, deleted at once
-	for doctype in ("Sync Link", "Sync Conflict", "Sync Event"):
-		frappe.db.delete(doctype, {"connector": like})
-	runs = frappe.get_all("Sync Run", {"connector": like}, pluck="name")
-	frappe.db.delete("Sync Run Error", {"parent": ("in", runs or [""])})
-	frappe.db.delete("Sync Run", {"connector": like})
-	rules = frappe.get_all("Pull Rule", {"connector": like}, pluck="name")
-	rules += frappe.get_all("Sync Rule", {"connector": like}, pluck="name")
-	frappe.db.delete("Sync Field Map", {"parent": ("in", rules or [""])})
-	frappe.db.delete("Pull Rule", {"connector": like})
-	frappe.db.delete("Sync Rule", {"connector": like})
-	frappe.db.delete("Connector", {"name": like})
+	delete_test_connectors()
 	frappe.db.commit()
 
 

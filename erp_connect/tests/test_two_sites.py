@@ -8,7 +8,13 @@ import frappe
 import requests
 
 from erp_connect.services import delivery, pull
-from erp_connect.testing.base import TEST_PREFIX, ConnectTestCase, make_item, serve_other_site
+from erp_connect.testing.base import (
+	TEST_PREFIX,
+	ConnectTestCase,
+	delete_test_connectors,
+	make_item,
+	serve_other_site,
+)
 
 BRANCH_SITE = os.environ.get("ERP_CONNECT_BRANCH_SITE", "branch.localhost")
 ITEM_FIELDS = ("item_code", "item_name", "item_group", "stock_uom", "description")
@@ -69,17 +75,9 @@ class TestTwoSites(ConnectTestCase):
 		frappe.db.rollback()
 		for name in self.branch_items():
 			self.branch.delete(f"{self.branch_url}/api/resource/Item/{name}", timeout=30)
-		like = ("like", TEST_PREFIX + "%")
-		for doctype in ("Sync Link", "Sync Event", "Sync Run"):
-			frappe.db.delete(doctype, {"connector": like})
-		for name in frappe.get_all("Item", {"item_code": like}, pluck="name"):
+		for name in frappe.get_all("Item", {"item_code": ("like", TEST_PREFIX + "%")}, pluck="name"):
 			frappe.delete_doc("Item", name, force=True, ignore_permissions=True)
-		rules = frappe.get_all("Pull Rule", {"connector": like}, pluck="name")
-		rules += frappe.get_all("Sync Rule", {"connector": like}, pluck="name")
-		frappe.db.delete("Sync Field Map", {"parent": ("in", rules or [""])})
-		frappe.db.delete("Pull Rule", {"connector": like})
-		frappe.db.delete("Sync Rule", {"connector": like})
-		frappe.db.delete("Connector", {"name": like})
+		delete_test_connectors()
 		frappe.db.commit()
 
 	def branch_items(self) -> dict:
