@@ -33,6 +33,7 @@ MAX_TRIES = 4  # per page, for timeouts, 5xx and 429
 MAX_WAIT_SECONDS = 60  # a longer Retry-After ends the run; the next run continues from the same page
 MAX_ERRORS_KEPT = 200  # per run; the counts stay exact
 RECORD_EXCERPT = 2000
+THROTTLE_WINDOW_SECONDS = 60  # Requests per Minute to the Remote is counted per window
 
 
 class PullFailed(Exception):
@@ -327,15 +328,16 @@ def throttle(connector) -> None:
 	limit = connector.requests_per_minute or 0
 	if not limit:
 		return
+	size = THROTTLE_WINDOW_SECONDS
 	while True:
-		window = int(time.time() // 60)
-		key = frappe.cache.make_key(f"erp_connect:outbound:{connector.name}:{window}")
+		window = int(time.time() // size)
+		key = frappe.cache.make_key(f"erp_connect:outbound:{connector.name}:{size}:{window}")
 		count = frappe.cache.incr(key)
 		if count == 1:
-			frappe.cache.expire(key, 120)
+			frappe.cache.expire(key, 2 * size)
 		if count <= limit:
 			return
-		time.sleep((window + 1) * 60 - time.time() + 0.01)
+		time.sleep((window + 1) * size - time.time() + 0.01)
 
 
 def frappe_site_record(record: dict, doctype: str) -> dict:

@@ -216,6 +216,19 @@ class TestPull(PullTestCase):
 		first, second = self.remote.received("/customers")
 		self.assertGreaterEqual(second.received_at - first.received_at, 2)
 
+	def test_the_connectors_request_rate_is_never_exceeded(self):
+		self.remote.serve_list("/customers", remote_customers(50), style="page")
+		self.connector.db_set("requests_per_minute", 2)
+		rule = self.make_pull_rule(page_size=10)  # six requests
+		window = 2  # seconds instead of a minute, so the test is quick; the counting is the same
+		self.addCleanup(setattr, pull, "THROTTLE_WINDOW_SECONDS", pull.THROTTLE_WINDOW_SECONDS)
+		pull.THROTTLE_WINDOW_SECONDS = window
+		self.assertEqual(self.run_pull(rule).created, 50)
+		sent = [r.received_at for r in self.remote.received("/customers")]
+		self.assertEqual(len(sent), 6)
+		# two per window: the six requests span at least two window boundaries (unthrottled: < 1 s)
+		self.assertGreaterEqual(sent[-1] - sent[0], 2 * window - 0.5, sent)
+
 	def test_a_long_retry_after_ends_the_run_and_the_next_continues(self):
 		records = remote_customers(60)
 		self.remote.serve_list("/customers", records, style="page")
