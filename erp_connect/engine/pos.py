@@ -82,8 +82,8 @@ def _data_problems(kind: str, data: dict) -> list[str]:
 
 def _invoice_problems(data: dict) -> list[str]:
 	found = []
-	if bool(data.get("customer")) == bool(data.get("customer_client_id")):
-		found.append("give either customer or customer_client_id")
+	if data.get("customer") and data.get("customer_client_id"):
+		found.append("give customer or customer_client_id, not both (neither: the POS Profile's customer)")
 	returning = bool(data.get("is_return"))
 	if returning and bool(data.get("return_against")) == bool(data.get("return_against_client_id")):
 		found.append("a return needs either return_against or return_against_client_id")

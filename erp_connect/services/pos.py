@@ -441,7 +441,16 @@ def apply_customer(term, data: dict, op) -> tuple[str, str, None]:
 
 def apply_sales_invoice(term, data: dict, op) -> tuple[str, str, str | None]:
 	posting = op.client_timestamp
-	customer = data.get("customer") or done_dependency(term.name, data.get("customer_client_id"))
+	customer = data.get("customer")
+	if data.get("customer_client_id"):
+		customer = done_dependency(term.name, data["customer_client_id"])
+	customer = customer or frappe.get_cached_value("POS Profile", term.pos_profile, "customer")
+	if not customer:
+		frappe.throw(
+			_("the sale names no customer and POS Profile {0} has no default customer").format(
+				term.pos_profile
+			)
+		)
 	require_existing("Customer", [customer])
 	require_existing("Item", [line["item_code"] for line in data["items"]])
 	invoice = frappe.get_doc(

@@ -12,9 +12,25 @@ PREFIX = "_Test POS "
 WAREHOUSE = "Stores - WP"
 
 
+WALK_IN = PREFIX + "Walk-in"
+
+
 def ensure_pos_profile() -> str:
+	"""The test POS Profile: the test warehouse and price list, cash, and a walk-in customer for
+	sales that name none."""
 	name = PREFIX + "Profile"
-	if not frappe.db.exists("POS Profile", name):
+	if not frappe.db.exists("Customer", WALK_IN):
+		frappe.get_doc(
+			{
+				"doctype": "Customer",
+				"customer_name": WALK_IN,
+				"customer_group": "All Customer Groups",
+				"territory": "All Territories",
+			}
+		).insert(ignore_permissions=True)
+	if frappe.db.exists("POS Profile", name):
+		frappe.db.set_value("POS Profile", name, "customer", WALK_IN)
+	else:
 		frappe.get_doc(
 			{
 				"doctype": "POS Profile",
@@ -26,6 +42,7 @@ def ensure_pos_profile() -> str:
 				"write_off_account": "Write Off - WP",
 				"write_off_cost_center": "Main - WP",
 				"payments": [{"mode_of_payment": "Cash", "default": 1}],
+				"customer": WALK_IN,
 			}
 		).insert(ignore_permissions=True)
 	return name

@@ -29,6 +29,7 @@ from erp_connect.testing.base import (
 )
 from erp_connect.testing.pos import (
 	PREFIX,
+	WALK_IN,
 	WAREHOUSE,
 	customer,
 	ensure_pos_profile,
@@ -258,6 +259,17 @@ class TestStockPolicies(PosTestCase):
 		[retried] = self.ledger(till)
 		self.assertEqual(retried.status, "Applied", retried.error)
 		self.assertEqual(on_hand(item), 0)
+
+	def test_a_sale_without_a_customer_goes_to_the_profiles_walk_in_customer(self):
+		item = stock_item(qty=5)
+		op = sale_op("walk-in-0000001", self.walk_in, item)
+		del op["data"]["customer"]
+		pos.push(self.terminal, [op])
+		frappe.db.commit()
+		pos.apply(self.terminal.name)
+		[row] = self.ledger()
+		self.assertEqual(row.status, "Applied", row.error)
+		self.assertEqual(frappe.db.get_value("Sales Invoice", row.reference_name, "customer"), WALK_IN)
 
 	def test_a_failed_operation_can_be_corrected_in_desk_and_retried(self):
 		item = stock_item(qty=5)
