@@ -60,7 +60,8 @@ def remove_roles() -> None:
 def leftovers() -> list[str]:
 	"""What of ours is still in the site (used after uninstall to prove it is clean)."""
 	found = [f"Role {r}" for r in ROLES if frappe.db.exists("Role", r)]
-	found += [f"DocType {d}" for d in frappe.get_all("DocType", {"module": "ERP Connect"}, pluck="name")]
+	for doctype in ("DocType", "Workspace", "Number Card", "Dashboard Chart", "Dashboard Chart Source"):
+		found += [f"{doctype} {d}" for d in frappe.get_all(doctype, {"module": "ERP Connect"}, pluck="name")]
 	found += [
 		f"Module Def {m}" for m in frappe.get_all("Module Def", {"app_name": "erp_connect"}, pluck="name")
 	]
