@@ -86,9 +86,10 @@ class TestCommands(ConnectTestCase):
 		self.assertEqual(bench("run-pull", rule.name).returncode, 1)
 
 	def test_doctor_names_every_problem(self):
-		frappe.db.set_value(
-			"Connector", self.connector.name, "base_url", "http://127.0.0.1:9"
-		)  # nothing listens
+		nowhere = "http://127.0.0.1:9"  # nothing listens
+		frappe.db.set_value("Connector", self.connector.name, "base_url", nowhere)
+		locked = self.make_connector(auth_type="Bearer Token", bearer_token="secret")
+		frappe.db.set_value("Connector", locked.name, "bearer_token", None)  # its secret went missing
 		rule = frappe.get_all("Sync Rule", {"connector": self.connector.name}, pluck="name")[0]
 		frappe.db.set_value("Sync Rule", rule, "reference_doctype", TEST_PREFIX + "Gone DocType")
 		frappe.db.commit()
@@ -96,6 +97,11 @@ class TestCommands(ConnectTestCase):
 		self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
 		self.assertIn(f"reachable  {self.connector.name}: http://127.0.0.1:9 cannot be reached", out.stdout)
 		self.assertIn(f"rules      {rule}: {TEST_PREFIX}Gone DocType no longer exists", out.stdout)
+		self.assertIn(f"secrets    {locked.name}: Bearer Token is empty", out.stdout)
+		from frappe.utils.scheduler import is_scheduler_disabled
+
+		if is_scheduler_disabled(verbose=False):
+			self.assertIn("the scheduler is disabled", out.stdout)
 		from frappe.utils.background_jobs import get_workers
 
 		if not get_workers():  # a worker killed by another test stays registered for a few minutes
