@@ -48,13 +48,32 @@ def upsert(
 	use the connector's inbound Sync Rule and its Allowed DocTypes. ``correlation_id`` is stamped
 	on the links written and on the events the writes cause."""
 	with correlation.correlated(correlation_id):
-		return _upsert(connector, doctype, records, atomic, action, rule)
+		frappe.db.savepoint(BATCH_SAVEPOINT)
+		try:
+			return _upsert(connector, doctype, records, atomic, action, rule, defer_links=True)
+		except RacingLink:
+			# another request linked one of these external ids meanwhile: write the batch again
+			# one link at a time, so that only the record that raced fails
+			frappe.db.rollback(save_point=BATCH_SAVEPOINT)
+			return _upsert(connector, doctype, records, atomic, action, rule, defer_links=False)
 
 
-def _upsert(connector, doctype: str, records: list, atomic: bool, action: str, rule: dict | None) -> dict:
+BATCH_SAVEPOINT = "erp_connect_upsert_batch"
+
+
+class RacingLink(Exception):
+	pass
+
+
+def _upsert(
+	connector, doctype: str, records: list, atomic: bool, action: str, rule: dict | None, defer_links: bool
+) -> dict:
+	"""With ``defer_links`` the links of new records are written together in one INSERT at the
+	end (one round trip for the batch instead of one per record)."""
 	rule = rule or inbound_rule(connector.name, doctype)
 	allowed = (rule or {}).get("allowed") or access.allowed_operations(connector, doctype)
 	links = known_links(connector.name, doctype, [_external_id(rule, r) for r in records])
+	links.defer = defer_links
 	results = []
 	for index, record in enumerate(records):
 		savepoint = f"erp_connect_upsert_{index}"
@@ -80,6 +99,8 @@ def _upsert(connector, doctype: str, records: list, atomic: bool, action: str, r
 		finally:
 			frappe.local.message_log = []  # errors are in the results, not in _server_messages
 	failed = any(r["status"] == ERROR for r in results)
+	if not (atomic and failed):
+		insert_new_links(connector.name, doctype, [link for link in links.values() if link.get("pending")])
 	if atomic and failed:
 		frappe.db.rollback()
 		for r in results:
@@ -89,7 +110,14 @@ def _upsert(connector, doctype: str, records: list, atomic: bool, action: str, r
 	return {"results": results, **counts}
 
 
-def known_links(connector: str, doctype: str, external_ids: list) -> dict:
+class BatchLinks(dict):
+	"""The Sync Links of one batch, by external id. With ``defer``, the links of new records stay
+	here (marked pending) until the batch writes them together."""
+
+	defer = False
+
+
+def known_links(connector: str, doctype: str, external_ids: list) -> BatchLinks:
 	"""The Sync Links of a whole batch in one query, by external id."""
 	ids = [str(i) for i in external_ids if i not in (None, "")]
 	rows = frappe.get_all(
@@ -97,7 +125,7 @@ def known_links(connector: str, doctype: str, external_ids: list) -> dict:
 		{"connector": connector, "reference_doctype": doctype, "external_id": ("in", ids or [""])},
 		["name", "external_id", "reference_name", "content_hash", "local_hash"],
 	)
-	return {r.external_id: r for r in rows}
+	return BatchLinks((r.external_id, r) for r in rows)
 
 
 def upsert_one(
@@ -154,7 +182,9 @@ def upsert_one(
 	if submit:
 		doc.submit()
 	hashes = {"content_hash": content_hash, "local_hash": local_hash(doc, data)}
-	links[str(external_id)] = save_link(link, connector, doctype, str(external_id), doc.name, hashes)
+	links[str(external_id)] = save_link(
+		link, connector, doctype, str(external_id), doc.name, hashes, defer=links.defer
+	)
 	return {"external_id": external_id, "status": status, "name": doc.name}
 
 
@@ -175,7 +205,8 @@ def hold_conflict(
 	if decision == conflict.PARK:
 		result["conflict"] = park(connector, rule, doc, external_id, data)
 	result["resolution"] = "parked" if decision == conflict.PARK else "kept ERPNext"
-	frappe.db.set_value("Sync Link", link.name, "content_hash", content_hash, update_modified=False)
+	if link.name:  # a link written earlier in this same batch is still pending
+		frappe.db.set_value("Sync Link", link.name, "content_hash", content_hash, update_modified=False)
 	link.content_hash = content_hash
 	return result
 
@@ -316,10 +347,13 @@ def resolve_link(connector: str, doctype: str, external_id: str) -> str:
 	return name
 
 
-def save_link(link, connector: str, doctype: str, external_id: str, name: str, hashes: dict) -> dict:
-	"""Record (or move) the link; returns it as the batch's lookup keeps it. A plain INSERT: this
-	runs once per record written, and the unique index still refuses a second link for the same
-	external id (a concurrent upsert of the same new record fails instead of duplicating it)."""
+def save_link(
+	link, connector: str, doctype: str, external_id: str, name: str, hashes: dict, defer: bool = False
+) -> dict:
+	"""Record (or move) the link; returns it as the batch's lookup keeps it. A new link is a plain
+	INSERT, now or (``defer``) with the batch's other new links; either way the unique index
+	refuses a second link for the same external id, so a concurrent upsert of the same new record
+	fails instead of duplicating it."""
 	now = now_datetime()
 	values = {
 		"reference_name": name,
@@ -330,6 +364,8 @@ def save_link(link, connector: str, doctype: str, external_id: str, name: str, h
 	if link and link.name:
 		frappe.db.set_value("Sync Link", link.name, values)
 		return frappe._dict({**link, **values})
+	if defer or (link and link.get("pending")):
+		return frappe._dict(name=None, pending=True, external_id=external_id, **values)
 	link_name = frappe.generate_hash(length=10)
 	user = frappe.session.user
 	try:
@@ -361,6 +397,46 @@ def save_link(link, connector: str, doctype: str, external_id: str, name: str, h
 			)
 		raise
 	return frappe._dict(name=link_name, external_id=external_id, **values)
+
+
+def insert_new_links(connector: str, doctype: str, pending: list[dict]) -> None:
+	"""The batch's new links in one INSERT; RacingLink when another request linked one of these
+	external ids meanwhile (the caller writes the batch again, one link at a time)."""
+	if not pending:
+		return
+	now, user = now_datetime(), frappe.session.user
+	rows = [
+		(
+			frappe.generate_hash(length=10),
+			now,
+			now,
+			user,
+			user,
+			connector,
+			doctype,
+			link.external_id,
+			link.reference_name,
+			link.content_hash,
+			link.local_hash,
+			link.last_synced_at,
+			link.correlation_id,
+		)
+		for link in pending
+	]
+	row_sql = "(" + ", ".join(["%s"] * len(rows[0])) + ")"
+	try:
+		frappe.db.sql(
+			"""insert into `tabSync Link` (name, creation, modified, owner, modified_by, connector,
+				reference_doctype, external_id, reference_name, content_hash, local_hash, last_synced_at,
+				correlation_id)
+			values """
+			+ ", ".join([row_sql] * len(rows)),
+			[value for row in rows for value in row],
+		)
+	except Exception as e:
+		if frappe.db.is_duplicate_entry(e):
+			raise RacingLink from e
+		raise
 
 
 def inbound_rule(connector: str, doctype: str) -> dict | None:

@@ -215,7 +215,7 @@ class TestUpsert(InboundTestCase):
 
 		# another request links "race-1" between our lookup and our write
 		original = upsert_service.known_links
-		upsert_service.known_links = lambda *args: {}
+		upsert_service.known_links = lambda *args: upsert_service.BatchLinks()
 		try:
 			self.upsert(customers(1, prefix="race"))
 			frappe.db.commit()
@@ -223,17 +223,19 @@ class TestUpsert(InboundTestCase):
 			frappe.set_user(API_USER)
 			try:
 				second = customers(1, prefix="race", name=TEST_PREFIX + "race duplicate")
+				second += customers(1, prefix="calm")  # a record of the same batch that did not race
 				result = upsert_service.upsert(connector, "Customer", second)
 			finally:
 				frappe.set_user("Administrator")
 		finally:
 			upsert_service.known_links = original
 		self.assertIn("written by another request at the same moment", result["results"][0]["error"])
+		self.assertEqual(result["results"][1]["status"], "created")
 		frappe.db.commit()
 		self.assertEqual(
 			frappe.db.count("Sync Link", {"connector": self.connector.name, "external_id": "race-0"}), 1
 		)
-		self.assertEqual(our_customers(), 1)  # the second document was rolled back with its record
+		self.assertEqual(our_customers(), 2)  # the racing document was rolled back with its record
 		self.assertFalse(frappe.db.exists("Customer", {"customer_name": TEST_PREFIX + "race duplicate"}))
 
 	def test_without_an_inbound_rule_records_use_erpnext_field_names_and_unknown_fields_are_refused(self):
