@@ -142,7 +142,7 @@ def upsert_one(
 	external_id = _external_id(rule, record)
 	if external_id in (None, ""):
 		raise InvalidRecord(_("the record has no external id at {0}").format(_id_path(rule)))
-	data = map_inbound(connector, doctype, rule, record)
+	data = map_inbound(connector, doctype, rule, record, links)
 	content_hash = conflict.content_hash(data)
 
 	link = links.get(str(external_id)) or adopted_link(rule, doctype, str(external_id))
@@ -295,7 +295,9 @@ def cancel_one(
 	return {"external_id": external_id, "status": CANCELLED, "name": doc.name}
 
 
-def map_inbound(connector: str, doctype: str, rule: dict | None, record: dict) -> dict:
+def map_inbound(
+	connector: str, doctype: str, rule: dict | None, record: dict, batch: dict | None = None
+) -> dict:
 	"""Map an external record to ERPNext fields; without an inbound rule the record already uses
 	ERPNext field names. Unknown and protected fields are refused, never silently dropped."""
 	if rule and rule["field_rules"]:
@@ -304,7 +306,9 @@ def map_inbound(connector: str, doctype: str, rule: dict | None, record: dict) -
 			rule["field_rules"],
 			mapping.INBOUND,
 			render_template,
-			lambda linked_doctype, external_id: resolve_link(connector, linked_doctype, external_id),
+			lambda linked_doctype, external_id: resolve_link(
+				connector, linked_doctype, external_id, batch if linked_doctype == doctype else None
+			),
 		)
 	else:
 		data = {k: v for k, v in record.items() if k != _id_path(rule)}
@@ -336,7 +340,11 @@ def check_fields(doctype: str, data: dict) -> None:
 		raise InvalidRecord("; ".join(problems))
 
 
-def resolve_link(connector: str, doctype: str, external_id: str) -> str:
+def resolve_link(connector: str, doctype: str, external_id: str, batch: dict | None = None) -> str:
+	"""The ERPNext name of a record synced earlier - in an earlier call, or earlier in this batch
+	(``batch``: its links by external id, some not written yet)."""
+	if batch and (link := batch.get(str(external_id))):
+		return link.reference_name
 	name = frappe.db.get_value(
 		"Sync Link",
 		{"connector": connector, "reference_doctype": doctype, "external_id": external_id},
