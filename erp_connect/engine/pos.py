@@ -58,11 +58,14 @@ def problems(op) -> list[str]:
 	if not isinstance(data, dict):
 		return [*found, "data must be a JSON object"]
 	if op.get("type") in OPERATION_TYPES:
-		found += _data_problems(op["type"], data)
+		found += data_problems(op["type"], data)
 	return found
 
 
-def _data_problems(kind: str, data: dict) -> list[str]:
+def data_problems(kind: str, data) -> list[str]:
+	"""What is wrong with an operation's data (also checked when it is corrected in Desk)."""
+	if not isinstance(data, dict):
+		return ["data must be a JSON object"]
 	found = []
 	unknown = sorted(set(data) - _FIELDS[kind])
 	if unknown:

@@ -122,13 +122,21 @@ def _as_text(value):
 	return str(value) if isinstance(value, datetime.date | datetime.time | datetime.timedelta) else value
 
 
-def connector_status(connector: "frappe.Document") -> dict:
-	"""What a monitoring system wants to know about one connector."""
-	counts = dict(
+def unfinished_counts(connector: str) -> dict:
+	"""How many of the connector's events are Pending, Sending, Retrying and Dead (by the index of
+	unfinished events; delivered ones are not counted)."""
+	return dict(
 		frappe.db.sql(
-			"select status, count(*) from `tabSync Event` where connector=%s group by status", connector.name
+			"""select status, count(*) from `tabSync Event`
+			where connector = %s and status in ('Pending', 'Sending', 'Retrying', 'Dead') group by status""",
+			connector,
 		)
 	)
+
+
+def connector_status(connector: "frappe.Document") -> dict:
+	"""What a monitoring system wants to know about one connector."""
+	counts = unfinished_counts(connector.name)
 	last_delivery = frappe.db.get_value(
 		"Sync Event", {"connector": connector.name, "status": "Delivered"}, "max(delivered_at)"
 	)

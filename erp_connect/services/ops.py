@@ -7,6 +7,7 @@ from frappe import _
 from frappe.utils import add_to_date, now_datetime, time_diff_in_seconds
 
 from erp_connect.engine import auth, http
+from erp_connect.services.feed import unfinished_counts
 
 STUCK_MINUTES = 15  # an event waiting longer than this makes its connector "degraded"
 
@@ -14,13 +15,7 @@ STUCK_MINUTES = 15  # an event waiting longer than this makes its connector "deg
 def health(connector: str) -> dict:
 	"""healthy / degraded / failing / disabled, with the reason, and the counts behind it."""
 	values = frappe.db.get_value("Connector", connector, ["enabled", "dry_run", "paused"], as_dict=True)
-	counts = dict(
-		frappe.db.sql(
-			"""select status, count(*) from `tabSync Event`
-			where connector = %s and status in ('Pending', 'Sending', 'Retrying', 'Dead') group by status""",
-			connector,
-		)
-	)
+	counts = unfinished_counts(connector)
 	oldest = frappe.db.sql(
 		"""select min(creation) from `tabSync Event`
 		where connector = %s and status in ('Pending', 'Sending', 'Retrying')""",

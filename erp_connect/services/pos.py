@@ -408,9 +408,7 @@ def retry(name: str, payload: str | None = None) -> None:
 		frappe.throw(_("Only failed operations can be retried; this one is {0}").format(_(op.status)))
 	if payload is not None:
 		data = json.loads(payload)
-		problems = pos.problems(
-			{"client_id": op.client_id, "type": op.op_type, "timestamp": "2000-01-01T00:00:00Z", "data": data}
-		)
+		problems = pos.data_problems(op.op_type, data)
 		if problems:
 			frappe.throw("<br>".join(problems), title=_("The operation is still not valid"))
 		op.payload = json.dumps(data, separators=(",", ":"))

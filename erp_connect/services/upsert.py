@@ -100,7 +100,7 @@ def _upsert(
 			frappe.local.message_log = []  # errors are in the results, not in _server_messages
 	failed = any(r["status"] == ERROR for r in results)
 	if not (atomic and failed):
-		insert_new_links(connector.name, doctype, [link for link in links.values() if link.get("pending")])
+		insert_links(connector.name, doctype, [link for link in links.values() if link.get("pending")])
 	if atomic and failed:
 		frappe.db.rollback()
 		for r in results:
@@ -372,50 +372,29 @@ def save_link(
 	if link and link.name:
 		frappe.db.set_value("Sync Link", link.name, values)
 		return frappe._dict({**link, **values})
+	new = frappe._dict(name=None, pending=True, external_id=external_id, **values)
 	if defer or (link and link.get("pending")):
-		return frappe._dict(name=None, pending=True, external_id=external_id, **values)
-	link_name = frappe.generate_hash(length=10)
-	user = frappe.session.user
+		return new
 	try:
-		frappe.db.sql(
-			"""insert into `tabSync Link` (name, creation, modified, owner, modified_by, connector,
-				reference_doctype, external_id, reference_name, content_hash, local_hash, last_synced_at,
-				correlation_id)
-			values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-			(
-				link_name,
-				now,
-				now,
-				user,
-				user,
-				connector,
-				doctype,
-				external_id,
-				name,
-				hashes["content_hash"],
-				hashes["local_hash"],
-				now,
-				correlation.current(),
-			),
+		insert_links(connector, doctype, [new])
+	except RacingLink:  # the record's savepoint rolls its document back
+		raise InvalidRecord(
+			_("external id {0} was written by another request at the same moment").format(external_id)
 		)
-	except Exception as e:
-		if frappe.db.is_duplicate_entry(e):  # the record's savepoint rolls its document back
-			raise InvalidRecord(
-				_("external id {0} was written by another request at the same moment").format(external_id)
-			)
-		raise
-	return frappe._dict(name=link_name, external_id=external_id, **values)
+	return new
 
 
-def insert_new_links(connector: str, doctype: str, pending: list[dict]) -> None:
-	"""The batch's new links in one INSERT; RacingLink when another request linked one of these
-	external ids meanwhile (the caller writes the batch again, one link at a time)."""
+def insert_links(connector: str, doctype: str, pending: list[dict]) -> None:
+	"""New links in one INSERT, each given its name; RacingLink when another request linked one of
+	these external ids meanwhile."""
 	if not pending:
 		return
 	now, user = now_datetime(), frappe.session.user
+	for link in pending:
+		link.update(name=frappe.generate_hash(length=10), pending=False)
 	rows = [
 		(
-			frappe.generate_hash(length=10),
+			link.name,
 			now,
 			now,
 			user,

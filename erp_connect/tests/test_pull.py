@@ -17,8 +17,6 @@ from erp_connect.testing.base import (
 )
 from erp_connect.testing.remote import Reply
 
-CUSTOMER_MAP = REMOTE_CUSTOMER_MAP
-
 
 def utc(seconds_ago: float = 0) -> str:
 	moment = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=seconds_ago)
@@ -60,7 +58,7 @@ class PullTestCase(ConnectTestCase):
 				"modified_field": "updated_at",
 				"overlap_seconds": 60,
 				"interval_minutes": 15,
-				"field_map": CUSTOMER_MAP,
+				"field_map": REMOTE_CUSTOMER_MAP,
 				**fields,
 			}
 		).insert()
