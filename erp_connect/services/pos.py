@@ -221,8 +221,10 @@ def sweep() -> None:
 # -- apply -------------------------------------------------------------------------------------------
 def apply(terminal: str, max_seconds: float = MAX_APPLY_SECONDS) -> dict:
 	"""Apply claimable operations of ``terminal`` until none is left; returns counts by status."""
-	term = frappe.get_doc("POS Terminal", terminal)
 	counts: dict = {}
+	if not frappe.db.exists("POS Terminal", terminal):
+		return counts  # deleted since the job was queued
+	term = frappe.get_doc("POS Terminal", terminal)
 	if not term.enabled:
 		return counts
 	caller = frappe.session.user

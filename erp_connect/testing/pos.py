@@ -104,6 +104,21 @@ def customer(label: str) -> str:
 	)
 
 
+def forget_queued_applies(terminals: list[str]) -> None:
+	"""Drop the apply jobs still queued for these (test) terminals: tests that apply in-process
+	leave them behind, and a later test's worker would spend its time on them first."""
+	from frappe.utils.background_jobs import create_job_id, get_queue
+
+	from erp_connect.services.pos import APPLY_JOBS
+
+	queue = get_queue("default")
+	ids = {create_job_id(f"erp_connect:pos:{t}:{slot}") for t in terminals for slot in range(APPLY_JOBS)}
+	for job_id in ids & set(queue.get_job_ids()):
+		job = queue.fetch_job(job_id)
+		if job:
+			job.delete()
+
+
 def on_hand(item_code: str) -> float:
 	return frappe.db.get_value("Bin", {"item_code": item_code, "warehouse": WAREHOUSE}, "actual_qty") or 0
 

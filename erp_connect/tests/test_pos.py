@@ -33,6 +33,7 @@ from erp_connect.testing.pos import (
 	WAREHOUSE,
 	customer,
 	ensure_pos_profile,
+	forget_queued_applies,
 	on_hand,
 	receive,
 	sale_op,
@@ -55,6 +56,7 @@ def cleanup_pos_data():
 	frappe.db.rollback()
 	like = ("like", TEST_PREFIX + "%")
 	terminals = frappe.get_all("POS Terminal", {"connector": like}, pluck="name")
+	forget_queued_applies(terminals)
 	frappe.db.delete("POS Operation", {"terminal": ("in", terminals or [""])})
 	frappe.db.delete("POS Terminal", {"name": ("in", terminals or [""])})
 	frappe.db.delete("Sync Event", {"connector": like})
