@@ -257,5 +257,8 @@ def json_default(value):
 	raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+_ENCODER = json.JSONEncoder(default=json_default, separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(value) -> str:
-	return json.dumps(value, default=json_default, separators=(",", ":"), ensure_ascii=False)
+	return _ENCODER.encode(value)  # one encoder: json.dumps with options builds a new one per call

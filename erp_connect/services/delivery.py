@@ -18,8 +18,10 @@ from dataclasses import dataclass
 import frappe
 import requests
 from frappe.utils import add_to_date, now_datetime
+from frappe.utils.background_jobs import get_job_status
+from rq.job import JobStatus
 
-from erp_connect.engine import frappe_site, http, outbound
+from erp_connect.engine import frappe_site, http, outbound, wake
 from erp_connect.engine.retry import Outcome, RetryPolicy, Verdict, classify_exception, classify_response
 from erp_connect.erp_connect.doctype.sync_event.sync_event import DOCUMENT_INDEX, UNFINISHED_INDEX
 from erp_connect.services import alerts
@@ -29,6 +31,7 @@ CLAIM_CHUNK = 200  # events claimed per round: bounds memory however large the b
 SEND_CONCURRENCY = 8  # requests in flight per drain (different documents only)
 MAX_DRAIN_SECONDS = 240  # then hand over to a fresh job, within RQ's default 300 s timeout
 RESPONSE_EXCERPT = 1000
+DRAIN = "erp_connect.services.delivery.drain"
 POLICY = RetryPolicy()
 
 DUE = """((e.status in ('Pending', 'Retrying') and e.next_attempt_at <= %(now)s)
@@ -73,13 +76,16 @@ class Result:
 
 
 # -- waking a drain -----------------------------------------------------------------------------------
-# Every commit that wrote events increments a per-connector counter in Redis (one round trip). Only
-# the increment that finds the counter at zero enqueues a drain job; a running drain, before it
-# exits, deletes the counter only if it still holds the value it saw - otherwise a new event was
-# committed meanwhile and it drains again. So no wake-up is lost and busy connectors cost no enqueue.
-# The counter expires, so a drain killed with SIGKILL cannot leave it set for long (the sweeper
-# delivers in the meantime).
+# A commit that wrote events increments a per-connector counter in Redis (one round trip). Only
+# the increment that finds the counter at zero enqueues a drain job; a drain, before it sleeps,
+# deletes the counter only if it still holds the value it saw - otherwise a new event was committed
+# meanwhile and it drains again. A drain also stays awake until it has looked at the outbox
+# wake.LINGER_SECONDS after the last new increment it saw, which lets a process skip the increment
+# for commits that follow its own within that time (engine/wake.py). So no wake-up is lost, and
+# neither a busy connector nor a burst of saves costs a round trip per commit. The counter expires,
+# so a drain killed with SIGKILL cannot leave it set for long (the sweeper delivers meanwhile).
 WAKE_TTL_SECONDS = 120
+IDLE_LOOK_SECONDS = 0.2  # how often a lingering drain looks at the outbox again
 _INCR_WITH_TTL = """
 local v = redis.call('INCR', KEYS[1])
 if v == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
@@ -90,6 +96,7 @@ local v = redis.call('GET', KEYS[1])
 if v == false or v == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
 return 0
 """
+_waker = wake.Waker()  # this process's recent increments
 
 
 def _wake_key(connector: str) -> str:
@@ -107,15 +114,25 @@ def _run_script(source: str, key: str, arg) -> int:
 
 
 def kick(connector: str) -> None:
-	"""Wake ``connector``'s drain: enqueue one unless a drain is already awake."""
-	if _run_script(_INCR_WITH_TTL, _wake_key(connector), WAKE_TTL_SECONDS) == 1:
-		frappe.enqueue(
-			"erp_connect.services.delivery.drain",
-			queue="default",
-			job_id=f"erp_connect:drain:{connector}",
-			deduplicate=True,
-			connector=connector,
-		)
+	"""Wake ``connector``'s drain (called after the commit): enqueue one unless a drain is awake.
+	A drain job left "started" by a killed worker does not block it (see _enqueue_drain)."""
+	key = _wake_key(connector)
+	sent_at = time.monotonic()
+	if not _waker.due(key, sent_at):
+		return  # this process's last increment keeps a drain looking until after this commit
+	if _run_script(_INCR_WITH_TTL, key, WAKE_TTL_SECONDS) == 1:
+		_enqueue_drain(connector)
+	_waker.sent(key, sent_at)
+
+
+def _enqueue_drain(connector: str) -> None:
+	"""One queued drain per connector is enough: it looks at the outbox after this commit. A drain
+	that has just gone to sleep but still shows as started is not, so then a job of its own."""
+	job_id = f"erp_connect:drain:{connector}"
+	if frappe.enqueue(DRAIN, queue="default", job_id=job_id, deduplicate=True, connector=connector):
+		return
+	if get_job_status(job_id) != JobStatus.QUEUED:
+		frappe.enqueue(DRAIN, queue="default", connector=connector)
 
 
 def _wake_value(connector: str) -> str:
@@ -136,7 +153,7 @@ def sweep() -> None:
 	minute = now_datetime().strftime("%Y%m%d%H%M")
 	for connector in connectors_with_due_events():
 		frappe.enqueue(
-			"erp_connect.services.delivery.drain",
+			DRAIN,
 			queue="default",
 			job_id=f"erp_connect:sweep:{connector}:{minute}",
 			deduplicate=True,
@@ -162,7 +179,7 @@ def drain(connector: str, max_seconds: float = MAX_DRAIN_SECONDS) -> dict:
 	drainer = Drainer(connector)
 	stats = drainer.run(max_seconds)
 	if stats.get("more"):
-		frappe.enqueue("erp_connect.services.delivery.drain", queue="default", connector=connector)
+		frappe.enqueue(DRAIN, queue="default", connector=connector)
 	return stats
 
 
@@ -201,19 +218,26 @@ class Drainer:
 		self.auth_headers = self.connector.auth_headers()
 		self.signing_secret = self.connector.secret("signing_secret")
 		deadline = time.monotonic() + max_seconds
-		wake_seen = _wake_value(self.connector.name)
+		linger = wake.Linger(_wake_value(self.connector.name), time.monotonic())
 		with ThreadPoolExecutor(SEND_CONCURRENCY) as self.pool:
 			while True:
 				if time.monotonic() > deadline:
 					stats["more"] = True
 					break
 				frappe.cache.expire(_wake_key(self.connector.name), WAKE_TTL_SECONDS)
-				token, rows = self.claim()
+				looked_at = time.monotonic()
+				claimed = self.claim()
+				if claimed is None:
+					continue  # another drain holds the claim lock: look again
+				token, rows = claimed
 				if not rows:
-					if _sleep_if_no_new_wakeups(self.connector.name, wake_seen):
+					linger.saw(_wake_value(self.connector.name), time.monotonic())
+					if not linger.may_sleep(looked_at):
+						time.sleep(min(IDLE_LOOK_SECONDS, linger.wait(time.monotonic())))
+						continue
+					if _sleep_if_no_new_wakeups(self.connector.name, linger.seen):
 						break
-					wake_seen = _wake_value(self.connector.name)  # woken meanwhile: look again
-					continue
+					continue  # woken meanwhile: look again
 				results = self.send_all(rows)
 				self.record(token, results)
 				for r in results:
@@ -225,14 +249,15 @@ class Drainer:
 		return stats
 
 	# -- claiming --------------------------------------------------------------------------------
-	def claim(self) -> tuple[str, list[dict]]:
+	def claim(self) -> tuple[str, list[dict]] | None:
 		"""Take the next due events, one per document, and commit them as Sending with a lease.
 		Claims of one connector take turns under a database lock, which every worker on every
-		machine shares; the UPDATE re-checks each row, so a row changed meanwhile is left alone."""
+		machine shares; the UPDATE re-checks each row, so a row changed meanwhile is left alone.
+		None when the lock was not free within 30 s (nothing was looked at)."""
 		token = frappe.generate_hash(length=20)
 		lock_name = "erp_connect_claim_" + hashlib.sha1(self.connector.name.encode()).hexdigest()[:32]
 		if not frappe.db.sql("select get_lock(%s, 30)", lock_name)[0][0]:
-			return token, []
+			return None
 		try:
 			now = now_datetime()
 			values = {"connector": self.connector.name, "rules": tuple(self.targets), "now": now}

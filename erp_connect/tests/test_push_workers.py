@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 import frappe
 from frappe.utils import now_datetime
 
+from erp_connect.engine import wake
 from erp_connect.services import delivery
 from erp_connect.testing.base import kill_worker, make_customer, start_worker
 from erp_connect.testing.remote import Reply
@@ -32,6 +33,39 @@ class TestDeliveryWorkers(PushTestCase):
 			time.sleep(0.25)
 		statuses = Counter(r.status for r in self.event_rows())
 		raise AssertionError(f"not all events delivered within {timeout} s: {dict(statuses)}")
+
+	def wait_until_delivered(self, customer: str, timeout: float) -> None:
+		deadline = time.monotonic() + timeout
+		while time.monotonic() < deadline:
+			frappe.db.commit()
+			if frappe.db.get_value("Sync Event", {"reference_name": customer}, "status") == "Delivered":
+				return
+			time.sleep(0.05)
+		raise AssertionError(f"{customer} not delivered within {timeout} s")
+
+	def test_a_save_that_skips_the_wake_up_is_delivered_by_the_lingering_drain(self):
+		self.customer_rule()
+		wake_key = delivery._wake_key(self.connector.name)
+		worker = start_worker(burst=False)
+		try:
+			for _ in range(5):
+				time.sleep(wake.LINGER_SECONDS + 0.5)  # the drain asleep, this process's increment old
+				first = make_customer()
+				frappe.db.commit()  # increments the counter and enqueues a drain
+				woken_at = time.monotonic()
+				self.wait_until_delivered(first.name, timeout=30)
+				if time.monotonic() - woken_at > 0.6 * wake.LINGER_SECONDS:
+					continue  # the worker was too slow to leave time for the second save: again
+				counter = frappe.cache.get(wake_key)
+				second = make_customer()
+				frappe.db.commit()
+				self.assertEqual(frappe.cache.get(wake_key), counter)  # no increment was sent
+				# no sweeper runs here: only the drain that delivered the first save can find it
+				self.wait_until_delivered(second.name, timeout=5)
+				return
+			self.fail("the first save was never delivered quickly enough to try the second")
+		finally:
+			kill_worker(worker)
 
 	def test_a_worker_killed_mid_drain_loses_nothing(self):
 		frappe.db.set_value("Connector", self.connector.name, "timeout_seconds", 1)  # lease: 3 * 1 + 5 s
