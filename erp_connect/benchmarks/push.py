@@ -22,10 +22,11 @@ from frappe.utils.background_jobs import get_queue
 
 from erp_connect.engine import outbound, signing
 from erp_connect.services.outbox import clear_rules_cache
-from erp_connect.testing.base import start_worker
+from erp_connect.testing.base import make_api_user, site_http, start_worker
 
 PREFIX = "_Bench EC "
 CONNECTOR = PREFIX + "receiver"
+API_USER = "ec-bench-push@example.com"
 PAYLOAD_DATA = {"id": "CUST-00001", "name": "A Customer Name Ltd", "type": "Company", "group": "Commercial"}
 
 
@@ -35,8 +36,9 @@ def run(
 	batched_events: int = 30000,
 	batch_size: int = 100,
 	customers: int = 1000,
+	api_customers: int = 400,
 	memory_events: tuple = (10000, 100000),
-	phases: tuple = ("save", "delivery", "memory"),
+	phases: tuple = ("save", "api_save", "delivery", "memory"),
 ) -> None:
 	receiver, url = start_receiver()
 	try:
@@ -47,6 +49,8 @@ def run(
 		# of them would compete with the inserts being timed
 		if "save" in phases:
 			results["save"] = bench_save_overhead(connector, customers)
+		if "api_save" in phases:
+			results["api_save"] = bench_api_save_overhead(connector, api_customers)
 		if "delivery" in phases:
 			results["frappe_webhook"] = bench_frappe_webhook(url, webhook_events)
 			results["unbatched"] = bench_drain(connector, events, batch_size=1)
@@ -106,10 +110,12 @@ def bench_drain(connector: str, count: int, batch_size: int) -> dict:
 	return {"events": count, "delivered": delivered, "seconds": seconds, "rate": count / seconds}
 
 
-def bench_save_overhead(connector: str, count: int, block: int = 20) -> dict:
+def bench_save_overhead(connector: str, count: int, block: int = 20, insert=None) -> dict:
 	"""Insert Customers with no rule and with three rules, interleaved in small blocks whose order
 	alternates (so slow drifts of the machine hit both alike), each after two untimed warm-up
-	inserts. Reports the overall rates and the median of the per-pair ratios."""
+	inserts. Reports the overall rates and the median of the per-pair ratios. ``insert`` saves one
+	Customer (default: in this process, one transaction each)."""
+	insert = insert or make_customer
 	frappe.db.set_value("Sync Rule", {"connector": connector}, "enabled", 0)
 	rules = [set_rule(connector, 1, event) for event in ("after_insert", "on_update", "after_insert")]
 	timings = {"none": 0.0, "three_rules": 0.0}
@@ -123,10 +129,10 @@ def bench_save_overhead(connector: str, count: int, block: int = 20) -> dict:
 			clear_rules_cache()
 			frappe.db.commit()
 			for i in range(2):
-				make_customer(f"{config} warm-up {n} {i}")
+				insert(f"{config} warm-up {n} {i}")
 			started = time.perf_counter()
 			for i in range(n, min(n + block, count)):
-				make_customer(f"{config} {i}")
+				insert(f"{config} {i}")
 			pair[config] = time.perf_counter() - started
 			timings[config] += pair[config]
 		ratios.append(pair["none"] / pair["three_rules"])
@@ -140,6 +146,18 @@ def bench_save_overhead(connector: str, count: int, block: int = 20) -> dict:
 		"rules_rate": count / timings["three_rules"],
 		"median_ratio": statistics.median(ratios),
 	}
+
+
+def bench_api_save_overhead(connector: str, count: int) -> dict:
+	"""The same comparison as Desk users and API clients see it: each Customer one
+	POST /api/resource/Customer to a gunicorn of this site (2 workers), with a real API key."""
+	key, secret = make_api_user(API_USER, ["Sales Master Manager"])
+	url, http = site_http(key, secret)
+
+	def post(label: str) -> None:
+		http.post(f"{url}/api/resource/Customer", json=customer_fields(label)).raise_for_status()
+
+	return bench_save_overhead(connector, count, insert=post)
 
 
 def bench_memory(connector: str, count: int) -> dict:
@@ -278,15 +296,16 @@ def pending(connector: str) -> int:
 	)
 
 
+def customer_fields(label: str) -> dict:
+	return {
+		"customer_name": f"{PREFIX}{label}",
+		"customer_group": "All Customer Groups",
+		"territory": "All Territories",
+	}
+
+
 def make_customer(label: str) -> None:
-	frappe.get_doc(
-		{
-			"doctype": "Customer",
-			"customer_name": f"{PREFIX}{label}",
-			"customer_group": "All Customer Groups",
-			"territory": "All Territories",
-		}
-	).insert(ignore_permissions=True)
+	frappe.get_doc({"doctype": "Customer", **customer_fields(label)}).insert(ignore_permissions=True)
 	frappe.db.commit()
 
 
@@ -330,13 +349,16 @@ def report(r: dict, batch_size: int) -> None:
 		):
 			x = r[key]
 			print(f"  {label:<31} {x['rate']:9.1f} {x['rate'] / base:6.0f}x   ({x['events']} events)")
-	if "save" in r:
-		s = r["save"]
-		print()
-		print(f"save overhead: {s['customers']} Customers each way ({s['events']} events written)")
-		print(f"  no rules       {s['none_rate']:7.1f} inserts/s")
-		print(f"  three rules    {s['rules_rate']:7.1f} inserts/s   {s['rules_rate'] / s['none_rate']:.2f}x")
-		print(f"  median of {s['customers'] // 20} interleaved block pairs: {s['median_ratio']:.2f}x")
+	for key, how in (("save", "in one process"), ("api_save", "through POST /api/resource")):
+		if key in r:
+			s = r[key]
+			print()
+			print(f"save overhead {how}: {s['customers']} Customers each way ({s['events']} events written)")
+			print(f"  no rules       {s['none_rate']:7.1f} inserts/s")
+			print(
+				f"  three rules    {s['rules_rate']:7.1f} inserts/s   {s['rules_rate'] / s['none_rate']:.2f}x"
+			)
+			print(f"  median of {s['customers'] // 20} interleaved block pairs: {s['median_ratio']:.2f}x")
 	if "memory" in r:
 		print()
 		print("memory: draining a backlog in a fresh process")
