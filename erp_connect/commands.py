@@ -50,7 +50,7 @@ def status(context, connector=None, as_json=False):
 	_connect(context)
 	import frappe
 
-	from erp_connect.services.ops import health
+	from erp_connect.services.ops.health import health
 
 	report = [health(name) for name in _connectors(connector)]
 	rules = frappe.get_all(
@@ -92,7 +92,7 @@ def status(context, connector=None, as_json=False):
 def drain(context, connector=None):
 	"""Deliver every due event now, in this process."""
 	_connect(context)
-	from erp_connect.services import delivery
+	from erp_connect.services.push import delivery
 
 	for name in _connectors(connector):
 		stats = delivery.drain(name)
@@ -109,11 +109,12 @@ def retry_dead(context, connector=None):
 	_connect(context)
 	import frappe
 
-	from erp_connect.services.events import retry_events
+	from erp_connect.services.common.status import DEAD
+	from erp_connect.services.push.events import retry_events
 
 	total = 0
 	for name in _connectors(connector):
-		dead = frappe.get_all("Sync Event", {"connector": name, "status": "Dead"}, pluck="name")
+		dead = frappe.get_all("Sync Event", {"connector": name, "status": DEAD}, pluck="name")
 		total += len(retry_events(dead)["retried"]) if dead else 0
 	click.echo(f"{total} dead events queued again")
 	_done()
@@ -130,7 +131,8 @@ def replay(context, since, connector=None, yes=False):
 	import frappe
 	from frappe.utils import get_datetime
 
-	from erp_connect.services.events import replay_events
+	from erp_connect.services.common.status import DEAD, DELIVERED
+	from erp_connect.services.push.events import replay_events
 
 	try:
 		moment = get_datetime(since)
@@ -141,7 +143,7 @@ def replay(context, since, connector=None, yes=False):
 	for name in _connectors(connector):
 		names += frappe.get_all(
 			"Sync Event",
-			{"connector": name, "creation": (">=", moment), "status": ("in", ("Delivered", "Dead"))},
+			{"connector": name, "creation": (">=", moment), "status": ("in", (DELIVERED, DEAD))},
 			pluck="name",
 			order_by="name",
 		)
@@ -164,12 +166,12 @@ def run_pull(context, rule, full_resync=False):
 	_connect(context)
 	import frappe
 
-	from erp_connect.services import pull
+	from erp_connect.services.pull import runs
 
 	if not frappe.db.exists("Pull Rule", rule):
 		click.echo(f"no pull rule {rule!r}", err=True)
 		_done(2)
-	name = pull.run(rule, full_resync=full_resync)
+	name = runs.run(rule, full_resync=full_resync)
 	if not name:
 		click.echo("not run: the rule is paused or disabled, or another run of it is going on")
 		_done(1)
@@ -189,7 +191,7 @@ def doctor(context, offline=False):
 	"""Check the configuration: unreachable targets, missing secrets, rules on doctypes that no
 	longer exist, terminal users, workers and scheduler. Exits 1 when anything is wrong."""
 	_connect(context)
-	from erp_connect.services.ops import doctor as find_problems
+	from erp_connect.services.ops.health import doctor as find_problems
 
 	problems = find_problems(check_network=not offline)
 	for p in problems:

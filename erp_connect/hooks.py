@@ -21,13 +21,13 @@ after_migrate = "erp_connect.install.after_migrate"
 
 doc_events = {
 	"*": {
-		"after_insert": "erp_connect.services.outbox.on_doc_event",
-		"on_update": "erp_connect.services.outbox.on_doc_event",
-		"on_submit": "erp_connect.services.outbox.on_doc_event",
-		"on_cancel": "erp_connect.services.outbox.on_doc_event",
-		"on_trash": "erp_connect.services.outbox.on_doc_event",
-		"on_update_after_submit": "erp_connect.services.outbox.on_doc_event",
-		"on_change": "erp_connect.services.outbox.on_doc_event",  # writes what the events above collected
+		"after_insert": "erp_connect.services.push.outbox.on_doc_event",
+		"on_update": "erp_connect.services.push.outbox.on_doc_event",
+		"on_submit": "erp_connect.services.push.outbox.on_doc_event",
+		"on_cancel": "erp_connect.services.push.outbox.on_doc_event",
+		"on_trash": "erp_connect.services.push.outbox.on_doc_event",
+		"on_update_after_submit": "erp_connect.services.push.outbox.on_doc_event",
+		"on_change": "erp_connect.services.push.outbox.on_doc_event",  # writes what the events above collected
 	}
 }
 
@@ -37,7 +37,7 @@ ignore_links_on_delete = ["Sync Event", "Sync Link", "Sync Conflict", "POS Opera
 # Request Events
 # --------------
 
-after_request = ["erp_connect.services.limits.add_retry_after"]
+after_request = ["erp_connect.services.inbound.access.add_retry_after"]
 
 # Scheduled Tasks
 # ---------------
@@ -45,14 +45,14 @@ after_request = ["erp_connect.services.limits.add_retry_after"]
 scheduler_events = {
 	"cron": {
 		"* * * * *": [
-			"erp_connect.services.delivery.sweep",
-			"erp_connect.services.inbox.sweep",
-			"erp_connect.services.pull.run_due_rules",
-			"erp_connect.services.pos.sweep",
+			"erp_connect.services.push.delivery.sweep",
+			"erp_connect.services.inbound.inbox.sweep",
+			"erp_connect.services.pull.runs.run_due_rules",
+			"erp_connect.services.pos.applier.sweep",
 		]
 	},
 	"daily": [
-		"erp_connect.services.events.delete_old_deliveries",
-		"erp_connect.services.idempotency.delete_expired",
+		"erp_connect.services.push.events.delete_old_deliveries",
+		"erp_connect.services.inbound.idempotency.delete_expired",
 	],
 }

@@ -4,6 +4,8 @@ import frappe
 from frappe.utils import add_days, add_to_date, getdate, now_datetime, nowdate, time_diff_in_seconds
 from frappe.utils.dashboard import cache_source
 
+from erp_connect.services.common.status import DEAD, DELIVERED, UNFINISHED
+
 
 def _check() -> None:
 	frappe.has_permission("Sync Event", "read", throw=True)
@@ -14,7 +16,7 @@ def delivered_24h(filters=None) -> dict:
 	"""Number Card: events delivered in the last 24 hours."""
 	_check()
 	since = add_to_date(now_datetime(), hours=-24)
-	value = frappe.db.count("Sync Event", {"status": "Delivered", "delivered_at": (">", since)})
+	value = frappe.db.count("Sync Event", {"status": DELIVERED, "delivered_at": (">", since)})
 	return {"value": value, "fieldtype": "Int"}
 
 
@@ -22,9 +24,7 @@ def delivered_24h(filters=None) -> dict:
 def oldest_pending_age(filters=None) -> dict:
 	"""Number Card: how long the oldest event still waiting for delivery has waited (seconds)."""
 	_check()
-	oldest = frappe.db.sql(
-		"select min(creation) from `tabSync Event` where status in ('Pending', 'Sending', 'Retrying')"
-	)[0][0]
+	oldest = frappe.db.sql("select min(creation) from `tabSync Event` where status in %s", [UNFINISHED])[0][0]
 	value = int(time_diff_in_seconds(now_datetime(), oldest)) if oldest else 0
 	return {"value": value, "fieldtype": "Duration"}
 
@@ -56,12 +56,12 @@ def deliveries_by_connector(**chart_arguments) -> dict:
 	_check()
 	days = _days()
 	rows = frappe.db.sql(
-		"""select concat(connector, if(status = 'Delivered', ' delivered', ' failed')) as label,
+		"""select concat(connector, if(status = %(delivered)s, ' delivered', ' failed')) as label,
 			date(coalesce(delivered_at, modified)) as day, count(*) as value
 		from `tabSync Event`
-		where status in ('Delivered', 'Dead') and coalesce(delivered_at, modified) >= %s
+		where status in %(finished)s and coalesce(delivered_at, modified) >= %(since)s
 		group by label, day""",
-		days[0],
+		{"delivered": DELIVERED, "finished": (DELIVERED, DEAD), "since": days[0]},
 		as_dict=True,
 	)
 	return _per_day(rows, days)
@@ -77,9 +77,9 @@ def sync_lag_by_connector(**chart_arguments) -> dict:
 		"""select connector as label, date(delivered_at) as day,
 			avg(timestampdiff(microsecond, creation, delivered_at)) / 1e6 as value
 		from `tabSync Event`
-		where status = 'Delivered' and delivered_at >= %s
+		where status = %s and delivered_at >= %s
 		group by label, day""",
-		days[0],
+		(DELIVERED, days[0]),
 		as_dict=True,
 	)
 	return _per_day(rows, days)

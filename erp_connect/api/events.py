@@ -2,7 +2,7 @@
 
 import frappe
 
-from erp_connect.services import events
+from erp_connect.services.push import events
 
 
 @frappe.whitelist(methods=["POST"])

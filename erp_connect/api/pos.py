@@ -5,10 +5,10 @@ import frappe
 from frappe import _
 
 from erp_connect.api.v1 import BadRequest, json_list
-from erp_connect.engine import pos as pos_rules
-from erp_connect.install import CONNECT_API_USER
-from erp_connect.services import limits, pos, pos_feed
-from erp_connect.services.access import AccessDenied
+from erp_connect.engine import pos_rules
+from erp_connect.services.inbound import access
+from erp_connect.services.pos import feed as pos_feed
+from erp_connect.services.pos import ledger
 
 
 @frappe.whitelist(methods=["POST"])
@@ -41,7 +41,7 @@ def push(terminal: str, operations: list | str) -> dict:
 	Per-operation results: accepted, applied, failed or rejected (not stored). Pushing the same
 	operation again returns its result; nothing is ever applied twice."""
 	term = _terminal_for_caller(terminal)
-	return pos.push(term, json_list(operations, "operations", pos_rules.MAX_BATCH))
+	return ledger.push(term, json_list(operations, "operations", pos_rules.MAX_BATCH))
 
 
 @frappe.whitelist(methods=["GET", "POST"])
@@ -51,23 +51,11 @@ def results(terminal: str, client_ids: list | str) -> dict:
 	client_ids = json_list(client_ids, "client_ids", pos_rules.MAX_BATCH)
 	if not all(isinstance(c, str) for c in client_ids):
 		raise BadRequest(_("client_ids must be a list of strings"))
-	return pos.results(term, client_ids)
+	return ledger.results(term, client_ids)
 
 
 def _terminal_for_caller(terminal: str) -> "frappe.Document":
-	"""The enabled terminal whose API user is calling; the same 403 whether it is missing,
-	disabled or someone else's, so nothing leaks."""
-	user = frappe.session.user
-	values = isinstance(terminal, str) and frappe.db.get_value(
-		"POS Terminal", terminal, ["enabled", "api_user", "connector"], as_dict=True
-	)
-	if user == "Guest" or not values or not values.enabled or values.api_user != user:
-		raise AccessDenied(
-			_("Terminal {0} does not exist or does not accept calls from {1}").format(terminal, user)
-		)
-	if CONNECT_API_USER not in frappe.get_roles(user):
-		raise AccessDenied(
-			_("{0} needs the role {1} to call the ERP Connect API").format(user, CONNECT_API_USER)
-		)
-	limits.check(frappe.get_cached_doc("Connector", values.connector))
+	"""The enabled terminal whose API user is calling (403 otherwise), within its connector's limits."""
+	values = access.caller_of("POS Terminal", terminal, ["enabled", "api_user", "connector"])
+	access.check_limits(frappe.get_cached_doc("Connector", values.connector))
 	return frappe.get_doc("POS Terminal", terminal)

@@ -7,8 +7,10 @@ import frappe
 from frappe import _
 
 from erp_connect.engine.cursor import Cursor, InvalidCursor
-from erp_connect.services import access, correlation, feed, idempotency, imports, inbox
-from erp_connect.services import upsert as upsert_service
+from erp_connect.services.common import correlation
+from erp_connect.services.inbound import access, feed, idempotency, imports, inbox
+from erp_connect.services.inbound import upsert as inbound
+from erp_connect.services.ops.health import connector_status
 
 MAX_BATCH = 1000
 
@@ -32,13 +34,13 @@ def upsert(
 	conn = _connector_that_may_write(connector, doctype, action)
 	records = json_list(records, "records", MAX_BATCH)
 	atomic = atomic in (True, 1, "1", "true")
-	if action not in upsert_service.ACTIONS:
-		raise BadRequest(_("action must be one of {0}").format(", ".join(upsert_service.ACTIONS)))
+	if action not in inbound.ACTIONS:
+		raise BadRequest(_("action must be one of {0}").format(", ".join(inbound.ACTIONS)))
 
 	correlation_id = correlation.for_api_call()
 
 	def write() -> dict:
-		result = upsert_service.upsert(conn, doctype, records, atomic, action, correlation_id=correlation_id)
+		result = inbound.upsert(conn, doctype, records, atomic, action, correlation_id=correlation_id)
 		return {**result, "correlation_id": correlation_id}
 
 	key = frappe.get_request_header("Idempotency-Key")
@@ -70,7 +72,7 @@ def changes(connector: str, doctype: str, cursor: str | None = None, limit: int 
 def status(connector: str) -> dict:
 	"""The connector's own view for monitoring: pending, retrying and dead events, the last
 	delivery, the oldest event still waiting, and how many records it has linked."""
-	return feed.connector_status(access.connector_for_caller(connector))
+	return connector_status(access.connector_for_caller(connector))
 
 
 @frappe.whitelist(allow_guest=True, methods=["POST"])
@@ -102,8 +104,8 @@ def start_import(connector: str, doctype: str, records: list | str, action: str 
 	with ``import_status`` and fetch per-record results with ``import_results``."""
 	conn = _connector_that_may_write(connector, doctype, action)
 	records = json_list(records, "records", imports.MAX_RECORDS)
-	if action not in upsert_service.ACTIONS:
-		raise BadRequest(_("action must be one of {0}").format(", ".join(upsert_service.ACTIONS)))
+	if action not in inbound.ACTIONS:
+		raise BadRequest(_("action must be one of {0}").format(", ".join(inbound.ACTIONS)))
 	return imports.start(conn, doctype, records, action)
 
 

@@ -164,7 +164,7 @@ def bench_import_memory(url, http, count: int) -> dict:
 
 def run_import_and_measure(name: str) -> dict:
 	"""Run in a child process by bench_import_memory."""
-	from erp_connect.services import imports
+	from erp_connect.services.inbound import imports
 
 	started = time.perf_counter()
 	rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -18,7 +18,7 @@ import time
 import frappe
 
 from erp_connect.install import CONNECT_API_USER
-from erp_connect.services.pos import operation_key
+from erp_connect.services.pos.ledger import operation_key
 from erp_connect.testing.base import make_api_user, site_http, start_worker
 from erp_connect.testing.pos import PREFIX, WAREHOUSE, customer, ensure_pos_profile, stock_item
 

@@ -15,7 +15,7 @@ import frappe
 from erp_connect.benchmarks.inbound import API_USER, CONNECTOR, PREFIX, make_connector, rate, upsert_batch
 from erp_connect.benchmarks.inbound import cleanup as cleanup_inbound
 from erp_connect.install import CONNECT_API_USER
-from erp_connect.services import pull
+from erp_connect.services.pull import runs
 from erp_connect.testing.base import REMOTE_CUSTOMER_MAP, make_api_user, site_http
 from erp_connect.testing.remote import RemoteSystem
 
@@ -87,7 +87,7 @@ def make_pull_rule(remote: RemoteSystem, count: int) -> str:
 
 def timed_run(rule: str, counted: str, expected: int) -> dict:
 	started = time.perf_counter()
-	run_name = pull.run(rule)
+	run_name = runs.run(rule)
 	seconds = time.perf_counter() - started
 	done = frappe.get_doc("Sync Run", run_name)
 	if done.get(counted) != expected or done.status != "Succeeded":

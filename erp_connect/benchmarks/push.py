@@ -21,7 +21,8 @@ from frappe.utils import now_datetime
 from frappe.utils.background_jobs import get_queue
 
 from erp_connect.engine import outbound, signing
-from erp_connect.services.outbox import clear_rules_cache
+from erp_connect.services.push.outbox import clear_rules_cache
+from erp_connect.services.push.wake import DRAIN
 from erp_connect.testing.base import make_api_user, site_http, start_worker
 
 PREFIX = "_Bench EC "
@@ -100,7 +101,7 @@ def bench_drain(connector: str, count: int, batch_size: int) -> dict:
 	seed_backlog(connector, rule, count)
 	get_queue("default").empty()
 	started = time.perf_counter()
-	frappe.enqueue("erp_connect.services.delivery.drain", connector=connector)
+	frappe.enqueue(DRAIN, connector=connector)
 	worker = start_worker(burst=True)
 	wait_for(lambda: pending(connector) == 0, 1200)
 	seconds = time.perf_counter() - started
@@ -190,7 +191,7 @@ def bench_memory(connector: str, count: int) -> dict:
 
 def drain_and_measure(connector: str) -> dict:
 	"""Run in a child process by bench_memory: drain everything, return peak RSS (MB)."""
-	from erp_connect.services.delivery import drain
+	from erp_connect.services.push.delivery import drain
 
 	started = time.perf_counter()
 	rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -266,9 +267,8 @@ def seed_backlog(connector: str, rule: str, count: int) -> None:
 		for n in range(count):
 			event_id = outbound.new_event_id()
 			name = f"{PREFIX}doc {n}"
-			payload = outbound.envelope(
-				event_id, "Customer.after_insert", now.isoformat(), "Customer", name, 1, PAYLOAD_DATA
-			)
+			ref = outbound.EventRef(event_id, "Customer", name, "after_insert", 1, now.isoformat())
+			payload = outbound.envelope(ref, PAYLOAD_DATA)
 			standard = (event_id, now, now, "Administrator", "Administrator")
 			yield (
 				*standard,

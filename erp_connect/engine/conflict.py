@@ -7,7 +7,7 @@ what ERPNext held right after writing it - never by comparing timestamps from tw
 import hashlib
 import json
 
-from erp_connect.engine.mapping import json_default
+from erp_connect.engine.encoding import json_default
 
 ERPNEXT_WINS, REMOTE_WINS, PARK = "ERPNext Wins", "Remote Wins", "Park for Review"
 POLICIES = (ERPNEXT_WINS, REMOTE_WINS, PARK)

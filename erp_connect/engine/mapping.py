@@ -241,24 +241,3 @@ def _format_date(value, fmt: str, with_time: bool, direction: str):
 	if isinstance(value, datetime.date | datetime.datetime):
 		return value.strftime(fmt)
 	raise ValueError(f"{value!r} is not a date")
-
-
-# -- serialisation -------------------------------------------------------------------------------
-def json_default(value):
-	"""json.dumps(default=...) for what ERPNext documents hold."""
-	if isinstance(value, datetime.datetime | datetime.date | datetime.time):
-		return value.isoformat()
-	if isinstance(value, datetime.timedelta):
-		return str(value)
-	if isinstance(value, Decimal):
-		return float(value)
-	if isinstance(value, bytes):
-		return value.decode("utf-8", "replace")
-	raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-_ENCODER = json.JSONEncoder(default=json_default, separators=(",", ":"), ensure_ascii=False)
-
-
-def dumps(value) -> str:
-	return _ENCODER.encode(value)  # one encoder: json.dumps with options builds a new one per call

@@ -7,9 +7,10 @@ import hashlib
 import secrets
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from erp_connect.engine import signing
-from erp_connect.engine.mapping import dumps
+from erp_connect.engine.encoding import dumps
 
 
 def new_event_id(now: float | None = None) -> str:
@@ -18,16 +19,32 @@ def new_event_id(now: float | None = None) -> str:
 	return f"evt_{millis:012x}{secrets.token_hex(8)}"
 
 
-def envelope(event_id: str, event_type: str, timestamp: str, doctype: str, name: str, seq: int, data) -> str:
+@dataclass(frozen=True)
+class EventRef:
+	"""What identifies one event of one document, around its data."""
+
+	event_id: str
+	doctype: str
+	name: str
+	doc_event: str  # after_insert, on_update, ...
+	seq: int  # the document's events for one connector, counted from 1
+	timestamp: str  # ISO 8601, when the document was saved
+
+	@property
+	def type(self) -> str:
+		return f"{self.doctype}.{self.doc_event}"
+
+
+def envelope(ref: EventRef, data) -> str:
 	"""The JSON body of one event: Standard Webhooks' type/timestamp/data plus our document reference."""
 	return dumps(
 		{
-			"id": event_id,
-			"type": event_type,
-			"timestamp": timestamp,
-			"doctype": doctype,
-			"name": name,
-			"seq": seq,
+			"id": ref.event_id,
+			"type": ref.type,
+			"timestamp": ref.timestamp,
+			"doctype": ref.doctype,
+			"name": ref.name,
+			"seq": ref.seq,
 			"data": data,
 		}
 	)

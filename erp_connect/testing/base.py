@@ -17,10 +17,11 @@ try:  # Frappe v16 renamed the base class
 except ImportError:  # Frappe v15
 	from frappe.tests.utils import FrappeTestCase as _FrappeTestCase
 
-from erp_connect.services.outbox import clear_rules_cache
+from erp_connect.services.push.outbox import clear_rules_cache
 from erp_connect.testing.remote import RemoteSystem
 
 TEST_PREFIX = "_Test EC "
+CLOSED_PORT_URL = "http://127.0.0.1:9"  # where connectors of tests without a fake remote point
 
 # a remote system's customer {"id", "name", "site"} as a Customer: the field map of the pull tests,
 # the bench command tests and the pull benchmark
@@ -44,18 +45,22 @@ REMOTE_CUSTOMER_MAP = [
 
 class ConnectTestCase(_FrappeTestCase):
 	"""Integration test base. Data a test commits (because another process must see it) is
-	named with TEST_PREFIX and removed by ``delete_committed_test_data``."""
+	named with TEST_PREFIX and removed by ``testing.cleanup.delete_test_data``. Classes that talk
+	to an external system set ``fake_remote`` and get a real HTTP server on 127.0.0.1."""
 
+	fake_remote = False
 	remote: RemoteSystem
 
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		cls.remote = RemoteSystem().start()
-		cls.addClassCleanup(cls.remote.stop)
+		if cls.fake_remote:
+			cls.remote = RemoteSystem().start()
+			cls.addClassCleanup(cls.remote.stop)
 
 	def setUp(self):
-		self.remote.reset()
+		if self.fake_remote:
+			self.remote.reset()
 		clear_rules_cache()
 		self.addCleanup(clear_rules_cache)
 
@@ -66,7 +71,7 @@ class ConnectTestCase(_FrappeTestCase):
 				"doctype": "Connector",
 				"connector_name": name or TEST_PREFIX + frappe.generate_hash(length=8),
 				"connector_type": "Webhook",
-				"base_url": self.remote.url,
+				"base_url": self.remote.url if self.fake_remote else CLOSED_PORT_URL,
 				"allow_private_network": 1,
 				"auth_type": "None",
 				**fields,
@@ -119,6 +124,12 @@ def make_customer(name: str | None = None, **fields) -> "frappe.Document":
 			**fields,
 		}
 	).insert()
+
+
+def our_customers() -> int:
+	"""The test customers committed now (by this process or any other)."""
+	frappe.db.commit()
+	return frappe.db.count("Customer", {"customer_name": ("like", TEST_PREFIX + "%")})
 
 
 def make_item(code: str | None = None, **fields) -> "frappe.Document":
@@ -187,30 +198,6 @@ def kill_worker(worker: subprocess.Popen) -> None:
 		except psutil.NoSuchProcess:
 			pass
 	worker.wait(10)
-
-
-def delete_test_connectors() -> None:
-	"""Remove the committed test connectors and everything that hangs on them: rules with their
-	field maps, events, links, conflicts and pull runs. Plain deletes: no document hooks."""
-	like = ("like", TEST_PREFIX + "%")
-	for doctype in ("Sync Link", "Sync Conflict", "Sync Event"):
-		frappe.db.delete(doctype, {"connector": like})
-	runs = frappe.get_all("Sync Run", {"connector": like}, pluck="name")
-	frappe.db.delete("Sync Run Error", {"parent": ("in", runs or [""])})
-	frappe.db.delete("Sync Run", {"connector": like})
-	rules = frappe.get_all("Pull Rule", {"connector": like}, pluck="name")
-	rules += frappe.get_all("Sync Rule", {"connector": like}, pluck="name")
-	frappe.db.delete("Sync Field Map", {"parent": ("in", rules or [""])})
-	frappe.db.delete("Pull Rule", {"connector": like})
-	frappe.db.delete("Sync Rule", {"connector": like})
-	frappe.db.delete("Connector Access", {"parent": like})
-	frappe.db.delete("Connector", {"name": like})
-
-
-def delete_committed_test_data(doctype: str, field: str = "name") -> None:
-	for name in frappe.get_all(doctype, {field: ("like", TEST_PREFIX + "%")}, pluck="name"):
-		frappe.delete_doc(doctype, name, force=True, ignore_permissions=True)
-	frappe.db.commit()
 
 
 def make_api_user(email: str, roles: list[str]) -> tuple[str, str]:

@@ -109,7 +109,7 @@ def forget_queued_applies(terminals: list[str]) -> None:
 	leave them behind, and a later test's worker would spend its time on them first."""
 	from frappe.utils.background_jobs import create_job_id, get_queue
 
-	from erp_connect.services.pos import APPLY_JOBS
+	from erp_connect.services.pos.ledger import APPLY_JOBS
 
 	queue = get_queue("default")
 	ids = {create_job_id(f"erp_connect:pos:{t}:{slot}") for t in terminals for slot in range(APPLY_JOBS)}

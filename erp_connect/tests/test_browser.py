@@ -10,8 +10,8 @@ import time
 import frappe
 
 from erp_connect.testing.base import TEST_PREFIX, ConnectTestCase, kill_worker, serve_desk, start_worker
+from erp_connect.testing.cleanup import delete_test_data
 from erp_connect.testing.remote import Reply
-from erp_connect.tests.test_push import cleanup_push_data
 
 CHROMIUM = os.environ.get("ERP_CONNECT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -36,6 +36,8 @@ def artifacts_dir() -> str:
 
 
 class TestDeskFlow(ConnectTestCase):
+	fake_remote = True
+
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
@@ -64,7 +66,7 @@ class TestDeskFlow(ConnectTestCase):
 
 	def setUp(self):
 		super().setUp()
-		self.addCleanup(cleanup_push_data)
+		self.addCleanup(delete_test_data)
 		self.worker = start_worker(burst=False)
 		self.addCleanup(kill_worker, self.worker)
 		self.name = TEST_PREFIX + "browser " + frappe.generate_hash(length=6)

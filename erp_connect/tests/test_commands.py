@@ -9,8 +9,9 @@ import sys
 import frappe
 
 from erp_connect.testing.base import REMOTE_CUSTOMER_MAP, TEST_PREFIX, ConnectTestCase, make_customer
+from erp_connect.testing.cleanup import delete_test_data
+from erp_connect.testing.pull import remote_customers
 from erp_connect.testing.remote import Reply
-from erp_connect.tests.test_pull import cleanup_pull_data, remote_customers
 
 
 def bench(*args: str) -> subprocess.CompletedProcess:
@@ -25,9 +26,11 @@ def bench(*args: str) -> subprocess.CompletedProcess:
 
 
 class TestCommands(ConnectTestCase):
+	fake_remote = True
+
 	def setUp(self):
 		super().setUp()
-		self.addCleanup(cleanup_pull_data)
+		self.addCleanup(delete_test_data)
 		self.connector = self.make_connector()
 		self.make_rule(self.connector.name, "Customer", events=("after_insert",))
 		self.customer = make_customer()

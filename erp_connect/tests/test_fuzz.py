@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from erp_connect.engine import signing
 from erp_connect.testing.base import site_http
-from erp_connect.tests.test_inbound_api import InboundTestCase
+from erp_connect.testing.inbound import InboundTestCase
 
 HOSTILE = [
 	"'; drop table tabCustomer; --",

@@ -5,101 +5,20 @@ import json
 import frappe
 
 from erp_connect.engine.cursor import Cursor
-from erp_connect.install import CONNECT_API_USER
 from erp_connect.testing.base import (
 	TEST_PREFIX,
-	ConnectTestCase,
 	make_api_user,
 	make_item,
+	our_customers,
 	site_http,
 	start_worker,
 )
-
-API_USER = "ec-api@example.com"
-OTHER_API_USER = "ec-api-other@example.com"
-CUSTOMER_MAP = [
-	# (erpnext_field, external_path, transform, option, required)
-	("customer_name", "name", "None", None, 1),
-	("customer_type", "type", "Value Map", '{"company": "Company", "person": "Individual"}'),
-	("customer_group", "group", "Constant", "All Customer Groups"),
-	("territory", "territory", "Constant", "All Territories"),
-]
-
-
-class InboundTestCase(ConnectTestCase):
-	@classmethod
-	def setUpClass(cls):
-		super().setUpClass()
-		cls.key, cls.secret = make_api_user(
-			API_USER, [CONNECT_API_USER, "Sales Master Manager", "Sales User"]
-		)
-		cls.other_key, cls.other_secret = make_api_user(
-			OTHER_API_USER, [CONNECT_API_USER, "Sales Master Manager"]
-		)
-
-	def setUp(self):
-		super().setUp()
-		self.addCleanup(cleanup_inbound_data)
-		self.connector = self.make_connector(
-			api_user=API_USER,
-			allowed_doctypes=[
-				{"reference_doctype": "Customer", "can_create": 1, "can_update": 1},
-				{"reference_doctype": "Sales Order", "can_create": 1, "can_update": 1},
-			],
-		)
-		self.make_rule(self.connector.name, "Customer", direction="Inbound", field_map=CUSTOMER_MAP)
-		frappe.db.commit()
-		self.url, self.http = site_http(self.key, self.secret)
-
-	def call(self, records, doctype="Customer", connector=None, http=None, headers=None, **extra):
-		body = {
-			"connector": connector or self.connector.name,
-			"doctype": doctype,
-			"records": records,
-			**extra,
-		}
-		return (http or self.http).post(
-			f"{self.url}/api/method/erp_connect.api.v1.upsert", json=body, headers=headers or {}
-		)
-
-	def upsert(self, records, **kwargs) -> dict:
-		response = self.call(records, **kwargs)
-		self.assertEqual(response.status_code, 200, response.text)
-		return response.json()["message"]
-
-
-def customers(n, prefix="c", **overrides):
-	return [
-		{"id": f"{prefix}-{i}", "name": f"{TEST_PREFIX}{prefix} {i}", "type": "company", **overrides}
-		for i in range(n)
-	]
-
-
-def our_customers() -> int:
-	frappe.db.commit()
-	return frappe.db.count("Customer", {"customer_name": ("like", TEST_PREFIX + "%")})
-
-
-def cleanup_inbound_data():
-	frappe.db.rollback()
-	like = ("like", TEST_PREFIX + "%")
-	frappe.db.delete("Sync Link", {"connector": like})
-	frappe.db.delete("Sync Event", {"connector": like})
-	frappe.db.delete("Idempotency Record", {"connector": like})
-	frappe.db.delete("Inbound Request", {"connector": like})
-	for name in frappe.get_all("Sync Import", {"connector": like}, pluck="name"):
-		frappe.delete_doc("Sync Import", name, force=True, ignore_permissions=True)
-	for name in frappe.get_all("Sales Order", {"customer_name": like}, pluck="name"):
-		frappe.delete_doc("Sales Order", name, force=True, ignore_permissions=True)
-	for name in frappe.get_all("Customer", {"customer_name": like}, pluck="name"):
-		frappe.delete_doc("Customer", name, force=True, ignore_permissions=True)
-	rules = frappe.get_all("Sync Rule", {"connector": like}, pluck="name")
-	frappe.db.delete("Sync Field Map", {"parent": ("in", rules or [""])})
-	frappe.db.delete("Sync Rule", {"connector": like})
-	frappe.db.delete("Connector Access", {"parent": like})
-	frappe.db.delete("Connector", {"name": like})
-	frappe.db.delete("Deleted Document", {"deleted_name": like})  # tombstones the feed tests read
-	frappe.db.commit()
+from erp_connect.testing.inbound import (
+	API_USER,
+	OTHER_API_USER,
+	InboundTestCase,
+	customers,
+)
 
 
 class TestUpsert(InboundTestCase):
@@ -211,11 +130,11 @@ class TestUpsert(InboundTestCase):
 		self.assertEqual(self.call([order], doctype="Sales Order", action="delete").status_code, 400)
 
 	def test_a_racing_duplicate_is_refused_and_leaves_no_second_document(self):
-		from erp_connect.services import upsert as upsert_service
+		from erp_connect.services.inbound import links, upsert
 
 		# another request links "race-1" between our lookup and our write
-		original = upsert_service.known_links
-		upsert_service.known_links = lambda *args: upsert_service.BatchLinks()
+		original = upsert.known_links
+		upsert.known_links = lambda *args: links.BatchLinks()
 		try:
 			self.upsert(customers(1, prefix="race"))
 			frappe.db.commit()
@@ -224,11 +143,11 @@ class TestUpsert(InboundTestCase):
 			try:
 				second = customers(1, prefix="race", name=TEST_PREFIX + "race duplicate")
 				second += customers(1, prefix="calm")  # a record of the same batch that did not race
-				result = upsert_service.upsert(connector, "Customer", second)
+				result = upsert.upsert(connector, "Customer", second)
 			finally:
 				frappe.set_user("Administrator")
 		finally:
-			upsert_service.known_links = original
+			upsert.known_links = original
 		self.assertIn("written by another request at the same moment", result["results"][0]["error"])
 		self.assertEqual(result["results"][1]["status"], "created")
 		frappe.db.commit()

@@ -3,7 +3,8 @@ by external id, replayed, and changed."""
 
 import frappe
 
-from erp_connect.tests.test_inbound_api import InboundTestCase, our_customers
+from erp_connect.testing.base import our_customers
+from erp_connect.testing.inbound import InboundTestCase, customers
 
 COUNT = 1000
 ADDRESS_MAP = [
@@ -61,7 +62,6 @@ class TestInboundScale(InboundTestCase):
 		return totals
 
 	def test_a_thousand_customers_with_addresses_and_contacts_then_replay_then_change(self):
-		from erp_connect.tests.test_inbound_api import customers
 
 		customer_records = customers(COUNT, prefix="big")
 		addresses = [

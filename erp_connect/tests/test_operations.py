@@ -4,16 +4,18 @@ import frappe
 from frappe.utils import add_to_date
 
 from erp_connect.api import dashboard
-from erp_connect.services import delivery
+from erp_connect.services.push import delivery
 from erp_connect.testing.base import ConnectTestCase, make_customer
+from erp_connect.testing.cleanup import delete_test_data
 from erp_connect.testing.remote import Reply
-from erp_connect.tests.test_push import cleanup_push_data
 
 
 class TestConnectorOperations(ConnectTestCase):
+	fake_remote = True
+
 	def setUp(self):
 		super().setUp()
-		self.addCleanup(cleanup_push_data)
+		self.addCleanup(delete_test_data)
 		self.connector = self.make_connector()
 		self.make_rule(self.connector.name, "Customer", events=("after_insert",))
 

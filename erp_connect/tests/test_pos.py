@@ -17,8 +17,8 @@ import requests
 
 from erp_connect.client.pos import PosClient
 from erp_connect.install import CONNECT_API_USER
-from erp_connect.services import pos
-from erp_connect.services.pos import operation_key
+from erp_connect.services.pos import applier, ledger
+from erp_connect.services.pos.ledger import operation_key
 from erp_connect.testing.base import (
 	TEST_PREFIX,
 	ConnectTestCase,
@@ -27,6 +27,7 @@ from erp_connect.testing.base import (
 	site_http,
 	start_worker,
 )
+from erp_connect.testing.cleanup import OURS, delete_test_data
 from erp_connect.testing.pos import (
 	PREFIX,
 	WALK_IN,
@@ -54,17 +55,8 @@ ROLES = [
 
 def cleanup_pos_data():
 	frappe.db.rollback()
-	like = ("like", TEST_PREFIX + "%")
-	terminals = frappe.get_all("POS Terminal", {"connector": like}, pluck="name")
-	forget_queued_applies(terminals)
-	frappe.db.delete("POS Operation", {"terminal": ("in", terminals or [""])})
-	frappe.db.delete("POS Terminal", {"name": ("in", terminals or [""])})
-	frappe.db.delete("Sync Event", {"connector": like})
-	rules = frappe.get_all("Sync Rule", {"connector": like}, pluck="name")
-	frappe.db.delete("Sync Field Map", {"parent": ("in", rules or [""])})
-	frappe.db.delete("Sync Rule", {"connector": like})
-	frappe.db.delete("Connector", {"name": like})
-	frappe.db.commit()
+	forget_queued_applies(frappe.get_all("POS Terminal", {"connector": OURS}, pluck="name"))
+	delete_test_data()
 
 
 class PosTestCase(ConnectTestCase):
@@ -217,10 +209,10 @@ class TestStockPolicies(PosTestCase):
 		tills = [self.make_terminal(policy), self.make_terminal(policy)]
 		frappe.db.commit()
 		for till in tills:
-			pos.push(till, [sale_op(frappe.generate_hash(length=16), self.walk_in, item)])
+			ledger.push(till, [sale_op(frappe.generate_hash(length=16), self.walk_in, item)])
 			frappe.db.commit()
 		for till in tills:
-			pos.apply(till.name)
+			applier.apply(till.name)
 		return item, tills, [op for till in tills for op in self.ledger(till)]
 
 	def test_accept_and_flag_books_both_sales_and_flags_the_shortfall(self):
@@ -260,9 +252,9 @@ class TestStockPolicies(PosTestCase):
 		receive(item, 1, days_ago=1)  # found: it was there before the sale
 		frappe.db.commit()
 		till = next(t for t in tills if self.ledger(t)[0].status == "Failed")
-		pos.retry(operation_key(till.name, failed.client_id))
+		ledger.retry(operation_key(till.name, failed.client_id))
 		frappe.db.commit()
-		pos.apply(till.name)
+		applier.apply(till.name)
 		[retried] = self.ledger(till)
 		self.assertEqual(retried.status, "Applied", retried.error)
 		self.assertEqual(on_hand(item), 0)
@@ -271,9 +263,9 @@ class TestStockPolicies(PosTestCase):
 		item = stock_item(qty=5)
 		op = sale_op("walk-in-0000001", self.walk_in, item)
 		del op["data"]["customer"]
-		pos.push(self.terminal, [op])
+		ledger.push(self.terminal, [op])
 		frappe.db.commit()
-		pos.apply(self.terminal.name)
+		applier.apply(self.terminal.name)
 		[row] = self.ledger()
 		self.assertEqual(row.status, "Applied", row.error)
 		self.assertEqual(frappe.db.get_value("Sales Invoice", row.reference_name, "customer"), WALK_IN)
@@ -281,21 +273,21 @@ class TestStockPolicies(PosTestCase):
 	def test_a_failed_operation_can_be_corrected_in_desk_and_retried(self):
 		item = stock_item(qty=5)
 		op = sale_op("fix-me-000001", "nobody at all", item)
-		pos.push(self.terminal, [op])
+		ledger.push(self.terminal, [op])
 		frappe.db.commit()
-		pos.apply(self.terminal.name)
+		applier.apply(self.terminal.name)
 		[row] = self.ledger()
 		self.assertEqual(row.status, "Failed")
 		self.assertIn("nobody at all", row.error)
 		name = operation_key(self.terminal.name, op["client_id"])
 		bad = json.dumps({**op["data"], "items": []})
-		self.assertRaises(frappe.ValidationError, pos.retry, name, bad)
-		pos.retry(name, json.dumps({**op["data"], "customer": self.walk_in}))
+		self.assertRaises(frappe.ValidationError, ledger.retry, name, bad)
+		ledger.retry(name, json.dumps({**op["data"], "customer": self.walk_in}))
 		frappe.db.commit()
-		pos.apply(self.terminal.name)
+		applier.apply(self.terminal.name)
 		self.assertEqual(self.ledger()[0].status, "Applied")
 		# the terminal's own replay still gets the result, not "a different operation"
-		self.assertEqual(pos.push(self.terminal, [op])["results"][0]["status"], "applied")
+		self.assertEqual(ledger.push(self.terminal, [op])["results"][0]["status"], "applied")
 
 
 class TestInterruptedPush(PosTestCase):
@@ -329,7 +321,7 @@ class TestInterruptedPush(PosTestCase):
 			(frappe.utils.add_to_date(None, seconds=-1), self.terminal.name),
 		)
 		frappe.db.commit()
-		pos.apply(self.terminal.name)
+		applier.apply(self.terminal.name)
 		ledger = self.ledger()
 		self.assertEqual({op.status for op in ledger}, {"Applied"})
 		invoices = self.invoices_of()
@@ -426,7 +418,7 @@ class TestPosApi(PosTestCase):
 		# one terminal cannot read another's results by guessing client ids
 		mine = self.make_terminal()
 		frappe.db.commit()
-		pos.push(mine, [sale_op("secret-0000001", self.walk_in, stock_item(qty=1))])
+		ledger.push(mine, [sale_op("secret-0000001", self.walk_in, stock_item(qty=1))])
 		frappe.db.commit()
 		theirs = self.make_terminal(api_user=OTHER_USER)
 		frappe.db.commit()

@@ -1,94 +1,15 @@
 """Scheduled pulls against the fake remote's paginated lists. Runs commit page by page (that is the
 point), so every test cleans up what it committed."""
 
-import datetime
 import time
 
 import frappe
 
-from erp_connect.services import pull
-from erp_connect.testing.base import (
-	REMOTE_CUSTOMER_MAP,
-	TEST_PREFIX,
-	ConnectTestCase,
-	delete_test_connectors,
-	kill_worker,
-	start_worker,
-)
+from erp_connect.services.pull import runs
+from erp_connect.testing.base import kill_worker, our_customers, start_worker
+from erp_connect.testing.cleanup import delete_test_data
+from erp_connect.testing.pull import PullTestCase, remote_customers, utc
 from erp_connect.testing.remote import Reply
-
-
-def utc(seconds_ago: float = 0) -> str:
-	moment = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=seconds_ago)
-	return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def remote_customers(count: int, same_time_every: int = 7) -> list[dict]:
-	"""Old records in groups of equal timestamps, so groups straddle page boundaries."""
-	return [
-		{
-			"id": f"c{i:05d}",
-			"name": f"{TEST_PREFIX}pull {i:05d}",
-			"site": f"https://c{i}.example",
-			"updated_at": f"2026-01-01T{i // same_time_every // 3600:02d}:"
-			f"{i // same_time_every // 60 % 60:02d}:{i // same_time_every % 60:02d}Z",
-		}
-		for i in range(count)
-	]
-
-
-class PullTestCase(ConnectTestCase):
-	def setUp(self):
-		super().setUp()
-		self.addCleanup(cleanup_pull_data)
-		self.connector = self.make_connector(connector_type="REST API")
-
-	def make_pull_rule(self, **fields):
-		rule = frappe.get_doc(
-			{
-				"doctype": "Pull Rule",
-				"connector": self.connector.name,
-				"reference_doctype": "Customer",
-				"list_path": "/customers",
-				"pagination_style": "Page Number",
-				"page_size": 40,
-				"records_path": "data",
-				"since_param": "updated_since",
-				"id_field": "id",
-				"modified_field": "updated_at",
-				"overlap_seconds": 60,
-				"interval_minutes": 15,
-				"field_map": REMOTE_CUSTOMER_MAP,
-				**fields,
-			}
-		).insert()
-		frappe.db.commit()
-		return rule
-
-	def run_pull(self, rule, **kwargs) -> "frappe.Document":
-		name = pull.run(rule.name, **kwargs)
-		self.assertTrue(name, "the run did not start")
-		return frappe.get_doc("Sync Run", name)
-
-	def customer_of(self, external_id: str) -> "frappe.Document":
-		name = frappe.db.get_value(
-			"Sync Link",
-			{"connector": self.connector.name, "reference_doctype": "Customer", "external_id": external_id},
-			"reference_name",
-		)
-		return frappe.get_doc("Customer", name)
-
-
-def our_customers() -> int:
-	return frappe.db.count("Customer", {"customer_name": ("like", TEST_PREFIX + "%")})
-
-
-def cleanup_pull_data():
-	frappe.db.rollback()
-	like = ("like", TEST_PREFIX + "%")
-	frappe.db.delete("Customer", {"customer_name": like})  # plain rows: thousands, deleted at once
-	delete_test_connectors()
-	frappe.db.commit()
 
 
 class TestPull(PullTestCase):
@@ -137,7 +58,7 @@ class TestPull(PullTestCase):
 		}
 		for style, fields in styles.items():
 			with self.subTest(style):
-				cleanup_pull_data()
+				delete_test_data()
 				self.connector = self.make_connector(connector_type="REST API")
 				self.remote.reset()
 				self.remote.serve_list("/customers", records, style=style)
@@ -166,7 +87,7 @@ class TestPull(PullTestCase):
 			"/customers", records, style="cursor", slow_from=200, slow_seconds=30
 		)
 		rule = self.make_pull_rule(pagination_style="Cursor Token", next_path="next_cursor", page_size=50)
-		pull.enqueue_run(rule.name, manual=True)
+		runs.enqueue_run(rule.name, manual=True)
 		frappe.db.commit()
 		worker = start_worker(burst=False, queue="long")
 		try:
@@ -198,7 +119,7 @@ class TestPull(PullTestCase):
 		self.assertTrue(rule.paused)
 		self.assertIn("401", rule.paused_reason)
 		self.assertTrue(frappe.db.exists("Notification Log", {"document_name": rule.name}))
-		self.assertIsNone(pull.run(rule.name), "a paused rule does not run")
+		self.assertIsNone(runs.run(rule.name), "a paused rule does not run")
 		self.assertEqual(len(self.remote.received("/customers")), 3)
 
 		rule.resume()
@@ -219,8 +140,8 @@ class TestPull(PullTestCase):
 		self.connector.db_set("requests_per_minute", 2)
 		rule = self.make_pull_rule(page_size=10)  # six requests
 		window = 2  # seconds instead of a minute, so the test is quick; the counting is the same
-		self.addCleanup(setattr, pull, "THROTTLE_WINDOW_SECONDS", pull.THROTTLE_WINDOW_SECONDS)
-		pull.THROTTLE_WINDOW_SECONDS = window
+		self.addCleanup(setattr, runs, "THROTTLE_WINDOW_SECONDS", runs.THROTTLE_WINDOW_SECONDS)
+		runs.THROTTLE_WINDOW_SECONDS = window
 		self.assertEqual(self.run_pull(rule).created, 50)
 		sent = [r.received_at for r in self.remote.received("/customers")]
 		self.assertEqual(len(sent), 6)
@@ -257,9 +178,9 @@ class TestPull(PullTestCase):
 		self.remote.serve_list("/customers", remote_customers(2))
 		rule = self.make_pull_rule()
 		self.assertGreater(rule.next_run_at, frappe.utils.now_datetime())
-		self.assertIsNone(pull.run(rule.name, manual=False), "not due yet")
+		self.assertIsNone(runs.run(rule.name, manual=False), "not due yet")
 		rule.db_set("next_run_at", frappe.utils.add_to_date(None, minutes=-1), commit=True)
-		self.assertTrue(pull.run(rule.name, manual=False))
+		self.assertTrue(runs.run(rule.name, manual=False))
 		rule.reload()
 		self.assertGreater(rule.next_run_at, frappe.utils.add_to_date(None, minutes=14))
 

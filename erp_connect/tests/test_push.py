@@ -7,82 +7,19 @@ clean up what they made.
 import json
 
 import frappe
-from frappe.utils import add_days, add_to_date, get_datetime, now_datetime
+from frappe.utils import add_days, get_datetime, now_datetime
 
 from erp_connect.engine import signing
 from erp_connect.engine.retry import DEFAULT_SCHEDULE
-from erp_connect.services import delivery, events, outbox
+from erp_connect.services.push import delivery, events, outbox
 from erp_connect.testing.base import (
 	TEST_PREFIX,
-	ConnectTestCase,
 	make_customer,
 	make_item,
 	make_sales_invoice,
 )
+from erp_connect.testing.push import CUSTOMER_MAP, OURS, SECRET, PushTestCase
 from erp_connect.testing.remote import Reply
-
-SECRET = signing.generate_secret()
-OURS = ("like", TEST_PREFIX + "%")  # connectors made by these tests
-CUSTOMER_MAP = [("name", "id"), ("customer_name", "name"), ("customer_type", "type")]
-
-
-class PushTestCase(ConnectTestCase):
-	def setUp(self):
-		super().setUp()
-		self.connector = self.make_connector(signing_secret=SECRET, timeout_seconds=2)
-		frappe.cache.delete_value(delivery._backoff_key(self.connector.name))
-		self.addCleanup(cleanup_push_data)
-
-	def customer_rule(self, **fields):
-		return self.make_rule(self.connector.name, "Customer", ("after_insert",), CUSTOMER_MAP, **fields)
-
-	def events_of(self, doc) -> list:
-		frappe.db.commit()  # end our snapshot: see what workers committed
-		return frappe.get_all(
-			"Sync Event",
-			{
-				"reference_doctype": doc.doctype,
-				"reference_name": doc.name,
-				"connector": OURS,  # rules the site itself may have are not ours
-			},
-			["*"],
-			order_by="seq asc",
-		)
-
-	def make_due(self, *docs):
-		for doc in docs:
-			frappe.db.set_value(
-				"Sync Event",
-				{"reference_name": doc.name, "status": "Retrying"},
-				"next_attempt_at",
-				add_to_date(now_datetime(), seconds=-1),
-			)
-		frappe.cache.delete_value(delivery._backoff_key(self.connector.name))
-		frappe.db.commit()
-
-	def drain(self):
-		frappe.db.commit()
-		return delivery.drain(self.connector.name)
-
-
-def cleanup_push_data():
-	frappe.db.rollback()
-	like = ("like", TEST_PREFIX + "%")
-	frappe.db.delete("Sync Event", {"connector": like})
-	frappe.db.delete(
-		"Sync Field Map", {"parent": ("in", frappe.get_all("Sync Rule", {"connector": like}, pluck="name"))}
-	)
-	frappe.db.delete("Sync Rule", {"connector": like})
-	frappe.db.delete("Connector", {"name": like})
-	frappe.db.delete("Notification Log", {"subject": ("like", "Sync Rule SR-%")})
-	frappe.db.delete("Notification Log", {"subject": ("like", TEST_PREFIX + "%")})
-	for name in frappe.get_all("Customer", {"name": like}, pluck="name"):
-		try:
-			frappe.delete_doc("Customer", name, force=True, ignore_permissions=True)
-		except frappe.LinkExistsError:
-			pass  # kept by a submitted invoice
-	frappe.db.commit()
-	outbox.clear_rules_cache()
 
 
 class TestPushDelivery(PushTestCase):

@@ -8,10 +8,11 @@ import frappe
 from frappe.utils import now_datetime
 
 from erp_connect.engine import wake
-from erp_connect.services import delivery
+from erp_connect.services.push import delivery
+from erp_connect.services.push import wake as waking
 from erp_connect.testing.base import kill_worker, make_customer, start_worker
+from erp_connect.testing.push import CUSTOMER_MAP, PushTestCase
 from erp_connect.testing.remote import Reply
-from erp_connect.tests.test_push import CUSTOMER_MAP, PushTestCase
 
 
 class TestDeliveryWorkers(PushTestCase):
@@ -45,7 +46,7 @@ class TestDeliveryWorkers(PushTestCase):
 
 	def test_a_save_that_skips_the_wake_up_is_delivered_by_the_lingering_drain(self):
 		self.customer_rule()
-		wake_key = delivery._wake_key(self.connector.name)
+		wake_key = waking.wake_key(self.connector.name)
 		worker = start_worker(burst=False)
 		try:
 			for _ in range(5):
@@ -112,9 +113,10 @@ class TestDeliveryWorkers(PushTestCase):
 		self.remote.set_default("/hooks", Reply(200, delay=0.02))
 		# two drain jobs for the same connector, run by two workers at the same time
 		minute = now_datetime().strftime("%H%M%S")
-		for n in (1, 2):
+		# one by the dotted path of jobs queued before 0.2, which must keep working
+		for n, path in ((1, "erp_connect.services.delivery.drain"), (2, waking.DRAIN)):
 			frappe.enqueue(
-				"erp_connect.services.delivery.drain",
+				path,
 				job_id=f"erp_connect:test-drain:{self.connector.name}:{minute}:{n}",
 				connector=self.connector.name,
 			)

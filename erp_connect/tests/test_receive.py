@@ -10,9 +10,9 @@ import time
 import frappe
 
 from erp_connect.engine import signing
-from erp_connect.services import inbox
-from erp_connect.testing.base import TEST_PREFIX, site_http, start_worker
-from erp_connect.tests.test_inbound_api import API_USER, InboundTestCase, our_customers
+from erp_connect.services.inbound import inbox
+from erp_connect.testing.base import TEST_PREFIX, our_customers, site_http, start_worker
+from erp_connect.testing.inbound import API_USER, InboundTestCase
 
 SECRET = signing.generate_secret()
 SHOP_SECRET = "shpss_test_secret"

@@ -4,7 +4,7 @@ customer and an order all the way into ERPNext."""
 import frappe
 
 from erp_connect.engine.presets import PRESETS
-from erp_connect.services import upsert as upsert_service
+from erp_connect.services.inbound import upsert
 from erp_connect.testing.base import TEST_PREFIX, ConnectTestCase, make_item
 
 
@@ -36,7 +36,7 @@ class TestGuidedSetup(ConnectTestCase):
 			"Pull Rule", {"connector": connector.name, "reference_doctype": "Customer"}
 		)
 		woo_customer = {"id": 12, "first_name": TEMPLATE_NAME, "last_name": "Lee", "email": "ann@example.com"}
-		result = upsert_service.upsert(connector, "Customer", [woo_customer], rule=customers.as_upsert_rule())
+		result = upsert.upsert(connector, "Customer", [woo_customer], spec=customers.upsert_spec())
 		self.assertEqual(result["created"], 1, result)
 		cap = make_item(TEST_PREFIX + "CAP")
 		order = {
@@ -45,7 +45,7 @@ class TestGuidedSetup(ConnectTestCase):
 			"date_created": "2030-01-05T09:12:03",
 			"line_items": [{"sku": cap.name, "quantity": 2, "price": 12.5}],
 		}
-		result = upsert_service.upsert(connector, "Sales Order", [order])
+		result = upsert.upsert(connector, "Sales Order", [order])
 		self.assertEqual(result["created"], 1, result)
 		so = frappe.get_doc("Sales Order", result["results"][0]["name"])
 		self.assertEqual(

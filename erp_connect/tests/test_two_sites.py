@@ -7,14 +7,15 @@ import os
 import frappe
 import requests
 
-from erp_connect.services import delivery, pull
+from erp_connect.services.pull import runs
+from erp_connect.services.push import delivery
 from erp_connect.testing.base import (
 	TEST_PREFIX,
 	ConnectTestCase,
-	delete_test_connectors,
 	make_item,
 	serve_other_site,
 )
+from erp_connect.testing.cleanup import delete_test_data
 
 BRANCH_SITE = os.environ.get("ERP_CONNECT_BRANCH_SITE", "branch.localhost")
 ITEM_FIELDS = ("item_code", "item_name", "item_group", "stock_uom", "description")
@@ -77,7 +78,7 @@ class TestTwoSites(ConnectTestCase):
 			self.branch.delete(f"{self.branch_url}/api/resource/Item/{name}", timeout=30)
 		for name in frappe.get_all("Item", {"item_code": ("like", TEST_PREFIX + "%")}, pluck="name"):
 			frappe.delete_doc("Item", name, force=True, ignore_permissions=True)
-		delete_test_connectors()
+		delete_test_data()
 		frappe.db.commit()
 
 	def branch_items(self) -> dict:
@@ -97,7 +98,7 @@ class TestTwoSites(ConnectTestCase):
 		return frappe.db.count("Sync Event", {"connector": self.connector.name})
 
 	def run_pull(self):
-		run = frappe.get_doc("Sync Run", pull.run(self.pull_rule.name))
+		run = frappe.get_doc("Sync Run", runs.run(self.pull_rule.name))
 		self.assertEqual(run.status, "Succeeded", run.message)
 		return run
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from erp_connect.engine import mapping
+from erp_connect.engine import encoding, mapping
 from erp_connect.engine.mapping import INBOUND, FieldRule, MappingError, map_record, rule_problems
 
 INVOICE = {
@@ -139,12 +139,12 @@ def test_good_rules_have_no_problems():
 
 
 def test_dumps_handles_erpnext_values():
-	text = mapping.dumps(
+	text = encoding.dumps(
 		{"d": datetime.date(2026, 1, 2), "n": Decimal("1.5"), "t": datetime.timedelta(hours=1)}
 	)
 	assert json.loads(text) == {"d": "2026-01-02", "n": 1.5, "t": "1:00:00"}
 	with pytest.raises(TypeError):
-		mapping.dumps({"x": object()})
+		encoding.dumps({"x": object()})
 
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)

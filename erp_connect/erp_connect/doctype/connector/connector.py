@@ -5,10 +5,10 @@ import frappe
 from frappe import _
 from frappe.model.document import Document
 
-from erp_connect.engine import auth, http, outbound, signing
-from erp_connect.engine.mapping import dumps
+from erp_connect.engine import auth, http, signing, transports
 from erp_connect.engine.retry import classify_exception
-from erp_connect.services.outbox import clear_rules_cache
+from erp_connect.engine.transports.base import join_url
+from erp_connect.services.push.outbox import clear_rules_cache
 
 SECRET_FIELDS = ("bearer_token", "api_key", "api_secret", "password", "signing_secret")
 
@@ -86,20 +86,8 @@ class Connector(Document):
 	def test_connection(self) -> dict:
 		"""Send a signed ping (POST for webhook receivers, GET for APIs) and report what came back."""
 		self.check_permission("write")
-		msg_id = outbound.new_event_id()
-		body = dumps({"type": "erp_connect.ping", "id": msg_id}) if self.connector_type == "Webhook" else None
-		headers = outbound.request_headers(
-			msg_id, body or "", self.secret("signing_secret"), self.auth_headers()
-		)
 		try:
-			response = http.send(
-				"POST" if body else "GET",
-				self.base_url,
-				body=body.encode() if body else None,
-				headers=headers,
-				timeout=self.timeout_seconds,
-				allow_private=bool(self.allow_private_network),
-			)
+			response = self.transport().ping()
 		except Exception as e:
 			return {"ok": False, "message": classify_exception(e).reason}
 		ok = 200 <= response.status < 300
@@ -115,7 +103,7 @@ class Connector(Document):
 		"""Guided setup: create the rules of a common case (webhook receiver, REST API, another
 		ERPNext site, WooCommerce, Shopify) for this connector."""
 		self.check_permission("write")
-		from erp_connect.services.setup import apply_preset
+		from erp_connect.services.ops.setup import apply_preset
 
 		return apply_preset(self.name, preset)
 
@@ -123,7 +111,7 @@ class Connector(Document):
 	def health(self) -> dict:
 		"""The status banner: healthy / degraded / failing / disabled, why, and the counts."""
 		self.check_permission("read")
-		from erp_connect.services.ops import health
+		from erp_connect.services.ops.health import health
 
 		return health(self.name)
 
@@ -137,9 +125,9 @@ class Connector(Document):
 	def resume(self) -> None:
 		self.check_permission("write")
 		self.db_set("paused", 0)
-		from erp_connect.services.outbox import kick_after_commit
+		from erp_connect.services.push.wake import wake_after_commit
 
-		kick_after_commit(self.name)
+		wake_after_commit(self.name)
 
 	@frappe.whitelist()
 	def recent_activity(self, limit: int = 10) -> dict:
@@ -221,9 +209,20 @@ class Connector(Document):
 
 	def url_for(self, path: str | None) -> str:
 		"""The absolute URL of a target path (a full URL is taken as it is)."""
-		if path and path.startswith(("http://", "https://")):
-			return path
-		return self.base_url + "/" + (path or "").lstrip("/") if path else self.base_url
+		return join_url(self.base_url, path)
+
+	def endpoint(self) -> transports.Endpoint:
+		"""Where the system is and how to reach it, secrets decrypted, for its transport."""
+		return transports.Endpoint(
+			self.base_url,
+			self.timeout_seconds or http.DEFAULT_TIMEOUT_SECONDS,
+			bool(self.allow_private_network),
+			self.auth_headers(),
+			self.secret("signing_secret"),
+		)
+
+	def transport(self) -> transports.Transport:
+		return transports.kind(self.connector_type)(self.endpoint())
 
 
 def is_masked(value: str) -> bool:

@@ -11,16 +11,18 @@ from erp_connect.engine import signing
 from erp_connect.testing.base import (
 	TEST_PREFIX,
 	ConnectTestCase,
-	delete_committed_test_data,
 	make_api_user,
 	site_http,
 )
+from erp_connect.testing.cleanup import delete_test_data
 from erp_connect.testing.remote import Reply
 
 BEARER = "plain-bearer-token-4f1e9a"
 
 
 class TestConnector(ConnectTestCase):
+	fake_remote = True
+
 	def test_valid_connector_saves_and_reads_back(self):
 		doc = self.make_connector(base_url=self.remote.url + "/hooks/", timeout_seconds=3)
 		saved = frappe.get_doc("Connector", doc.name)
@@ -91,7 +93,7 @@ class TestConnector(ConnectTestCase):
 		self.assertEqual(frappe.get_doc("Connector", doc.name).secret("bearer_token"), BEARER)
 
 	def test_rest_api_does_not_return_secrets(self):
-		self.addCleanup(delete_committed_test_data, "Connector")
+		self.addCleanup(delete_test_data)
 		whsec = signing.generate_secret()
 		doc = self.make_connector(auth_type="Bearer Token", bearer_token=BEARER, signing_secret=whsec)
 		api_key, api_secret = make_api_user("ec-manager@example.com", ["Connect Manager"])
@@ -105,7 +107,7 @@ class TestConnector(ConnectTestCase):
 		self.assertNotIn(whsec, response.text)
 
 	def test_users_without_the_role_cannot_read_connectors(self):
-		self.addCleanup(delete_committed_test_data, "Connector")
+		self.addCleanup(delete_test_data)
 		doc = self.make_connector()
 		api_key, api_secret = make_api_user("ec-nobody@example.com", [])
 		frappe.db.commit()
@@ -114,6 +116,8 @@ class TestConnector(ConnectTestCase):
 
 
 class TestOAuthConnector(ConnectTestCase):
+	fake_remote = True
+
 	def test_oauth_uses_the_connected_apps_token_and_frappe_refreshes_it(self):
 		os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"  # the token endpoint is plain http on loopback
 		self.addCleanup(os.environ.pop, "OAUTHLIB_INSECURE_TRANSPORT", None)

@@ -9,7 +9,7 @@ class InboundRequest(Document):
 	@frappe.whitelist()
 	def retry(self):
 		"""Process this request again now (Desk button)."""
-		from erp_connect.services import inbox
+		from erp_connect.services.inbound import inbox
 
 		self.check_permission("write")
 		inbox.process(self.name)

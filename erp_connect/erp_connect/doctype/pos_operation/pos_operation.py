@@ -12,7 +12,7 @@ class POSOperation(Document):
 	def retry(self, payload: str | None = None) -> None:
 		"""Apply a failed operation again, with its data corrected in Desk when given."""
 		self.check_permission("write")
-		from erp_connect.services.pos import retry
+		from erp_connect.services.pos.ledger import retry
 
 		retry(self.name, payload)
 

@@ -5,10 +5,9 @@ import frappe
 from frappe import _
 from frappe.model.document import Document
 
-from erp_connect.engine import mapping, pull
+from erp_connect.engine import mapping, pagination, transports
+from erp_connect.engine.specs import InboundSpec
 from erp_connect.erp_connect.doctype.sync_rule.sync_rule import FieldMapped
-
-FRAPPE_SITE = "Frappe Site"
 
 
 class PullRule(FieldMapped, Document):
@@ -20,7 +19,7 @@ class PullRule(FieldMapped, Document):
 
 	def validate(self):
 		self.validate_reference_doctype()
-		self.apply_frappe_site_defaults()
+		self.apply_connector_defaults()
 		self.validate_list()
 		self.validate_schedule()
 		self.normalize_child_table_paths()
@@ -32,17 +31,18 @@ class PullRule(FieldMapped, Document):
 			or self.has_value_changed("interval_minutes")
 			or self.has_value_changed("cron")
 		):
-			from erp_connect.services.pull import next_run_after
+			from erp_connect.services.pull.runs import next_run_after
 
 			self.next_run_at = next_run_after(self, frappe.utils.now_datetime())
 
-	def apply_frappe_site_defaults(self):
-		"""Another ERPNext site: its standard REST list, keyset-paged on (modified, name)."""
-		if frappe.db.get_value("Connector", self.connector, "connector_type") != FRAPPE_SITE:
-			return
-		self.pagination_style = pull.FRAPPE
-		self.list_path = self.list_path or f"/api/resource/{self.reference_doctype}"
-		self.records_path, self.id_field, self.modified_field = "data", "name", "modified"
+	def apply_connector_defaults(self):
+		"""What the connector's kind fixes (another ERPNext site: its standard REST list,
+		keyset-paged on (modified, name)); a List Path already set is kept."""
+		kind = transports.kind(frappe.db.get_value("Connector", self.connector, "connector_type"))
+		defaults = kind.pull_defaults(self.reference_doctype)
+		if self.list_path:
+			defaults.pop("list_path", None)
+		self.update(defaults)
 
 	def validate_list(self):
 		if not (self.list_path or "").strip():
@@ -67,12 +67,12 @@ class PullRule(FieldMapped, Document):
 		elif (self.interval_minutes or 0) < 1:
 			frappe.throw(_("Run at least every 1 minute, or give a cron expression"))
 
-	def list_spec(self) -> pull.ListSpec:
-		return pull.ListSpec(
+	def list_spec(self) -> pagination.ListSpec:
+		return pagination.ListSpec(
 			style=self.pagination_style,
 			page_size=self.page_size or 0,
 			since_param=(self.since_param or "").strip(),
-			since_format=self.since_format or pull.ISO,
+			since_format=self.since_format or pagination.ISO,
 			records_path=(self.records_path or "").strip(),
 			next_path=(self.next_path or "").strip(),
 			page_param=self.page_param or "page",
@@ -86,29 +86,28 @@ class PullRule(FieldMapped, Document):
 
 	def frappe_fields(self) -> dict:
 		"""For a Frappe site, ask only for the fields the map reads (all of them without a map)."""
-		if self.pagination_style != pull.FRAPPE:
+		if self.pagination_style != pagination.FRAPPE:
 			return {}
 		fields = {"name", "modified"} | {
 			r.source.split(".")[0] for r in self.inbound_field_rules() if r.source
 		}
 		return {"fields": frappe.as_json(sorted(fields) if self.field_map else ["*"], indent=None)}
 
-	def as_upsert_rule(self) -> dict:
-		return {
-			"pull_rule": self.name,
-			"external_id_path": self.id_field or "id",
-			"field_rules": self.inbound_field_rules(),
-			"conflict_policy": self.conflict_policy,
-			"allowed": {"create", "update"},  # the manager set this rule up to write these
-			"match_by_name": self.pagination_style == pull.FRAPPE,  # sites share document names
-		}
+	def upsert_spec(self) -> InboundSpec:
+		return self.inbound_spec(
+			self.id_field,
+			pull_rule=self.name,
+			conflict_policy=self.conflict_policy,
+			allowed=frozenset({"create", "update"}),  # the manager set this rule up to write these
+			match_by_name=self.pagination_style == pagination.FRAPPE,  # sites share document names
+		)
 
 	# -- Desk actions ------------------------------------------------------------------------------
 	@frappe.whitelist()
 	def run_now(self, full_resync: bool = False) -> str:
 		"""Queue a run at once (a full resync reads everything again, duplicates nothing)."""
 		self.check_permission("write")
-		from erp_connect.services.pull import enqueue_run
+		from erp_connect.services.pull.runs import enqueue_run
 
 		return enqueue_run(self.name, full_resync=bool(frappe.utils.cint(full_resync)), manual=True)
 

@@ -15,7 +15,7 @@ class SyncConflict(Document):
 	def apply_remote(self) -> None:
 		"""Write the remote version over ERPNext's."""
 		self.check_open()
-		from erp_connect.services.upsert import local_hash
+		from erp_connect.services.inbound.conflicts import local_hash
 
 		data = json.loads(self.remote_data)
 		doc = frappe.get_doc(self.reference_doctype, self.reference_name)
@@ -29,7 +29,7 @@ class SyncConflict(Document):
 	def keep_erpnext(self) -> None:
 		"""Keep ERPNext's version; later remote changes compare against it."""
 		self.check_open()
-		from erp_connect.services.upsert import local_hash
+		from erp_connect.services.inbound.conflicts import local_hash
 
 		doc = frappe.get_doc(self.reference_doctype, self.reference_name)
 		self.set_link_baseline(local_hash(doc, json.loads(self.remote_data)))

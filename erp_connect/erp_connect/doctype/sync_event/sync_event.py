@@ -8,13 +8,13 @@ from frappe.model.document import Document
 class SyncEvent(Document):
 	@frappe.whitelist()
 	def retry(self):
-		from erp_connect.services.events import retry_events
+		from erp_connect.services.push.events import retry_events
 
 		return retry_events([self.name])
 
 	@frappe.whitelist()
 	def replay(self):
-		from erp_connect.services.events import replay_events
+		from erp_connect.services.push.events import replay_events
 
 		return replay_events([self.name])
 
@@ -22,7 +22,7 @@ class SyncEvent(Document):
 	def origin(self) -> tuple[str, str] | None:
 		"""The Inbound Request, Sync Import, Sync Run or POS Operation this event came from."""
 		self.check_permission("read")
-		from erp_connect.services.correlation import origin
+		from erp_connect.services.common.correlation import origin
 
 		return origin(self.correlation_id) if self.correlation_id else None
 

@@ -10,7 +10,8 @@ from frappe.model.document import Document
 from frappe.utils import now_datetime
 
 from erp_connect.engine import mapping, outbound
-from erp_connect.services.outbox import DOC_EVENTS, clear_rules_cache, next_seq, render_payload
+from erp_connect.engine.specs import MAPPED_FIELDS, InboundSpec, PushSpec
+from erp_connect.services.push.outbox import DOC_EVENTS, clear_rules_cache, next_seq, render_payload
 
 MASK = "********"
 
@@ -78,6 +79,14 @@ class FieldMapped:
 			mapping.FieldRule(r.target, r.source, r.transform, r.option, r.required)
 			for r in self.field_rules()
 		]
+
+	def inbound_spec(self, external_id_path: str | None, **settings) -> InboundSpec:
+		"""How the upsert path reads this rule's records (the one place an InboundSpec is built)."""
+		return InboundSpec(
+			external_id_path=external_id_path or "id",
+			field_rules=tuple(self.inbound_field_rules()),
+			**settings,
+		)
 
 
 class SyncRule(FieldMapped, Document):
@@ -161,21 +170,27 @@ class SyncRule(FieldMapped, Document):
 	def selected_events(self) -> list[str]:
 		return [e for e in DOC_EVENTS if self.get(f"event_{e}")]
 
-	def as_push_spec(self) -> dict:
-		return {
-			"name": self.name,
-			"connector": self.connector,
-			"condition": self.condition,
-			"payload_mode": self.payload_mode,
-			"field_rules": self.field_rules(),
-			"doc_fields": self.document_fields(),
-		}
+	def push_spec(self) -> PushSpec:
+		"""What the outbox, the drain, the feed and the preview read of this rule."""
+		return PushSpec(
+			name=self.name,
+			connector=self.connector,
+			doctype=self.reference_doctype,
+			condition=self.condition,
+			payload_mode=self.payload_mode,
+			field_rules=tuple(self.field_rules()),
+			doc_fields=self.document_fields(),
+			dry_run=bool(frappe.db.get_value("Connector", self.connector, "dry_run")),
+			target_path=self.target_path or "",
+			http_method=self.http_method or "POST",
+			batch_size=max(self.batch_size or 1, 1),
+		)
 
 	def document_fields(self) -> dict | None:
 		"""The fields the field map reads: {field: None} or {table: {row fields}}; None when the
 		rule needs the whole document (whole-document payloads, templates)."""
 		rules = self.field_rules()
-		if self.payload_mode != "Mapped Fields" or any(r.transform == mapping.TEMPLATE for r in rules):
+		if self.payload_mode != MAPPED_FIELDS or any(r.transform == mapping.TEMPLATE for r in rules):
 			return None
 		fields: dict = {}
 		for rule in rules:
@@ -196,23 +211,18 @@ class SyncRule(FieldMapped, Document):
 		doc.check_permission("read")
 		connector = frappe.get_doc("Connector", self.connector)
 		event = (self.selected_events() or ["on_update"])[0]
-		event_id = outbound.new_event_id()
 		seq = next_seq(self.connector, doc.doctype, doc.name)
+		ref = outbound.EventRef(
+			outbound.new_event_id(), doc.doctype, doc.name, event, seq, now_datetime().isoformat()
+		)
 		try:
-			body = render_payload(
-				self.as_push_spec(),
-				doc.as_dict(convert_dates_to_str=True),
-				event_id,
-				doc.doctype,
-				doc.name,
-				event,
-				seq,
-				now_datetime(),
-			)
+			body = render_payload(self.push_spec(), doc.as_dict(convert_dates_to_str=True), ref)
 		except mapping.MappingError as e:
 			return {"error": str(e), "problems": e.problems}
 		auth_headers = {k: MASK for k in connector.auth_headers()}  # never show a secret
-		headers = outbound.request_headers(event_id, body, connector.secret("signing_secret"), auth_headers)
+		headers = outbound.request_headers(
+			ref.event_id, body, connector.secret("signing_secret"), auth_headers
+		)
 		return {
 			"method": self.http_method or "POST",
 			"url": connector.url_for(self.target_path),

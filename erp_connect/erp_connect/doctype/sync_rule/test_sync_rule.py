@@ -13,6 +13,8 @@ SECRET = signing.generate_secret()
 
 
 class TestSyncRule(ConnectTestCase):
+	fake_remote = True
+
 	def setUp(self):
 		super().setUp()
 		self.connector = self.make_connector(
@@ -72,6 +74,8 @@ class TestSyncRule(ConnectTestCase):
 
 
 class TestConnectionCheck(ConnectTestCase):
+	fake_remote = True
+
 	def test_test_connection_sends_a_signed_ping(self):
 		connector = self.make_connector(signing_secret=SECRET)
 		result = connector.test_connection()

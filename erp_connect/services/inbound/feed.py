@@ -12,7 +12,8 @@ import frappe
 
 from erp_connect.engine import mapping
 from erp_connect.engine.cursor import Cursor, after
-from erp_connect.services.outbox import document_view, render_template
+from erp_connect.services.common.keyset import next_rows
+from erp_connect.services.push.outbox import document_view, render_template
 
 MAX_PAGE = 500
 
@@ -62,16 +63,6 @@ def _deletions(doctype: str, cursor: Cursor, count: int) -> list[dict]:
 	return next_rows(read, "creation", cursor.deleted_at, cursor.deleted_name, count)
 
 
-def next_rows(read, stamp_field: str, stamp: str, name: str, count: int) -> list[dict]:
-	"""The next ``count`` rows strictly after (stamp, name) in (stamp_field, name) order. Frappe's
-	filters cannot say "or", so: the same stamp with a later name, then the later stamps."""
-	if not stamp:
-		return read([], count)
-	same = read([[stamp_field, "=", stamp], ["name", ">", name]], count)
-	later = read([[stamp_field, ">", stamp]], count - len(same)) if len(same) < count else []
-	return same + later
-
-
 def _render(connector: str, doctype: str, rows: list[dict]) -> list[dict]:
 	"""Each document as the connector's push rule maps it, or its own fields without one. Only a
 	rule that walks child tables or needs the whole document loads full documents; otherwise one
@@ -79,7 +70,7 @@ def _render(connector: str, doctype: str, rows: list[dict]) -> list[dict]:
 	rule_name = frappe.db.get_value(
 		"Sync Rule", {"connector": connector, "reference_doctype": doctype, "direction": "Push", "enabled": 1}
 	)
-	spec = frappe.get_doc("Sync Rule", rule_name).as_push_spec() if rule_name else None
+	spec = frappe.get_doc("Sync Rule", rule_name).push_spec() if rule_name else None
 	names = [r.name for r in rows]
 	external_ids = dict(
 		frappe.get_all(
@@ -89,13 +80,10 @@ def _render(connector: str, doctype: str, rows: list[dict]) -> list[dict]:
 			as_list=True,
 		)
 	)
-	needs_documents = spec and (
-		spec["doc_fields"] is None or any(v is not None for v in spec["doc_fields"].values())
-	)
-	if needs_documents:
-		views = {n: document_view(frappe.get_doc(doctype, n), spec["doc_fields"]) for n in names}
+	if spec and spec.reads_documents:
+		views = {n: document_view(frappe.get_doc(doctype, n), spec.doc_fields) for n in names}
 	else:
-		fields = ["name", *spec["doc_fields"]] if spec else ["*"]
+		fields = ["name", *spec.doc_fields] if spec else ["*"]
 		views = {
 			v["name"]: {k: _as_text(x) for k, x in v.items()}
 			for v in frappe.get_list(doctype, fields=fields, filters={"name": ("in", names or [""])})
@@ -103,9 +91,7 @@ def _render(connector: str, doctype: str, rows: list[dict]) -> list[dict]:
 	records = []
 	for row in rows:
 		view = views[row.name]
-		data = (
-			mapping.map_record(view, spec["field_rules"], mapping.OUTBOUND, render_template) if spec else view
-		)
+		data = mapping.map_record(view, spec.field_rules, mapping.OUTBOUND, render_template) if spec else view
 		records.append(
 			{
 				"name": row.name,
@@ -120,42 +106,3 @@ def _render(connector: str, doctype: str, rows: list[dict]) -> list[dict]:
 
 def _as_text(value):
 	return str(value) if isinstance(value, datetime.date | datetime.time | datetime.timedelta) else value
-
-
-def unfinished_counts(connector: str) -> dict:
-	"""How many of the connector's events are Pending, Sending, Retrying and Dead (by the index of
-	unfinished events; delivered ones are not counted)."""
-	return dict(
-		frappe.db.sql(
-			"""select status, count(*) from `tabSync Event`
-			where connector = %s and status in ('Pending', 'Sending', 'Retrying', 'Dead') group by status""",
-			connector,
-		)
-	)
-
-
-def connector_status(connector: "frappe.Document") -> dict:
-	"""What a monitoring system wants to know about one connector."""
-	counts = unfinished_counts(connector.name)
-	last_delivery = frappe.db.get_value(
-		"Sync Event", {"connector": connector.name, "status": "Delivered"}, "max(delivered_at)"
-	)
-	oldest_pending = frappe.db.get_value(
-		"Sync Event",
-		{"connector": connector.name, "status": ("in", ("Pending", "Retrying"))},
-		"min(creation)",
-	)
-	return {
-		"connector": connector.name,
-		"enabled": bool(connector.enabled),
-		"push": {
-			"pending": counts.get("Pending", 0) + counts.get("Sending", 0),
-			"retrying": counts.get("Retrying", 0),
-			"dead": counts.get("Dead", 0),
-			"last_delivered_at": str(last_delivery) if last_delivery else None,
-			"oldest_pending_since": str(oldest_pending) if oldest_pending else None,
-		},
-		"inbound": {
-			"linked_records": frappe.db.count("Sync Link", {"connector": connector.name}),
-		},
-	}

@@ -4,9 +4,22 @@ Documents keep their names on both sites (Items by item code, Price Lists and Cu
 field), so an event updates ``/api/resource/<DocType>/<name>`` and creates it when it is not there.
 """
 
+import json
+from collections.abc import Sequence
 from urllib.parse import quote
 
-from erp_connect.engine.mapping import dumps
+from erp_connect.engine import outbound, pagination
+from erp_connect.engine.encoding import dumps
+from erp_connect.engine.retry import classify_response
+from erp_connect.engine.transports.base import (
+	NO_RESPONSE,
+	OutboundEvent,
+	Route,
+	SendResult,
+	Transport,
+	result_of_exception,
+	result_of_response,
+)
 
 # what the receiving site sets itself; sending it back would fail or overwrite its own bookkeeping
 SYSTEM_FIELDS = frozenset(
@@ -44,3 +57,36 @@ def requests_for(event: dict) -> list[tuple[str, str, bytes | None]]:
 		("PUT", resource_path(doctype, name), dumps(record).encode()),
 		("POST", resource_path(doctype), dumps({**record, "name": name}).encode()),
 	]
+
+
+class FrappeSiteTransport(Transport):
+	"""Push: one document per request through the other site's REST API. Pull: its standard
+	list, keyset-paged on (modified, name), adopting local documents of the same name."""
+
+	one_document_per_request = True
+	adopts_same_names = True
+
+	def send(self, route: Route, events: Sequence[OutboundEvent]) -> list[SendResult]:
+		"""Update the document on the other site, or create it there when it answers 404."""
+		(event,) = events
+		attempts = requests_for(json.loads(event.payload))
+		headers = outbound.request_headers(event.event_id, b"", None, self.endpoint.auth_headers)
+		try:
+			for method, path, body in attempts:
+				response = self.request(method, self.endpoint.url_for(path), body, headers)
+				if response.status != 404:
+					break
+		except NO_RESPONSE as e:
+			return [result_of_exception([event.name], e)]
+		if method == "DELETE" and response.status == 404:
+			return [SendResult([event.name], classify_response(200), 404, "already deleted there")]
+		return [result_of_response([event.name], response)]
+
+	def pull_defaults(self, doctype: str) -> dict:
+		return {
+			"pagination_style": pagination.FRAPPE,
+			"list_path": resource_path(doctype),
+			"records_path": "data",
+			"id_field": "name",
+			"modified_field": "modified",
+		}

@@ -1,15 +1,63 @@
 """What an operator asks of a running site: how each connector is doing, and what is wrong with
-the configuration. The bench commands (commands.py) print these; the Desk banner reads health()."""
+the configuration. The bench commands (commands.py) print these, the Desk banner reads health(),
+and external monitoring reads connector_status() through the API."""
 
 import frappe
 import requests
 from frappe import _
 from frappe.utils import add_to_date, now_datetime, time_diff_in_seconds
 
-from erp_connect.engine import auth, http
-from erp_connect.services.feed import unfinished_counts
+from erp_connect.engine import auth, http, transports
+from erp_connect.services.common.status import (
+	DEAD,
+	DELIVERED,
+	PENDING,
+	RETRYING,
+	SENDING,
+	UNFINISHED,
+	WAITING,
+)
 
 STUCK_MINUTES = 15  # an event waiting longer than this makes its connector "degraded"
+
+
+def unfinished_counts(connector: str) -> dict:
+	"""How many of the connector's events are Pending, Sending, Retrying and Dead (by the index of
+	unfinished events; delivered ones are not counted)."""
+	return dict(
+		frappe.db.sql(
+			"""select status, count(*) from `tabSync Event`
+			where connector = %s and status in %s group by status""",
+			(connector, (*UNFINISHED, DEAD)),
+		)
+	)
+
+
+def connector_status(connector: "frappe.Document") -> dict:
+	"""What a monitoring system wants to know about one connector."""
+	counts = unfinished_counts(connector.name)
+	last_delivery = frappe.db.get_value(
+		"Sync Event", {"connector": connector.name, "status": DELIVERED}, "max(delivered_at)"
+	)
+	oldest_pending = frappe.db.get_value(
+		"Sync Event",
+		{"connector": connector.name, "status": ("in", WAITING)},
+		"min(creation)",
+	)
+	return {
+		"connector": connector.name,
+		"enabled": bool(connector.enabled),
+		"push": {
+			"pending": counts.get(PENDING, 0) + counts.get(SENDING, 0),
+			"retrying": counts.get(RETRYING, 0),
+			"dead": counts.get(DEAD, 0),
+			"last_delivered_at": str(last_delivery) if last_delivery else None,
+			"oldest_pending_since": str(oldest_pending) if oldest_pending else None,
+		},
+		"inbound": {
+			"linked_records": frappe.db.count("Sync Link", {"connector": connector.name}),
+		},
+	}
 
 
 def health(connector: str) -> dict:
@@ -18,13 +66,13 @@ def health(connector: str) -> dict:
 	counts = unfinished_counts(connector)
 	oldest = frappe.db.sql(
 		"""select min(creation) from `tabSync Event`
-		where connector = %s and status in ('Pending', 'Sending', 'Retrying')""",
-		connector,
+		where connector = %s and status in %s""",
+		(connector, UNFINISHED),
 	)[0][0]
 	waiting_seconds = int(time_diff_in_seconds(now_datetime(), oldest)) if oldest else 0
 	delivered_24h = frappe.db.count(
 		"Sync Event",
-		{"connector": connector, "status": "Delivered", "delivered_at": (">", add_to_date(None, hours=-24))},
+		{"connector": connector, "status": DELIVERED, "delivered_at": (">", add_to_date(None, hours=-24))},
 	)
 	paused_rules = frappe.get_all("Pull Rule", {"connector": connector, "paused": 1}, pluck="name")
 	disabled_rules = frappe.get_all(
@@ -35,32 +83,32 @@ def health(connector: str) -> dict:
 		state, reason = "disabled", _("the connector is disabled")
 	elif values.paused:
 		state, reason = "disabled", _("paused: events are recorded and wait for Resume")
-	elif counts.get("Dead") or disabled_rules or paused_rules:
+	elif counts.get(DEAD) or disabled_rules or paused_rules:
 		state = "failing"
 		reason = "; ".join(
 			filter(
 				None,
 				[
-					counts.get("Dead") and _("{0} dead events").format(counts["Dead"]),
+					counts.get(DEAD) and _("{0} dead events").format(counts[DEAD]),
 					disabled_rules
 					and _("rules disabled by the receiver: {0}").format(", ".join(disabled_rules)),
 					paused_rules and _("pull rules paused: {0}").format(", ".join(paused_rules)),
 				],
 			)
 		)
-	elif counts.get("Retrying") or waiting_seconds > STUCK_MINUTES * 60:
+	elif counts.get(RETRYING) or waiting_seconds > STUCK_MINUTES * 60:
 		state = "degraded"
 		reason = _("{0} events retrying; the oldest has waited {1} s").format(
-			counts.get("Retrying", 0), waiting_seconds
+			counts.get(RETRYING, 0), waiting_seconds
 		)
 	return {
 		"connector": connector,
 		"state": state,
 		"reason": reason,
 		"dry_run": bool(values.dry_run),
-		"pending": counts.get("Pending", 0) + counts.get("Sending", 0),
-		"retrying": counts.get("Retrying", 0),
-		"dead": counts.get("Dead", 0),
+		"pending": counts.get(PENDING, 0) + counts.get(SENDING, 0),
+		"retrying": counts.get(RETRYING, 0),
+		"dead": counts.get(DEAD, 0),
 		"delivered_24h": delivered_24h,
 		"oldest_waiting_seconds": waiting_seconds,
 	}
@@ -154,7 +202,7 @@ def _unreachable_targets() -> list[dict]:
 		{"enabled": 1, "dry_run": 0},
 		["name", "base_url", "connector_type", "allow_private_network", "timeout_seconds"],
 	):
-		if c.connector_type == "POS":
+		if not transports.kind(c.connector_type).calls_out:
 			continue  # terminals call us, we never call them
 		try:
 			http.send(

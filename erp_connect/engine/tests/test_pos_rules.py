@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from erp_connect.engine import pos
+from erp_connect.engine import pos_rules
 
 
 def sale(**data):
@@ -20,11 +20,11 @@ def sale(**data):
 
 
 def test_a_good_sale_customer_and_adjustment_have_no_problems():
-	assert pos.problems(sale()) == []
+	assert pos_rules.problems(sale()) == []
 	customer = {**sale(), "type": "customer", "data": {"customer_name": "Ann", "mobile_no": "123"}}
-	assert pos.problems(customer) == []
+	assert pos_rules.problems(customer) == []
 	adjust = {**sale(), "type": "stock_adjustment", "data": {"item_code": "A", "qty": -1, "reason": "broken"}}
-	assert pos.problems(adjust) == []
+	assert pos_rules.problems(adjust) == []
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def test_a_good_sale_customer_and_adjustment_have_no_problems():
 	],
 )
 def test_bad_operations_are_named(op, expected):
-	assert any(expected in p for p in pos.problems(op)), pos.problems(op)
+	assert any(expected in p for p in pos_rules.problems(op)), pos_rules.problems(op)
 
 
 def test_dependencies_and_content_hash():
@@ -60,22 +60,22 @@ def test_dependencies_and_content_hash():
 		customer=None, customer_client_id="cust-0001", is_return=True, return_against_client_id="sale-0001"
 	)
 	op["data"]["items"][0]["qty"] = -2
-	assert pos.problems(op) == []
-	assert pos.dependencies(op) == ["cust-0001", "sale-0001"]
-	assert pos.dependencies(sale()) == []
-	assert pos.content_hash(sale()) == pos.content_hash(sale())
-	assert pos.content_hash(sale()) != pos.content_hash(sale(customer="Bob"))
+	assert pos_rules.problems(op) == []
+	assert pos_rules.dependencies(op) == ["cust-0001", "sale-0001"]
+	assert pos_rules.dependencies(sale()) == []
+	assert pos_rules.content_hash(sale()) == pos_rules.content_hash(sale())
+	assert pos_rules.content_hash(sale()) != pos_rules.content_hash(sale(customer="Bob"))
 
 
 def test_feed_cursor_round_trip_age_and_tampering():
-	cursor = pos.FeedCursor({"item": ["2026-11-24 10:00:00.000001", "ITEM-1"]}, time.time(), "abc")
-	assert pos.FeedCursor.decode(cursor.encode()) == cursor
-	assert pos.FeedCursor.decode(None) is None
+	cursor = pos_rules.FeedCursor({"item": ["2026-11-24 10:00:00.000001", "ITEM-1"]}, time.time(), "abc")
+	assert pos_rules.FeedCursor.decode(cursor.encode()) == cursor
+	assert pos_rules.FeedCursor.decode(None) is None
 	moved = cursor.moved("price", "2026-11-24", "P-1")
 	assert moved.positions == {**cursor.positions, "price": ["2026-11-24", "P-1"]}
 	assert not cursor.too_old(time.time())
 	assert cursor.too_old(time.time() + 31 * 86400)
-	for token in ("garbage", "e30", pos.FeedCursor({"orders": ["a", "b"]}, 1, "s").encode()):
-		with pytest.raises(pos.InvalidCursor):
-			pos.FeedCursor.decode(token)
-	assert pos.setup_hash("a", "b") != pos.setup_hash("a", "c")
+	for token in ("garbage", "e30", pos_rules.FeedCursor({"orders": ["a", "b"]}, 1, "s").encode()):
+		with pytest.raises(pos_rules.InvalidCursor):
+			pos_rules.FeedCursor.decode(token)
+	assert pos_rules.setup_hash("a", "b") != pos_rules.setup_hash("a", "c")

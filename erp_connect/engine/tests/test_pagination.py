@@ -4,19 +4,19 @@ import json
 import pytest
 import requests
 
-from erp_connect.engine import conflict, pull
+from erp_connect.engine import conflict, pagination
 from erp_connect.testing.remote import RemoteSystem
 
 STYLE_OF = {
-	"page": pull.PAGE,
-	"offset": pull.OFFSET,
-	"cursor": pull.CURSOR,
-	"next_link": pull.NEXT_LINK,
-	"link_header": pull.LINK_HEADER,
+	"page": pagination.PAGE,
+	"offset": pagination.OFFSET,
+	"cursor": pagination.CURSOR,
+	"next_link": pagination.NEXT_LINK,
+	"link_header": pagination.LINK_HEADER,
 }
 
 
-def spec_for(style: str, **overrides) -> pull.ListSpec:
+def spec_for(style: str, **overrides) -> pagination.ListSpec:
 	options = dict(
 		style=STYLE_OF[style],
 		page_size=7,
@@ -25,19 +25,19 @@ def spec_for(style: str, **overrides) -> pull.ListSpec:
 		next_path={"cursor": "next_cursor", "next_link": "next"}.get(style, ""),
 		size_param="per_page",
 	)
-	return pull.ListSpec(**{**options, **overrides})
+	return pagination.ListSpec(**{**options, **overrides})
 
 
-def read_all(remote: RemoteSystem, spec: pull.ListSpec, since: str | None = None) -> list[dict]:
+def read_all(remote: RemoteSystem, spec: pagination.ListSpec, since: str | None = None) -> list[dict]:
 	"""What a pull run does, without ERPNext: follow the pages to the end."""
-	request, seen = pull.first_page(spec, since), []
+	request, seen = pagination.first_page(spec, since), []
 	while request:
 		url = request.get("url") or remote.url + "/items"
 		r = requests.get(url, params=None if "url" in request else request["query"], timeout=5)
 		body = r.json()
-		records = pull.records_of(spec, body)
+		records = pagination.records_of(spec, body)
 		seen += records
-		request = pull.next_page(spec, request, body, r.headers, records, remote.url)
+		request = pagination.next_page(spec, request, body, r.headers, records, remote.url)
 	return seen
 
 
@@ -69,46 +69,50 @@ def test_since_is_inclusive_so_equal_timestamps_are_read_again_not_lost(style):
 
 def test_a_next_link_to_another_host_is_refused():
 	spec = spec_for("next_link")
-	with pytest.raises(pull.PageError, match="leaves"):
-		pull.next_page(spec, {}, {"next": "http://evil.example/steal"}, {}, [{"id": 1}], "http://127.0.0.1:9")
-	relative = pull.next_page(spec, {}, {"next": "/items?cursor=5"}, {}, [{"id": 1}], "http://127.0.0.1:9")
+	with pytest.raises(pagination.PageError, match="leaves"):
+		pagination.next_page(
+			spec, {}, {"next": "http://evil.example/steal"}, {}, [{"id": 1}], "http://127.0.0.1:9"
+		)
+	relative = pagination.next_page(
+		spec, {}, {"next": "/items?cursor=5"}, {}, [{"id": 1}], "http://127.0.0.1:9"
+	)
 	assert relative == {"url": "http://127.0.0.1:9/items?cursor=5"}
 
 
 def test_link_header_parsing():
 	headers = {"link": '<https://a/x?page=1>; rel="prev", <https://a/x?page=3>; rel="next"'}
-	assert pull.link_header_next(headers) == "https://a/x?page=3"
-	assert pull.link_header_next({"Link": '<https://a/x?page=1>; rel="prev"'}) is None
+	assert pagination.link_header_next(headers) == "https://a/x?page=3"
+	assert pagination.link_header_next({"Link": '<https://a/x?page=1>; rel="prev"'}) is None
 
 
 def test_a_body_that_is_not_a_list_is_a_clear_error():
-	with pytest.raises(pull.PageError, match="expected a list of objects at data"):
-		pull.records_of(spec_for("page"), {"data": {"id": 1}})
-	assert pull.records_of(pull.ListSpec(), [{"id": 1}]) == [{"id": 1}]
+	with pytest.raises(pagination.PageError, match="expected a list of objects at data"):
+		pagination.records_of(spec_for("page"), {"data": {"id": 1}})
+	assert pagination.records_of(pagination.ListSpec(), [{"id": 1}]) == [{"id": 1}]
 
 
 def test_spec_problems_are_named():
-	assert pull.ListSpec(style="Scroll", page_size=0).problems() == [
+	assert pagination.ListSpec(style="Scroll", page_size=0).problems() == [
 		"unknown pagination style 'Scroll'",
 		"page size must be between 1 and 10000",
 	]
-	assert "needs the path" in pull.ListSpec(style=pull.CURSOR).problems()[0]
+	assert "needs the path" in pagination.ListSpec(style=pagination.CURSOR).problems()[0]
 	assert spec_for("cursor").problems() == []
 
 
 def test_frappe_keyset_skips_the_ties_it_already_read():
-	spec = pull.ListSpec(style=pull.FRAPPE, page_size=3)
-	first = pull.first_page(spec, "2026-01-01")
+	spec = pagination.ListSpec(style=pagination.FRAPPE, page_size=3)
+	first = pagination.first_page(spec, "2026-01-01")
 	assert first["query"]["filters"] == '[["modified", ">=", "2026-01-01"]]'
 	assert first["query"]["order_by"] == "modified asc, name asc"
 	page = [{"name": "a", "modified": "t1"}, {"name": "b", "modified": "t2"}, {"name": "c", "modified": "t2"}]
-	second = pull.next_page(spec, first, page, {}, page, "")
+	second = pagination.next_page(spec, first, page, {}, page, "")
 	assert (second["since"], second["tie"], second["query"]["limit_start"]) == ("t2", 2, "2")
 	# a whole page of the same time: the ties add up
 	page = [{"name": n, "modified": "t2"} for n in "def"]
-	third = pull.next_page(spec, second, page, {}, page, "")
+	third = pagination.next_page(spec, second, page, {}, page, "")
 	assert (third["since"], third["tie"]) == ("t2", 5)
-	assert pull.next_page(spec, third, page[:2], {}, page[:2], "") is None
+	assert pagination.next_page(spec, third, page[:2], {}, page[:2], "") is None
 
 
 def test_frappe_keyset_against_a_list_with_equal_timestamps():
@@ -122,12 +126,12 @@ def test_frappe_keyset_against_a_list_with_equal_timestamps():
 		start = int(query["limit_start"])
 		return matching[start : start + int(query["limit_page_length"])]
 
-	spec = pull.ListSpec(style=pull.FRAPPE, page_size=3)
-	request, seen = pull.first_page(spec, None), []
+	spec = pagination.ListSpec(style=pagination.FRAPPE, page_size=3)
+	request, seen = pagination.first_page(spec, None), []
 	while request:
 		page = serve(request["query"])
 		seen += page
-		request = pull.next_page(spec, request, page, {}, page, "")
+		request = pagination.next_page(spec, request, page, {}, page, "")
 	assert [r["name"] for r in seen] == [r["name"] for r in rows]
 
 
@@ -135,10 +139,10 @@ def test_format_since():
 	moment = datetime.datetime(
 		2026, 11, 24, 15, 30, 5, 7, tzinfo=datetime.timezone(datetime.timedelta(hours=5, minutes=30))
 	)
-	assert pull.format_since(moment, pull.ISO) == "2026-11-24T10:00:05Z"
-	assert pull.format_since(moment, pull.UNIX) == str(int(moment.timestamp()))
+	assert pagination.format_since(moment, pagination.ISO) == "2026-11-24T10:00:05Z"
+	assert pagination.format_since(moment, pagination.UNIX) == str(int(moment.timestamp()))
 	with pytest.raises(ValueError, match="time zone"):
-		pull.format_since(moment.replace(tzinfo=None), pull.ISO)
+		pagination.format_since(moment.replace(tzinfo=None), pagination.ISO)
 
 
 @pytest.mark.parametrize(
@@ -164,7 +168,7 @@ def test_content_hash_ignores_key_order_and_sees_values():
 
 
 def test_frappe_site_requests_update_then_create_and_drop_system_fields():
-	from erp_connect.engine import frappe_site
+	from erp_connect.engine.transports import frappe_site
 
 	event = {
 		"type": "Item.on_update",

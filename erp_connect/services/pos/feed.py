@@ -13,8 +13,8 @@ import frappe
 from frappe.utils import now_datetime
 
 from erp_connect.engine.cursor import after
-from erp_connect.engine.pos import DELETED, STREAMS, FeedCursor, setup_hash
-from erp_connect.services.feed import next_rows
+from erp_connect.engine.pos_rules import DELETED, STREAMS, FeedCursor, setup_hash
+from erp_connect.services.common.keyset import next_rows
 
 MAX_PAGE = 2000
 STREAM_DOCTYPES = {"item": "Item", "price": "Item Price", "customer": "Customer", "stock": "Bin"}

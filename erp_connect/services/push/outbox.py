@@ -1,7 +1,8 @@
-"""The outbox: doc_events write one Sync Event per matching rule in the document's own transaction.
+"""The outbox: doc_events write one Sync Event per matching push rule in the document's own
+transaction, with the payload rendered as the document is now.
 
 Nothing here talks to the network. A rollback of the save removes its events with it; after the
-commit, the connector's drain job is kicked (and a sweeper catches anything a kick missed).
+commit, the connector's drain is woken (wake.py; a sweeper catches anything a wake-up missed).
 """
 
 import datetime
@@ -12,7 +13,10 @@ from frappe.utils import now_datetime
 from frappe.utils.data import evaluate_filters
 
 from erp_connect.engine import mapping, outbound
-from erp_connect.services import correlation
+from erp_connect.engine.specs import WHOLE_DOCUMENT, PushSpec
+from erp_connect.services.common import correlation, sql
+from erp_connect.services.common.status import DEAD, DRY_RUN, PENDING
+from erp_connect.services.push.wake import wake_after_commit
 
 DOC_EVENTS = ("after_insert", "on_update", "on_submit", "on_cancel", "on_trash", "on_update_after_submit")
 RULES_CACHE_KEY = "erp_connect:push_rules"
@@ -45,7 +49,7 @@ def on_doc_event(doc, method: str) -> None:
 		doc.flags.setdefault("erp_connect_rows", []).extend(rows)
 
 
-def push_rules() -> dict[str, list[dict]]:
+def push_rules() -> dict[str, list[PushSpec]]:
 	"""Enabled push rules of enabled connectors, keyed "DocType:event"; cached until a rule or connector changes."""
 	return frappe.cache.get_value(RULES_CACHE_KEY, generator=_load_push_rules)
 
@@ -62,31 +66,30 @@ def _forget_rules() -> None:
 	frappe.cache.delete_value(RULES_CACHE_KEY)
 
 
-def _load_push_rules() -> dict[str, list[dict]]:
-	by_key: dict[str, list[dict]] = {}
-	connectors = {c.name: c for c in frappe.get_all("Connector", {"enabled": 1}, ["name", "dry_run"])}
+def _load_push_rules() -> dict[str, list[PushSpec]]:
+	by_key: dict[str, list[PushSpec]] = {}
+	connectors = frappe.get_all("Connector", {"enabled": 1}, pluck="name")
 	for name in frappe.get_all(
 		"Sync Rule",
-		{"enabled": 1, "direction": "Push", "connector": ("in", list(connectors) or [""])},
+		{"enabled": 1, "direction": "Push", "connector": ("in", connectors or [""])},
 		pluck="name",
 	):
 		rule = frappe.get_doc("Sync Rule", name)
-		spec = rule.as_push_spec()
-		spec["dry_run"] = connectors[rule.connector].dry_run
+		spec = rule.push_spec()
 		for event in rule.selected_events():
 			by_key.setdefault(f"{rule.reference_doctype}:{event}", []).append(spec)
 	return by_key
 
 
-def event_rows(doc, method: str, rules: list[dict]) -> list[dict]:
-	doc_dict = document_view(doc, _merge_fields(rule["doc_fields"] for rule in rules))
+def event_rows(doc, method: str, rules: list[PushSpec]) -> list[dict]:
+	doc_dict = document_view(doc, _merge_fields(rule.doc_fields for rule in rules))
 	now = now_datetime()
 	rows = []
 	for rule in rules:
-		if doc.flags.get("erp_connect_origin") == rule["connector"]:
+		if doc.flags.get("erp_connect_origin") == rule.connector:
 			continue  # the change came from this connector: never echo it back
 		try:
-			if not condition_passes(rule["condition"], doc, doc_dict):
+			if not condition_passes(rule.condition, doc, doc_dict):
 				continue
 			error = None
 		except Exception as e:  # a broken condition must not block the user's save
@@ -103,7 +106,7 @@ def condition_passes(condition: str | None, doc, doc_dict: dict) -> bool:
 	return bool(frappe.safe_eval(condition, None, {"doc": doc}))
 
 
-def document_view(doc, fields: dict | None) -> dict:
+def document_view(doc, fields) -> dict:
 	"""The document as the rules see it, dates as text. ``fields`` names the fields the rules map
 	(a set of row fields for a child table walked with []); None means the whole document. Copying
 	only what is mapped keeps the save fast; the whole document costs a full as_dict()."""
@@ -141,34 +144,34 @@ def _merge_fields(all_fields) -> dict | None:
 	return merged
 
 
-def insert_event(rule: dict, doc, doc_dict: dict, method: str, error: str | None = None) -> str:
-	"""Write one event now; returns its event id."""
-	row = event_row(rule, doc, doc_dict, method, error, now_datetime())
+def insert_event(rule: PushSpec, doc, method: str) -> str:
+	"""Write one event now, rendered from the whole document as it is; returns its event id."""
+	row = event_row(rule, doc, doc.as_dict(convert_dates_to_str=True), method, None, now_datetime())
 	insert_rows([row])
 	return row["event_id"]
 
 
-def event_row(rule: dict, doc, doc_dict: dict, method: str, error: str | None, now) -> dict:
+def event_row(rule: PushSpec, doc, doc_dict: dict, method: str, error: str | None, now) -> dict:
 	"""Render the payload now (what the document looked like at save time) into an outbox row."""
-	event_id = outbound.new_event_id()
-	seq = next_seq(rule["connector"], doc.doctype, doc.name, new_document=method == "after_insert")
+	seq = next_seq(rule.connector, doc.doctype, doc.name, new_document=method == "after_insert")
+	ref = outbound.EventRef(outbound.new_event_id(), doc.doctype, doc.name, method, seq, now.isoformat())
 	payload = None
 	if not error:
 		try:
-			payload = render_payload(rule, doc_dict, event_id, doc.doctype, doc.name, method, seq, now)
+			payload = render_payload(rule, doc_dict, ref)
 		except mapping.MappingError as e:
 			error = f"Mapping failed: {e}"
 	user = frappe.session.user
 	return {
-		"name": event_id,  # time-ordered and unique by construction: no sequence to take
+		"name": ref.event_id,  # time-ordered and unique by construction: no sequence to take
 		"creation": now,
 		"modified": now,
 		"owner": user,
 		"modified_by": user,
-		"event_id": event_id,
-		"status": "Dead" if error else ("Dry Run" if rule["dry_run"] else "Pending"),
-		"connector": rule["connector"],
-		"sync_rule": rule["name"],
+		"event_id": ref.event_id,
+		"status": DEAD if error else (DRY_RUN if rule.dry_run else PENDING),
+		"connector": rule.connector,
+		"sync_rule": rule.name,
 		"reference_doctype": doc.doctype,
 		"reference_name": doc.name,
 		"doc_event": method,
@@ -201,34 +204,26 @@ EVENT_COLUMNS = (
 	"last_error",
 	"correlation_id",
 )
-_INSERT_SQL = "insert into `tabSync Event` ({}) values ".format(", ".join(EVENT_COLUMNS))
-_ROW_SQL = "(" + ", ".join(["%s"] * len(EVENT_COLUMNS)) + ")"
 
 
 def insert_rows(rows: list[dict]) -> None:
 	"""Several events in one INSERT; then remember to wake their connectors."""
-	if not rows:
-		return
-	values = [row[c] for row in rows for c in EVENT_COLUMNS]
-	frappe.db.sql(_INSERT_SQL + ", ".join([_ROW_SQL] * len(rows)), values)
+	sql.insert_rows("Sync Event", EVENT_COLUMNS, [[row[c] for c in EVENT_COLUMNS] for row in rows])
 	for row in rows:
-		if row["status"] == "Pending":
-			kick_after_commit(row["connector"])
+		if row["status"] == PENDING:
+			wake_after_commit(row["connector"])
 
 
-def render_payload(
-	rule: dict, doc_dict: dict, event_id: str, doctype: str, name: str, method: str, seq: int, now
-) -> str:
+def render_payload(rule: PushSpec, doc_dict: dict, ref: outbound.EventRef) -> str:
 	"""An event's JSON body: the rule's rendering of the document inside the envelope. Raises
 	MappingError when the field map cannot be applied."""
-	data = render_data(rule, doc_dict)
-	return outbound.envelope(event_id, f"{doctype}.{method}", now.isoformat(), doctype, name, seq, data)
+	return outbound.envelope(ref, render_data(rule, doc_dict))
 
 
-def render_data(rule: dict, doc_dict: dict):
-	if rule["payload_mode"] == "Whole Document":
+def render_data(rule: PushSpec, doc_dict: dict):
+	if rule.payload_mode == WHOLE_DOCUMENT:
 		return doc_dict
-	return mapping.map_record(doc_dict, rule["field_rules"], mapping.OUTBOUND, render_template)
+	return mapping.map_record(doc_dict, rule.field_rules, mapping.OUTBOUND, render_template)
 
 
 def render_template(template: str, context: dict) -> str:
@@ -266,25 +261,3 @@ def _transaction_memo(attribute: str) -> dict:
 		frappe.db.after_commit.add(memo.clear)
 		frappe.db.after_rollback.add(memo.clear)
 	return memo
-
-
-# -- waking the drain after commit -------------------------------------------------------------
-def kick_after_commit(connector: str) -> None:
-	"""Wake ``connector``'s drain once this transaction commits (once per connector)."""
-	pending = getattr(frappe.local, "erp_connect_kicks", None)
-	if pending is None:
-		pending = frappe.local.erp_connect_kicks = set()
-	if not pending:
-		frappe.db.after_commit.add(_run_kicks)
-		frappe.db.after_rollback.add(pending.clear)
-	pending.add(connector)
-
-
-def _run_kicks() -> None:
-	from erp_connect.services import delivery
-
-	pending = frappe.local.erp_connect_kicks
-	connectors = sorted(pending)
-	pending.clear()
-	for connector in connectors:
-		delivery.kick(connector)

@@ -12,8 +12,8 @@ read twice is recognised as unchanged. Runs of one rule never overlap (a databas
 with a killed worker's connection).
 """
 
+import contextlib
 import datetime
-import hashlib
 import json
 import time
 import zoneinfo
@@ -23,10 +23,16 @@ import requests
 from frappe import _
 from frappe.utils import add_to_date, get_datetime, now_datetime
 
-from erp_connect.engine import http, pull
+from erp_connect.engine import http, pagination
 from erp_connect.engine.retry import parse_retry_after
-from erp_connect.services import alerts
-from erp_connect.services import upsert as upsert_service
+from erp_connect.services.common import alerts
+from erp_connect.services.common.locks import named_lock
+from erp_connect.services.common.rates import count_in_window
+from erp_connect.services.common.status import CONFLICT, CREATED, ERROR, UNCHANGED, UPDATED
+from erp_connect.services.common.users import run_as
+from erp_connect.services.inbound.upsert import PROTECTED_FIELDS, upsert
+
+RUN = "erp_connect.services.pull.runs.run"
 
 AUTH_FAILURES_TO_PAUSE = 3
 MAX_TRIES = 4  # per page, for timeouts, 5xx and 429
@@ -63,7 +69,7 @@ def enqueue_run(rule: str, full_resync: bool = False, manual: bool = False) -> s
 	moment = now_datetime().strftime("%Y%m%d%H%M%S" if manual else "%Y%m%d%H%M")
 	job_id = f"erp_connect:pull:{rule}:{moment}:{int(full_resync)}"
 	frappe.enqueue(
-		"erp_connect.services.pull.run",
+		RUN,
 		queue="long",
 		timeout=3 * 3600,
 		job_id=job_id,
@@ -88,17 +94,10 @@ def next_run_after(rule, moment: datetime.datetime) -> datetime.datetime:
 def run(rule: str, full_resync: bool = False, manual: bool = True) -> str | None:
 	"""Run one pull; returns the Sync Run's name (None when there was nothing to do: another run of
 	the rule is going on, or a scheduled run finds the rule not due any more)."""
-	lock = "erp_connect_pull_" + hashlib.sha1(rule.encode()).hexdigest()[:32]
-	if not frappe.db.sql("select get_lock(%s, 0)", lock)[0][0]:
-		return None
-	caller = frappe.session.user
-	try:
-		if not manual and not is_due(rule):
+	with named_lock("pull", rule, 0) as taken:
+		if not taken or (not manual and not is_due(rule)):
 			return None
 		return Puller(rule, full_resync).run()
-	finally:
-		frappe.set_user(caller)
-		frappe.db.sql("select release_lock(%s)", lock)
 
 
 def is_due(rule: str) -> bool:
@@ -111,7 +110,7 @@ class Puller:
 		self.rule = frappe.get_doc("Pull Rule", rule)
 		self.connector = frappe.get_doc("Connector", self.rule.connector)
 		self.spec = self.rule.list_spec()
-		self.upsert_rule = self.rule.as_upsert_rule()
+		self.upsert_spec = self.rule.upsert_spec()
 		self.full_resync = full_resync
 		self.session = requests.Session()
 		self.moved = False  # a record seen twice in one run: a counting list shifted under us
@@ -120,10 +119,11 @@ class Puller:
 		if not (self.rule.enabled and self.connector.enabled) or self.rule.paused:
 			return None
 		self.start()
-		if self.connector.api_user:  # the connector's user writes, so Frappe's permissions apply
-			frappe.set_user(self.connector.api_user)
+		# the connector's user writes, so Frappe's permissions apply
+		writer = run_as(self.connector.api_user) if self.connector.api_user else contextlib.nullcontext()
 		try:
-			self.read_pages()
+			with writer:
+				self.read_pages()
 		except PullFailed as e:
 			self.stop(e)
 		except Exception as e:
@@ -140,11 +140,11 @@ class Puller:
 		if state:  # a run was interrupted: continue at its first uncommitted page
 			frappe.db.set_value("Sync Run", state["run"], "status", "Interrupted")
 			self.since, self.next_watermark, self.request = state["since"], state["watermark"], state["next"]
-			self.moved = state.get("moved", False) or self.spec.style in pull.COUNTING_STYLES
+			self.moved = state.get("moved", False) or self.spec.style in pagination.COUNTING_STYLES
 		else:
 			self.since = None if self.full_resync else self.watermark_text()
 			self.next_watermark = str(add_to_date(started, seconds=-(self.rule.overlap_seconds or 0)))
-			self.request = pull.first_page(self.spec, self.since)
+			self.request = pagination.first_page(self.spec, self.since)
 		self.newest_remote = None
 		self.sync_run = frappe.get_doc(
 			{
@@ -166,18 +166,18 @@ class Puller:
 	def watermark_text(self) -> str | None:
 		if not self.rule.watermark:
 			return None
-		if self.spec.style == pull.FRAPPE:
+		if self.spec.style == pagination.FRAPPE:
 			return str(self.rule.watermark)  # the remote site's own modified time
 		zone = zoneinfo.ZoneInfo(frappe.utils.get_system_timezone())
-		return pull.format_since(
+		return pagination.format_since(
 			get_datetime(self.rule.watermark).replace(tzinfo=zone), self.spec.since_format
 		)
 
 	def read_pages(self) -> None:
 		while self.request:
 			body, headers = self.fetch(self.request)
-			records = pull.records_of(self.spec, body)
-			following = pull.next_page(
+			records = pagination.records_of(self.spec, body)
+			following = pagination.next_page(
 				self.spec, self.request, body, headers, records, self.connector.base_url
 			)
 			self.apply(records)
@@ -185,32 +185,32 @@ class Puller:
 			self.request = following
 
 	def apply(self, records: list[dict]) -> None:
-		ids = [pull.record_id(self.spec, r) for r in records]
+		ids = [pagination.record_id(self.spec, r) for r in records]
 		self.moved = self.moved or any(i in self.seen for i in ids if i)
 		self.seen.update(i for i in ids if i)
-		if self.spec.style == pull.FRAPPE:
+		if self.spec.style == pagination.FRAPPE:
 			self.newest_remote = max([self.newest_remote or "", *(str(r.get("modified")) for r in records)])
 			if not self.rule.field_map:
 				records = [frappe_site_record(r, self.rule.reference_doctype) for r in records]
-		result = upsert_service.upsert(
+		result = upsert(
 			self.connector,
 			self.rule.reference_doctype,
 			records,
-			rule=self.upsert_rule,
+			spec=self.upsert_spec,
 			correlation_id=self.sync_run.name,
 		)
 		run = self.sync_run
 		run.pages = (run.pages or 0) + 1
 		for status, field in (
-			("created", "created"),
-			("updated", "updated"),
-			("unchanged", "unchanged"),
-			("conflict", "conflicts"),
-			("error", "failed"),
+			(CREATED, "created"),
+			(UPDATED, "updated"),
+			(UNCHANGED, "unchanged"),
+			(CONFLICT, "conflicts"),
+			(ERROR, "failed"),
 		):
 			run.set(field, (run.get(field) or 0) + result[status])
 		for r in result["results"]:
-			if r["status"] == "error" and len(run.errors) < MAX_ERRORS_KEPT:
+			if r["status"] == ERROR and len(run.errors) < MAX_ERRORS_KEPT:
 				record = frappe.as_json(records[r["index"]], indent=None)[:RECORD_EXCERPT]
 				run.append(
 					"errors", {"external_id": r.get("external_id"), "error": r["error"], "record": record}
@@ -231,7 +231,7 @@ class Puller:
 
 	def finish(self) -> None:
 		values = {"resume_state": None, "auth_failures": 0}
-		if self.spec.style == pull.FRAPPE:
+		if self.spec.style == pagination.FRAPPE:
 			if self.newest_remote:
 				overlap = -(self.rule.overlap_seconds or 0)
 				values["watermark"] = add_to_date(get_datetime(self.newest_remote), seconds=overlap)
@@ -240,7 +240,7 @@ class Puller:
 		self.rule.db_set(values)
 		run = self.sync_run
 		run.status = "Completed with Errors" if run.failed else "Succeeded"
-		if self.moved and self.spec.style in pull.COUNTING_STYLES:
+		if self.moved and self.spec.style in pagination.COUNTING_STYLES:
 			run.message = _("the list changed while it was read; the next run reads the same span again")
 		run.finished_at = now_datetime()
 		run.save(ignore_permissions=True)
@@ -328,16 +328,11 @@ def throttle(connector) -> None:
 	limit = connector.requests_per_minute or 0
 	if not limit:
 		return
-	size = THROTTLE_WINDOW_SECONDS
 	while True:
-		window = int(time.time() // size)
-		key = frappe.cache.make_key(f"erp_connect:outbound:{connector.name}:{size}:{window}")
-		count = frappe.cache.incr(key)
-		if count == 1:
-			frappe.cache.expire(key, 2 * size)
+		count, seconds_left = count_in_window(f"outbound:{connector.name}", THROTTLE_WINDOW_SECONDS)
 		if count <= limit:
 			return
-		time.sleep((window + 1) * size - time.time() + 0.01)
+		time.sleep(seconds_left + 0.01)
 
 
 def frappe_site_record(record: dict, doctype: str) -> dict:
@@ -345,7 +340,5 @@ def frappe_site_record(record: dict, doctype: str) -> dict:
 	system fields the site sets itself, nor fields this site does not have)."""
 	meta = frappe.get_meta(doctype)
 	return {
-		k: v
-		for k, v in record.items()
-		if k == "name" or (k not in upsert_service.PROTECTED_FIELDS and meta.get_field(k))
+		k: v for k, v in record.items() if k == "name" or (k not in PROTECTED_FIELDS and meta.get_field(k))
 	}

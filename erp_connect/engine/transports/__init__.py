@@ -1,0 +1,20 @@
+"""The kinds of external system a connector can be. Adding a kind is one module with a Transport
+and one line here; nothing else branches on the connector's type."""
+
+from erp_connect.engine.transports.base import Endpoint, OutboundEvent, Route, SendResult, Transport
+from erp_connect.engine.transports.frappe_site import FrappeSiteTransport
+from erp_connect.engine.transports.webhook import InboundOnly, RestApiTransport, WebhookTransport
+
+KINDS: dict[str, type[Transport]] = {
+	"Webhook": WebhookTransport,
+	"REST API": RestApiTransport,
+	"Frappe Site": FrappeSiteTransport,
+	"WooCommerce": RestApiTransport,
+	"Shopify": RestApiTransport,
+	"POS": InboundOnly,
+}
+
+
+def kind(connector_type: str | None) -> type[Transport]:
+	"""The transport of a connector type (an unknown or empty type: a webhook receiver)."""
+	return KINDS.get(connector_type or "", WebhookTransport)

@@ -1,0 +1,126 @@
+"""The seam between the flows and the kinds of external system. Delivery hands a transport a
+batch of outbox events and gets an outcome for each; the connector asks it to check that the
+system answers. One module per kind implements it; transports/__init__.py picks the module.
+
+Transports run in the drain's sender threads: they get everything they need in plain values
+(no frappe), and must be safe to call from several threads at once.
+"""
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import requests
+
+from erp_connect.engine import http
+from erp_connect.engine.retry import Verdict, classify_exception, classify_response
+
+RESPONSE_EXCERPT = 1000
+
+
+@dataclass(frozen=True)
+class Endpoint:
+	"""Where a connector's system is and how to talk to it (secrets already decrypted)."""
+
+	base_url: str
+	timeout: float = http.DEFAULT_TIMEOUT_SECONDS
+	allow_private: bool = False
+	auth_headers: Mapping[str, str] = field(default_factory=dict)
+	signing_secret: str | None = None
+
+	def url_for(self, path: str | None) -> str:
+		return join_url(self.base_url, path)
+
+
+def join_url(base_url: str, path: str | None) -> str:
+	"""The absolute URL of a target path below ``base_url`` (a full URL is taken as it is)."""
+	if path and path.startswith(("http://", "https://")):
+		return path
+	return base_url + "/" + path.lstrip("/") if path else base_url
+
+
+@dataclass(frozen=True)
+class Route:
+	"""Where one push rule's events go."""
+
+	target: str  # a path below the base URL, a full URL, or a subject/topic for brokers
+	method: str = "POST"
+	batch_size: int = 1
+
+
+@dataclass(frozen=True)
+class OutboundEvent:
+	name: str
+	event_id: str
+	payload: str  # the envelope rendered at save time (engine/outbound.py)
+
+
+@dataclass(frozen=True)
+class SendResult:
+	"""The outcome of one request (or message) for the events it carried."""
+
+	names: list[str]
+	verdict: Verdict
+	status_code: int | None = None
+	response: str | None = None
+
+
+class Transport:
+	"""The default kind: HTTP, one request per event or per batch. Subclasses change what they
+	must; ``calls_out`` False marks systems that only call us (POS terminals)."""
+
+	calls_out = True
+	one_document_per_request = False  # the remote's API takes one document at a time
+	adopts_same_names = False  # a pull finds the local document of the same name (shared names)
+
+	def __init__(self, endpoint: Endpoint):
+		self.endpoint = endpoint
+		self._local = threading.local()
+
+	def batch_size(self, requested: int) -> int:
+		return 1 if self.one_document_per_request else max(requested or 1, 1)
+
+	def send(self, route: Route, events: Sequence[OutboundEvent]) -> list[SendResult]:
+		raise NotImplementedError
+
+	def ping(self) -> http.Response:
+		"""One request that shows whether the system answers (Test Connection)."""
+		from erp_connect.engine import outbound
+
+		endpoint = self.endpoint
+		msg_id = outbound.new_event_id()
+		headers = outbound.request_headers(msg_id, b"", endpoint.signing_secret, endpoint.auth_headers)
+		return self.request("GET", endpoint.base_url, None, headers)
+
+	def pull_defaults(self, doctype: str) -> dict:
+		"""Pull Rule settings this kind fixes (another Frappe site's REST list); {} for none."""
+		return {}
+
+	# -- HTTP helpers for the kinds that speak it ----------------------------------------------
+	def request(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]) -> http.Response:
+		return http.send(
+			method,
+			url,
+			body=body,
+			headers=headers,
+			timeout=self.endpoint.timeout,
+			allow_private=self.endpoint.allow_private,
+			session=self._session(),
+		)
+
+	def _session(self) -> requests.Session:
+		if not hasattr(self._local, "session"):
+			self._local.session = requests.Session()
+		return self._local.session
+
+
+def result_of_response(names: list[str], response: http.Response) -> SendResult:
+	excerpt = response.body[:RESPONSE_EXCERPT].decode("utf-8", "replace")
+	return SendResult(names, classify_response(response.status, response.headers), response.status, excerpt)
+
+
+def result_of_exception(names: list[str], error: BaseException) -> SendResult:
+	return SendResult(names, classify_exception(error))
+
+
+NO_RESPONSE = (requests.RequestException, http.BlockedTargetError, OSError)

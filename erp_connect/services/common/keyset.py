@@ -1,0 +1,12 @@
+"""Reading a table in (stamp, name) order strictly after a position, page by page: the change
+feed and the POS feed both page this way, so equal timestamps across pages lose nothing."""
+
+
+def next_rows(read, stamp_field: str, stamp: str, name: str, count: int) -> list[dict]:
+	"""The next ``count`` rows strictly after (stamp, name) in (stamp_field, name) order. Frappe's
+	filters cannot say "or", so: the same stamp with a later name, then the later stamps."""
+	if not stamp:
+		return read([], count)
+	same = read([[stamp_field, "=", stamp], ["name", ">", name]], count)
+	later = read([[stamp_field, ">", stamp]], count - len(same)) if len(same) < count else []
+	return same + later

@@ -1,0 +1,101 @@
+"""Who may call the inbound API for a connector, what it may touch, and how often.
+
+A call must come from the connector's (or the POS terminal's) own API user, who needs the Connect
+API User role, and the connector must list the doctype with the operation. Frappe's own
+permissions still apply on top when the document is written. Calls are counted per connector
+(429 with Retry-After above its Calls per Minute) and limited in size (413): Frappe's own rate
+limiter counts per endpoint and IP and sends no Retry-After.
+"""
+
+import math
+
+import frappe
+from frappe import _
+
+from erp_connect.install import CONNECT_API_USER
+from erp_connect.services.common.rates import count_in_window
+
+OPERATIONS = ("create", "update", "submit", "cancel", "read")
+WINDOW_SECONDS = 60
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+
+
+class AccessDenied(frappe.PermissionError):
+	http_status_code = 403
+
+
+class RateLimited(frappe.ValidationError):
+	http_status_code = 429
+
+
+class RequestTooLarge(frappe.ValidationError):
+	http_status_code = 413
+
+
+def connector_for_caller(connector: str) -> "frappe.Document":
+	"""The enabled connector whose API user is calling; AccessDenied otherwise."""
+	caller_of("Connector", connector, ["enabled", "api_user"])
+	doc = frappe.get_doc("Connector", connector)
+	check_limits(doc)
+	return doc
+
+
+def caller_of(doctype: str, name, fields: list[str]) -> "frappe._dict":
+	"""The ``fields`` of the enabled Connector or POS Terminal ``name`` whose API user is the
+	caller, who must hold the Connect API User role. The same 403 whether it is missing, disabled
+	or someone else's, so nothing leaks."""
+	user = frappe.session.user
+	values = (
+		user != "Guest" and isinstance(name, str) and frappe.db.get_value(doctype, name, fields, as_dict=True)
+	)
+	if not values or not values.enabled or values.api_user != user:
+		raise AccessDenied(
+			_("{0} {1} does not exist or does not accept calls from {2}").format(_(doctype), name, user)
+		)
+	if CONNECT_API_USER not in frappe.get_roles(user):
+		raise AccessDenied(
+			_("{0} needs the role {1} to call the ERP Connect API").format(user, CONNECT_API_USER)
+		)
+	return values
+
+
+def check_limits(connector: "frappe.Document") -> None:
+	"""The request's size, and the connector's calls in this minute."""
+	length = frappe.request.content_length if frappe.request else None
+	if length and length > MAX_REQUEST_BYTES:
+		raise RequestTooLarge(_("requests may be at most {0} MB").format(MAX_REQUEST_BYTES // (1024 * 1024)))
+	limit = connector.rate_limit_per_minute
+	if not limit:
+		return
+	count, seconds_left = count_in_window(f"inbound:{connector.name}", WINDOW_SECONDS)
+	if count > limit:
+		retry_after = math.ceil(seconds_left)
+		frappe.local.erp_connect_retry_after = retry_after
+		raise RateLimited(
+			_("Connector {0} allows {1} calls a minute; try again in {2} s").format(
+				connector.name, limit, retry_after
+			)
+		)
+
+
+def add_retry_after(response, request) -> None:
+	"""after_request hook: the 429 above says when to come back."""
+	seconds = getattr(frappe.local, "erp_connect_retry_after", None)
+	if seconds and response.status_code == 429:
+		response.headers["Retry-After"] = str(seconds)
+
+
+def allowed_operations(connector: "frappe.Document", doctype: str) -> set[str]:
+	for row in connector.allowed_doctypes:
+		if row.reference_doctype == doctype:
+			return {op for op in OPERATIONS if row.get(f"can_{op}")}
+	return set()
+
+
+def require(connector: "frappe.Document", doctype: str, operation: str) -> None:
+	if operation not in allowed_operations(connector, doctype):
+		raise AccessDenied(
+			_("Connector {0} may not {1} {2}: add it to the connector's Allowed DocTypes").format(
+				connector.name, operation, doctype
+			)
+		)

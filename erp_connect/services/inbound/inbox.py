@@ -1,0 +1,155 @@
+"""Receiving third-party webhooks: verify, store once, answer at once, process in the background.
+
+A delivery is kept in the Inbound Request inbox under the sender's delivery id, unique per
+connector, so a webhook sent three times is processed once. Processing runs as the connector's
+API user through the same upsert path as the API, and is retried with backoff when it fails.
+"""
+
+import hashlib
+import json
+from collections.abc import Mapping
+
+import frappe
+from frappe import _
+from frappe.utils import add_to_date, now_datetime
+
+from erp_connect.engine import signing
+from erp_connect.engine.retry import RetryPolicy
+from erp_connect.services.common.status import ERROR
+from erp_connect.services.common.users import run_as
+from erp_connect.services.inbound.access import check_limits
+from erp_connect.services.inbound.upsert import describe, upsert
+
+PROCESS = "erp_connect.services.inbound.inbox.process"
+
+MAX_BODY_BYTES = 1_000_000
+RETRIES = RetryPolicy(schedule=(60, 300, 1800, 7200))  # then it waits for a person
+HIDDEN_HEADERS = {"authorization", "cookie"}
+
+
+class Unauthorized(frappe.AuthenticationError):
+	http_status_code = 401
+
+
+class NotReceiving(frappe.DoesNotExistError):
+	http_status_code = 404
+
+
+class TooLarge(frappe.ValidationError):
+	http_status_code = 413
+
+
+def receive(connector_name: str, headers: Mapping[str, str], body: bytes) -> dict:
+	"""Verify and store one delivery; processing is enqueued for after the commit."""
+	if len(body) > MAX_BODY_BYTES:
+		raise TooLarge(_("the body is larger than {0} bytes").format(MAX_BODY_BYTES))
+	enabled, doctype = frappe.db.get_value("Connector", connector_name, ["enabled", "receive_doctype"]) or (
+		0,
+		None,
+	)
+	if not enabled or not doctype:
+		raise NotReceiving(_("no webhook receiver here"))
+	connector = frappe.get_doc("Connector", connector_name)
+	delivery_id = verify(connector, headers, body)
+	check_limits(connector)  # after the signature: unsigned junk must not use up the quota
+
+	if frappe.db.exists("Inbound Request", {"connector": connector.name, "delivery_id": delivery_id}):
+		return {"status": "duplicate", "delivery_id": delivery_id}
+	request = frappe.get_doc(
+		{
+			"doctype": "Inbound Request",
+			"connector": connector.name,
+			"delivery_id": delivery_id,
+			"status": "Received",
+			"received_at": now_datetime(),
+			"headers": json.dumps({k: v for k, v in headers.items() if k.lower() not in HIDDEN_HEADERS}),
+			"body": body.decode("utf-8", "replace"),
+		}
+	)
+	try:
+		request.db_insert()
+	except (frappe.UniqueValidationError, frappe.DuplicateEntryError):
+		return {"status": "duplicate", "delivery_id": delivery_id}  # the same delivery, at the same moment
+	enqueue(request.name)
+	return {"status": "received", "delivery_id": delivery_id}
+
+
+def verify(connector, headers: Mapping[str, str], body: bytes) -> str:
+	"""The delivery id of a correctly signed, fresh request; Unauthorized otherwise."""
+	secret = connector.secret("receive_secret")
+	lowered = {k.lower(): v for k, v in headers.items()}
+	try:
+		if connector.receive_scheme == "Standard Webhooks":
+			return signing.verify(secret, lowered, body)
+		signing.verify_hmac_header(
+			secret, lowered.get((connector.receive_signature_header or "").lower()), body
+		)
+	except signing.WebhookVerificationError as e:
+		raise Unauthorized(_("webhook refused: {0}").format(str(e)))
+	delivery_id = lowered.get((connector.receive_id_header or "").lower())
+	return delivery_id or "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def enqueue(name: str) -> None:
+	frappe.enqueue(
+		PROCESS,
+		name=name,
+		job_id=f"erp_connect:inbound:{name}",
+		deduplicate=True,
+		enqueue_after_commit=True,
+	)
+
+
+def process(name: str) -> None:
+	"""Upsert the records of one stored delivery as the connector's API user."""
+	request = frappe.get_doc("Inbound Request", name)
+	if request.status == "Processed":
+		return
+	connector = frappe.get_doc("Connector", request.connector)
+	try:
+		with run_as(connector.api_user):
+			result = upsert(
+				connector,
+				connector.receive_doctype,
+				records_of(json.loads(request.body)),
+				correlation_id=name,
+			)
+		errors = [r["error"] for r in result["results"] if r["status"] == ERROR]
+	except Exception as e:
+		result, errors = None, [describe(e)]
+	attempts = (request.attempts or 0) + 1
+	delay = RETRIES.next_delay(attempts) if errors else None
+	frappe.db.set_value(
+		"Inbound Request",
+		name,
+		{
+			"status": "Failed" if errors else "Processed",
+			"attempts": attempts,
+			"processed_at": now_datetime(),
+			"next_attempt_at": add_to_date(now_datetime(), seconds=delay) if delay else None,
+			"error": "\n".join(errors[:20]) or None,
+			"result": json.dumps(result) if result else None,
+		},
+	)
+
+
+def records_of(body) -> list:
+	"""The records in a webhook body: a Standard Webhooks envelope's data, a list, or one object."""
+	if isinstance(body, dict) and "type" in body and "data" in body:
+		body = body["data"]
+	return body if isinstance(body, list) else [body]
+
+
+def sweep() -> None:
+	"""Every minute: process deliveries whose job was lost, and retry failed ones when due."""
+	now = now_datetime()
+	stuck = frappe.get_all(
+		"Inbound Request",
+		{"status": "Received", "received_at": ("<", add_to_date(now, minutes=-2))},
+		pluck="name",
+	)
+	due = frappe.get_all(
+		"Inbound Request", {"status": "Failed", "next_attempt_at": ("<=", now)}, pluck="name"
+	)
+	for name in stuck + due:
+		enqueue(name)

@@ -1,0 +1,62 @@
+"""What the integration tests commit, and the one clean-up that removes it. Everything a test
+makes is named with TEST_PREFIX or hangs on a connector that is, so one table says where to look.
+"""
+
+import frappe
+
+from erp_connect.services.push.outbox import clear_rules_cache
+from erp_connect.testing.base import TEST_PREFIX
+
+OURS = ("like", TEST_PREFIX + "%")
+
+# ERPNext documents, deleted as documents (their own children and ledgers go with them), in this
+# order; one another record still links to (a submitted invoice's customer) is kept.
+TEST_DOCUMENTS = (
+	("Sales Order", {"customer_name": OURS}),
+	("Sync Import", {"connector": OURS}),  # with its attached files
+	("Item", {"item_code": OURS}),
+)
+
+# The app's own records and plain rows, removed with plain deletes (no document hooks) in this
+# order, each with the rows of its child tables.
+TEST_ROWS = (
+	("Sync Event", {"connector": OURS}),
+	("Sync Link", {"connector": OURS}),
+	("Sync Conflict", {"connector": OURS}),
+	("Idempotency Record", {"connector": OURS}),
+	("Inbound Request", {"connector": OURS}),
+	("Sync Run", {"connector": OURS}),
+	("POS Operation", {"terminal": OURS}),
+	("POS Terminal", {"connector": OURS}),
+	("Pull Rule", {"connector": OURS}),
+	("Sync Rule", {"connector": OURS}),
+	("Connector", {"name": OURS}),
+	("Notification Log", {"subject": OURS}),
+	("Notification Log", {"subject": ("like", "Sync Rule SR-%")}),
+	("Deleted Document", {"deleted_name": OURS}),  # tombstones the feed tests read
+)
+
+
+def delete_test_data() -> None:
+	frappe.db.rollback()
+	for doctype, filters in TEST_DOCUMENTS:
+		for name in frappe.get_all(doctype, filters, pluck="name"):
+			frappe.delete_doc(doctype, name, force=True, ignore_permissions=True)
+	for doctype, filters in TEST_ROWS:
+		names = frappe.get_all(doctype, filters, pluck="name")
+		for child in frappe.get_meta(doctype).get_table_fields():
+			frappe.db.delete(child.options, {"parenttype": doctype, "parent": ("in", names or [""])})
+		frappe.db.delete(doctype, {"name": ("in", names or [""])})
+	delete_customers()
+	frappe.db.commit()
+	clear_rules_cache()
+
+
+def delete_customers() -> None:
+	"""Test customers in one statement (the pull tests make thousands), except those a sales
+	invoice still names."""
+	frappe.db.sql(
+		"""delete from `tabCustomer` where customer_name like %(ours)s
+		and name not in (select customer from `tabSales Invoice` where customer_name like %(ours)s)""",
+		{"ours": OURS[1]},
+	)
