@@ -7,6 +7,9 @@ app_license = "mit"
 
 required_apps = ["frappe/erpnext"]
 
+# Keep the controllers' "DF" type blocks in step with the doctype JSON
+export_python_type_annotations = True
+
 # Installation
 # ------------
 
