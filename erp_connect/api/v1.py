@@ -21,7 +21,11 @@ class BadRequest(frappe.ValidationError):
 
 @frappe.whitelist(methods=["POST"])
 def upsert(
-	connector: str, doctype: str, records: list | str, atomic: bool = False, action: str = "save"
+	connector: str | None = None,
+	doctype: str | None = None,
+	records: list | str | None = None,
+	atomic: bool = False,
+	action: str = "save",
 ) -> dict:
 	"""Create or update one ``doctype`` document per record (matched by its external id).
 
@@ -31,6 +35,7 @@ def upsert(
 	record rolls the whole batch back. An ``Idempotency-Key`` header makes a retried call return
 	the first response instead of writing again.
 	"""
+	required(connector=connector, doctype=doctype, records=records)
 	conn = _connector_that_may_write(connector, doctype, action)
 	records = json_list(records, "records", MAX_BATCH)
 	atomic = atomic in (True, 1, "1", "true")
@@ -50,10 +55,16 @@ def upsert(
 
 
 @frappe.whitelist(methods=["GET", "POST"])
-def changes(connector: str, doctype: str, cursor: str | None = None, limit: int | str = 100) -> dict:
+def changes(
+	connector: str | None = None,
+	doctype: str | None = None,
+	cursor: str | None = None,
+	limit: int | str = 100,
+) -> dict:
 	"""What changed in ``doctype`` since ``cursor``: records (as the connector's push rule maps
 	them), deletions and cancellations, in (modified, name) order. Pass the returned ``cursor`` to
 	the next call; ``has_more`` says whether to call again at once."""
+	required(connector=connector, doctype=doctype)
 	conn = access.connector_for_caller(connector)
 	if not isinstance(doctype, str):
 		raise BadRequest(_("doctype must be a name"))
@@ -69,9 +80,10 @@ def changes(connector: str, doctype: str, cursor: str | None = None, limit: int 
 
 
 @frappe.whitelist(methods=["GET"])
-def status(connector: str) -> dict:
+def status(connector: str | None = None) -> dict:
 	"""The connector's own view for monitoring: pending, retrying and dead events, the last
 	delivery, the oldest event still waiting, and how many records it has linked."""
+	required(connector=connector)
 	return connector_status(access.connector_for_caller(connector))
 
 
@@ -99,9 +111,15 @@ def openapi() -> dict:
 
 
 @frappe.whitelist(methods=["POST"])
-def start_import(connector: str, doctype: str, records: list | str, action: str = "save") -> dict:
+def start_import(
+	connector: str | None = None,
+	doctype: str | None = None,
+	records: list | str | None = None,
+	action: str = "save",
+) -> dict:
 	"""Upsert up to 100,000 records in the background. Returns the import id at once; follow it
 	with ``import_status`` and fetch per-record results with ``import_results``."""
+	required(connector=connector, doctype=doctype, records=records)
 	conn = _connector_that_may_write(connector, doctype, action)
 	records = json_list(records, "records", imports.MAX_RECORDS)
 	if action not in inbound.ACTIONS:
@@ -110,14 +128,16 @@ def start_import(connector: str, doctype: str, records: list | str, action: str 
 
 
 @frappe.whitelist(methods=["GET"])
-def import_status(connector: str, import_id: str) -> dict:
+def import_status(connector: str | None = None, import_id: str | None = None) -> dict:
 	"""Progress and counts of a background import."""
+	required(connector=connector, import_id=import_id)
 	return imports.status(_import_of(connector, import_id))
 
 
 @frappe.whitelist(methods=["GET"])
-def import_results(connector: str, import_id: str) -> None:
+def import_results(connector: str | None = None, import_id: str | None = None) -> None:
 	"""The per-record results of a background import, one JSON object per line."""
+	required(connector=connector, import_id=import_id)
 	job = _import_of(connector, import_id)
 	frappe.local.response.update(
 		{"type": "download", "filename": f"{job.name}-results.jsonl", "filecontent": imports.results(job)}
@@ -145,6 +165,13 @@ def _import_of(connector: str, import_id: str):
 	):
 		raise access.AccessDenied(_("Import {0} is not this connector's").format(import_id))
 	return frappe.get_doc("Sync Import", import_id)
+
+
+def required(**arguments) -> None:
+	"""400 naming every argument the call left out (Frappe would answer 500 with a TypeError)."""
+	missing = [name for name, value in arguments.items() if value is None or value == ""]
+	if missing:
+		raise BadRequest(_("missing arguments: {0}").format(", ".join(missing)))
 
 
 def json_list(value, argument: str, limit: int) -> list:

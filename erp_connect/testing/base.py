@@ -278,9 +278,9 @@ def _wait_until_up(url: str, site: str, process: subprocess.Popen) -> str:
 	deadline = time.monotonic() + 60
 	while time.monotonic() < deadline:
 		try:
-			if requests.get(url + "/api/method/ping", headers={"Host": site}, timeout=2).ok:
+			if requests.get(url + "/api/method/ping", headers={"Host": site}, timeout=5).ok:
 				return url
-		except requests.ConnectionError:
+		except requests.RequestException:  # not listening yet, or its first answer is slow
 			time.sleep(0.2)
 	process.terminate()
 	raise RuntimeError(f"the web server of {site} did not start within 60 s")

@@ -13,7 +13,8 @@ import frappe
 from erp_connect.engine import mapping
 from erp_connect.engine.cursor import Cursor, after
 from erp_connect.services.common.keyset import next_rows
-from erp_connect.services.push.outbox import document_view, render_template
+from erp_connect.services.common.templates import render_template
+from erp_connect.services.push.outbox import document_view
 
 MAX_PAGE = 500
 
@@ -90,17 +91,22 @@ def _render(connector: str, doctype: str, rows: list[dict]) -> list[dict]:
 		}
 	records = []
 	for row in rows:
-		view = views[row.name]
-		data = mapping.map_record(view, spec.field_rules, mapping.OUTBOUND, render_template) if spec else view
-		records.append(
-			{
-				"name": row.name,
-				"modified": str(row.modified),
-				"cancelled": row.docstatus == 2,
-				"external_id": external_ids.get(row.name),
-				"data": data,
-			}
-		)
+		record = {
+			"name": row.name,
+			"modified": str(row.modified),
+			"cancelled": row.docstatus == 2,
+			"external_id": external_ids.get(row.name),
+		}
+		try:
+			view = views[row.name]
+			record["data"] = (
+				mapping.map_record(view, spec.field_rules, mapping.OUTBOUND, render_template)
+				if spec
+				else view
+			)
+		except mapping.MappingError as e:  # this document only: the client still gets past it
+			record.update(data=None, error=str(e))
+		records.append(record)
 	return records
 
 

@@ -19,20 +19,34 @@ class IdempotencyConflict(frappe.ValidationError):
 	http_status_code = 422
 
 
+class IdempotencyBusy(frappe.ValidationError):
+	"""Another request with the same key is still running."""
+
+	http_status_code = 409
+
+
+LOCK_WAIT_SECONDS = 60
+
+
 def run_once(connector: str, key: str, request: tuple, call: Callable[[], dict]) -> dict:
 	"""``call()`` once per (connector, key); later calls with the same key and the same ``request``
 	(the call's arguments) get the first response, and a different request is refused."""
 	request_hash = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
 	if len(key) > MAX_KEY_LENGTH:
 		raise IdempotencyConflict(_("Idempotency-Key is longer than {0} characters").format(MAX_KEY_LENGTH))
-	# held until this request's transaction ends, so a concurrent retry waits and then replays
-	lock_until_transaction_ends("idem", f"{connector}\n{key}", 60)
+	# held until this request's transaction ends (its answer is stored in it), so a concurrent
+	# retry waits and then replays the answer
+	if not lock_until_transaction_ends("idem", f"{connector}\n{key}", LOCK_WAIT_SECONDS):
+		raise IdempotencyBusy(
+			_("a request with Idempotency-Key {0} is still running; send it again later").format(key)
+		)
 
 	kept = frappe.db.get_value(
 		"Idempotency Record",
 		{"connector": connector, "idempotency_key": key, "expires_at": (">", now_datetime())},
 		["request_hash", "response"],
 		as_dict=True,
+		for_update=True,  # the latest committed answer, not this transaction's older snapshot
 	)
 	if kept:
 		if kept.request_hash != request_hash:

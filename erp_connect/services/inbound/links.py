@@ -13,9 +13,30 @@ from frappe.utils import now_datetime
 from erp_connect.engine.specs import InboundSpec
 from erp_connect.services.common import correlation, sql
 
+MAX_EXTERNAL_ID_LENGTH = 140  # the Sync Link column
+MAX_EXACT_INTEGER = 2**53 - 1  # larger JSON numbers do not survive every client exactly
+
 
 class InvalidRecord(frappe.ValidationError):
 	http_status_code = 422
+
+
+def checked_external_id(value: str | int) -> str:
+	"""The external id as its link keeps it; InvalidRecord for one a link cannot hold exactly."""
+	if isinstance(value, int) and abs(value) > MAX_EXACT_INTEGER:
+		raise InvalidRecord(
+			_("external id {0} is too large to arrive exactly as a JSON number: send it as a string").format(
+				value
+			)
+		)
+	text = str(value)
+	if len(text) > MAX_EXTERNAL_ID_LENGTH:
+		raise InvalidRecord(
+			_("external ids may be at most {0} characters long; this one has {1}").format(
+				MAX_EXTERNAL_ID_LENGTH, len(text)
+			)
+		)
+	return text
 
 
 class RacingLink(Exception):
@@ -30,12 +51,14 @@ class BatchLinks(dict):
 
 
 def known_links(connector: str, doctype: str, external_ids: list) -> BatchLinks:
-	"""The Sync Links of a whole batch in one query, by external id."""
+	"""The Sync Links of a whole batch in one query, by external id (exactly as given: Frappe's
+	filters would strip the spaces around each value)."""
 	ids = [str(i) for i in external_ids if i not in (None, "")]
-	rows = frappe.get_all(
-		"Sync Link",
-		{"connector": connector, "reference_doctype": doctype, "external_id": ("in", ids or [""])},
-		["name", "external_id", "reference_name", "content_hash", "local_hash"],
+	rows = frappe.db.sql(
+		"""select name, external_id, reference_name, content_hash, local_hash from `tabSync Link`
+		where connector = %s and reference_doctype = %s and external_id in %s""",
+		(connector, doctype, tuple(ids) or ("",)),
+		as_dict=True,
 	)
 	return BatchLinks((r.external_id, r) for r in rows)
 
@@ -53,11 +76,12 @@ def resolve_link(connector: str, doctype: str, external_id: str, batch: dict | N
 	(``batch``: its links by external id, some not written yet)."""
 	if batch and (link := batch.get(str(external_id))):
 		return link.reference_name
-	name = frappe.db.get_value(
-		"Sync Link",
-		{"connector": connector, "reference_doctype": doctype, "external_id": external_id},
-		"reference_name",
+	found = frappe.db.sql(
+		"""select reference_name from `tabSync Link`
+		where connector = %s and reference_doctype = %s and external_id = %s""",
+		(connector, doctype, str(external_id)),
 	)
+	name = found[0][0] if found else None
 	if not name:
 		raise ValueError(_("no {0} with external id {1} has been synced yet").format(doctype, external_id))
 	return name

@@ -20,18 +20,20 @@ from erp_connect.services.common.status import (
 	UNCHANGED,
 	UPDATED,
 )
+from erp_connect.services.common.templates import render_template
 from erp_connect.services.inbound import access
 from erp_connect.services.inbound.conflicts import hold_conflict, local_hash
 from erp_connect.services.inbound.links import (
 	InvalidRecord,
 	RacingLink,
 	adopted_link,
+	checked_external_id,
 	insert_links,
 	known_links,
 	resolve_link,
 	save_link,
 )
-from erp_connect.services.push.outbox import render_template
+from erp_connect.services.push.outbox import forget_sequence_numbers
 
 ACTIONS = ("save", "submit", "cancel")
 # fields a caller may never set; Frappe manages them
@@ -60,11 +62,18 @@ def upsert(
 		except RacingLink:
 			# another request linked one of these external ids meanwhile: write the batch again
 			# one link at a time, so that only the record that raced fails
-			frappe.db.rollback(save_point=BATCH_SAVEPOINT)
+			rollback_to(BATCH_SAVEPOINT)
 			return _upsert(connector, doctype, records, atomic, action, spec, defer_links=False)
 
 
 BATCH_SAVEPOINT = "erp_connect_upsert_batch"
+
+
+def rollback_to(savepoint: str) -> None:
+	"""Undo what was written since ``savepoint``, events included; the sequence numbers this
+	transaction remembered for documents may count undone events, so they are read again."""
+	frappe.db.rollback(save_point=savepoint)
+	forget_sequence_numbers()
 
 
 def _upsert(
@@ -95,7 +104,7 @@ def _upsert(
 				)
 			results.append({"index": index, **outcome})
 		except Exception as e:
-			frappe.db.rollback(save_point=savepoint)
+			rollback_to(savepoint)
 			results.append(
 				{
 					"index": index,
@@ -110,7 +119,9 @@ def _upsert(
 	if not (atomic and failed):
 		insert_links(connector.name, doctype, [link for link in links.values() if link.get("pending")])
 	if atomic and failed:
-		frappe.db.rollback()
+		# back to before the batch, not a whole rollback: the transaction goes on, so an
+		# Idempotency-Key's lock is held until its answer is stored with it
+		rollback_to(BATCH_SAVEPOINT)
 		for r in results:
 			if r["status"] != ERROR:
 				r.update(status=ERROR, error=_("not written: another record of this atomic batch failed"))
@@ -132,6 +143,7 @@ def upsert_one(
 	external_id = _external_id(spec, record)
 	if external_id in (None, ""):
 		raise InvalidRecord(_("the record has no external id at {0}").format(spec.external_id_path))
+	checked_external_id(external_id)
 	data = map_inbound(connector, doctype, spec, record, links)
 	content_hash = conflict.content_hash(data)
 
@@ -185,7 +197,7 @@ def cancel_one(
 	if "cancel" not in allowed:
 		raise access.AccessDenied(_("this connector may not cancel {0}").format(doctype))
 	external_id = _external_id(spec, record)
-	link = links.get(str(external_id)) if external_id not in (None, "") else None
+	link = links.get(checked_external_id(external_id)) if external_id not in (None, "") else None
 	if not link or not frappe.db.exists(doctype, link.reference_name):
 		raise InvalidRecord(_("no {0} with external id {1} has been synced").format(doctype, external_id))
 	doc = frappe.get_doc(doctype, link.reference_name)

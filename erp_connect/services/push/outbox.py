@@ -16,6 +16,7 @@ from erp_connect.engine import mapping, outbound
 from erp_connect.engine.specs import WHOLE_DOCUMENT, PushSpec
 from erp_connect.services.common import correlation, sql
 from erp_connect.services.common.status import DEAD, DRY_RUN, PENDING
+from erp_connect.services.common.templates import render_template
 from erp_connect.services.push.wake import wake_after_commit
 
 DOC_EVENTS = ("after_insert", "on_update", "on_submit", "on_cancel", "on_trash", "on_update_after_submit")
@@ -226,10 +227,6 @@ def render_data(rule: PushSpec, doc_dict: dict):
 	return mapping.map_record(doc_dict, rule.field_rules, mapping.OUTBOUND, render_template)
 
 
-def render_template(template: str, context: dict) -> str:
-	return frappe.render_template(template, context)
-
-
 def next_seq(connector: str, doctype: str, name: str, new_document: bool = False) -> int:
 	"""The next per-document sequence number. Remembered for the rest of the transaction, so the
 	after_insert and on_update of one save cost no query; a new document starts at 1."""
@@ -249,6 +246,11 @@ def next_seq(connector: str, doctype: str, name: str, new_document: bool = False
 			)
 	memo[key] += 1
 	return memo[key]
+
+
+def forget_sequence_numbers() -> None:
+	"""After a rollback to a savepoint: the remembered numbers may count events that are gone."""
+	_transaction_memo("erp_connect_seq").clear()
 
 
 def _transaction_memo(attribute: str) -> dict:

@@ -11,6 +11,7 @@ from frappe.utils import now_datetime
 
 from erp_connect.engine import mapping, outbound
 from erp_connect.engine.specs import MAPPED_FIELDS, InboundSpec, PushSpec
+from erp_connect.services.common.templates import template_problem
 from erp_connect.services.push.outbox import DOC_EVENTS, clear_rules_cache, next_seq, render_payload
 
 MASK = "********"
@@ -43,6 +44,12 @@ class FieldMapped:
 		rules = self.field_rules() if self.direction == "Push" else self.inbound_field_rules()
 		for row, rule in zip(self.field_map, rules, strict=True):
 			problems += [_("Row {0}: {1}").format(row.idx, p) for p in mapping.rule_problems(rule)]
+			if (
+				rule.transform == mapping.TEMPLATE
+				and rule.option
+				and (problem := template_problem(rule.option))
+			):
+				problems.append(_("Row {0}: {1}").format(row.idx, problem))
 			erpnext_field = rule.source if self.direction == "Push" else rule.target
 			if erpnext_field and not self.has_field(erpnext_field):
 				problems.append(
