@@ -1,7 +1,9 @@
 """Large imports in the background: the records are kept as a private JSON-lines file and a worker
 upserts them in chunks, appending per-record results to a results file and committing progress
-after each chunk, so its memory stays flat however large the import and a killed worker resumes
-where the last committed chunk ended."""
+after each chunk, so its memory stays flat however large the import. A killed worker's import is
+queued again by the per-minute sweep and resumes where the last committed chunk ended; results it
+had written for a chunk whose progress was never committed are dropped first, so every record is
+reported once. One worker at a time runs an import (a database lock that dies with its worker)."""
 
 import json
 import os
@@ -9,6 +11,8 @@ import os
 import frappe
 from frappe.utils import now_datetime
 
+from erp_connect.services.common import jobs
+from erp_connect.services.common.locks import named_lock
 from erp_connect.services.common.status import CANCELLED, CREATED, ERROR, UNCHANGED, UPDATED
 from erp_connect.services.common.users import run_as
 from erp_connect.services.inbound.upsert import upsert
@@ -46,12 +50,26 @@ def start(connector: "frappe.Document", doctype: str, records: list, action: str
 	return {"import": job.name, "total": len(records), "status": "Queued"}
 
 
+def sweep() -> None:
+	"""Every minute: queue the imports that are not finished again. One still being run by a live
+	worker holds its lock, so the new job returns at once; a killed worker's is resumed."""
+	for name in frappe.get_all("Sync Import", {"status": ("in", ("Queued", "Running"))}, pluck="name"):
+		jobs.enqueue_sweep(RUN, "import-sweep", name, queue="default", timeout=6 * 3600, name=name)
+
+
 def run(name: str) -> None:
+	with named_lock("import", name, 0) as taken:
+		if taken:
+			_run(name)
+
+
+def _run(name: str) -> None:
 	job = frappe.get_doc("Sync Import", name)
 	if job.status == "Done":
 		return
 	connector = frappe.get_doc("Connector", job.connector)
 	results_path = _private_path(f"{name}-results.jsonl")
+	keep_committed_results(results_path, job.processed or 0)
 	job.db_set({"status": "Running", "started_at": job.started_at or now_datetime()}, commit=True)
 	try:
 		with run_as(connector.api_user):
@@ -72,9 +90,7 @@ def _run_chunks(job, connector, results_path: str) -> None:
 		result = upsert(
 			connector, job.reference_doctype, chunk, action=job.action or "save", correlation_id=name
 		)
-		with open(results_path, "a") as results:
-			for r in result["results"]:
-				results.write(json.dumps({**r, "index": offset + r["index"]}, default=str) + "\n")
+		append_results(results_path, offset, result["results"])
 		progress = {f"{k}_count": (job.get(f"{k}_count") or 0) + result[k] for k in COUNTS}
 		progress["processed"] = offset + len(chunk)
 		job.db_set(progress, commit=True)  # a killed worker resumes after this chunk
@@ -82,6 +98,24 @@ def _run_chunks(job, connector, results_path: str) -> None:
 		frappe.publish_realtime(
 			"erp_connect_import_progress", {"name": name, "processed": job.processed, "total": job.total}
 		)
+
+
+def keep_committed_results(path: str, processed: int) -> None:
+	"""Drop result lines beyond the records whose progress was committed: a worker killed after
+	writing a chunk's results but before committing it left them, and the chunk runs again."""
+	if not os.path.exists(path):
+		return
+	with open(path) as f:
+		lines = f.readlines()
+	if len(lines) > processed:
+		with open(path, "w") as f:
+			f.writelines(lines[:processed])
+
+
+def append_results(path: str, offset: int, results: list[dict]) -> None:
+	with open(path, "a") as f:
+		for r in results:
+			f.write(json.dumps({**r, "index": offset + r["index"]}, default=str) + "\n")
 
 
 def status(job) -> dict:
