@@ -34,12 +34,12 @@ class TestReceive(InboundTestCase):
 		frappe.db.commit()
 		self.guest_url, self.guest = site_http()
 
-	def post(self, body: bytes, headers: dict, connector: str | None = None):
+	def post(self, body: bytes, headers: dict, connector: str | None = None, content_type="application/json"):
 		return self.guest.post(
 			f"{self.guest_url}/api/method/erp_connect.api.v1.receive",
 			params={"connector": connector or self.connector.name},
 			data=body,
-			headers={"Content-Type": "application/json", **headers},
+			headers={"Content-Type": content_type, **headers},
 		)
 
 	def requests_stored(self) -> list:
@@ -96,6 +96,43 @@ class TestReceive(InboundTestCase):
 		self.assertEqual(self.requests_stored(), [])
 
 	def test_hmac_header_scheme_like_shopify(self):
+		self.use_shopify_scheme()
+		body = json.dumps({"id": "shop-1", "name": TEST_PREFIX + "shopify", "type": "company"}).encode()
+		digest = base64.b64encode(hmac.new(SHOP_SECRET.encode(), body, hashlib.sha256).digest()).decode()
+		headers = {"X-Shopify-Hmac-Sha256": digest, "X-Shopify-Webhook-Id": "b54557e4"}
+		self.assertEqual(self.post(body, headers).json()["message"]["status"], "received")
+		self.assertEqual(self.post(body, headers).json()["message"]["status"], "duplicate")
+		self.assertEqual(self.post(body, {**headers, "X-Shopify-Hmac-Sha256": "AAAA"}).status_code, 401)
+		[stored] = self.requests_stored()
+		inbox.process(stored.name)
+		self.assertEqual(self.requests_stored()[0].status, "Processed")
+		self.assertEqual(our_customers(), 1)
+
+	def test_a_body_signed_once_cannot_be_replayed_under_a_new_delivery_id(self):
+		# under a scheme that signs only the body, whoever holds one signed body could send it
+		# again with any delivery id, and roll the document back to it
+		self.use_shopify_scheme()
+		body = json.dumps({"id": "shop-2", "name": TEST_PREFIX + "replayed", "type": "company"}).encode()
+		digest = base64.b64encode(hmac.new(SHOP_SECRET.encode(), body, hashlib.sha256).digest()).decode()
+		first = self.post(body, {"X-Shopify-Hmac-Sha256": digest, "X-Shopify-Webhook-Id": "id-1"})
+		self.assertEqual(first.json()["message"]["status"], "received")
+		replay = self.post(body, {"X-Shopify-Hmac-Sha256": digest, "X-Shopify-Webhook-Id": "id-2"})
+		self.assertEqual(replay.status_code, 200, replay.text)
+		self.assertEqual(replay.json()["message"]["status"], "duplicate")
+		self.assertEqual(len(self.requests_stored()), 1)
+
+	def test_bodies_that_cannot_be_processed_are_refused_and_not_stored(self):
+		records = [{"id": f"r{i}", "name": f"{TEST_PREFIX}r{i}", "type": "company"} for i in range(1001)]
+		# (sent as application/json, a body that is not JSON is answered 500 by Frappe's own request
+		# parsing before any app code runs)
+		for body, status in ((b"not json at all", 400), (json.dumps(records).encode(), 413)):
+			with self.subTest(status=status):
+				headers = signing.signature_headers(SECRET, f"msg_{status}", body)
+				response = self.post(body, headers, content_type="text/plain")
+				self.assertEqual(response.status_code, status, response.text)
+		self.assertEqual(self.requests_stored(), [])
+
+	def use_shopify_scheme(self):
 		connector = frappe.get_doc("Connector", self.connector.name)
 		connector.update(
 			{
@@ -107,16 +144,6 @@ class TestReceive(InboundTestCase):
 		)
 		connector.save()
 		frappe.db.commit()
-		body = json.dumps({"id": "shop-1", "name": TEST_PREFIX + "shopify", "type": "company"}).encode()
-		digest = base64.b64encode(hmac.new(SHOP_SECRET.encode(), body, hashlib.sha256).digest()).decode()
-		headers = {"X-Shopify-Hmac-Sha256": digest, "X-Shopify-Webhook-Id": "b54557e4"}
-		self.assertEqual(self.post(body, headers).json()["message"]["status"], "received")
-		self.assertEqual(self.post(body, headers).json()["message"]["status"], "duplicate")
-		self.assertEqual(self.post(body, {**headers, "X-Shopify-Hmac-Sha256": "AAAA"}).status_code, 401)
-		[stored] = self.requests_stored()
-		inbox.process(stored.name)
-		self.assertEqual(self.requests_stored()[0].status, "Processed")
-		self.assertEqual(our_customers(), 1)
 
 	def test_a_failed_delivery_is_kept_with_its_error_and_processed_again_once_fixed(self):
 		frappe.db.set_value(

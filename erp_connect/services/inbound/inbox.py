@@ -23,6 +23,7 @@ from erp_connect.services.inbound.upsert import describe, upsert
 PROCESS = "erp_connect.services.inbound.inbox.process"
 
 MAX_BODY_BYTES = 1_000_000
+STANDARD_WEBHOOKS = "Standard Webhooks"  # signs id and timestamp too; the other scheme signs the body only
 RETRIES = RetryPolicy(schedule=(60, 300, 1800, 7200))  # then it waits for a person
 HIDDEN_HEADERS = {"authorization", "cookie"}
 
@@ -39,6 +40,13 @@ class TooLarge(frappe.ValidationError):
 	http_status_code = 413
 
 
+class NotJson(frappe.ValidationError):
+	http_status_code = 400
+
+
+MAX_RECORDS = 1000  # per delivery, as per upsert call: one job must be able to finish it
+
+
 def receive(connector_name: str, headers: Mapping[str, str], body: bytes) -> dict:
 	"""Verify and store one delivery; processing is enqueued for after the commit."""
 	if len(body) > MAX_BODY_BYTES:
@@ -52,14 +60,21 @@ def receive(connector_name: str, headers: Mapping[str, str], body: bytes) -> dic
 	connector = frappe.get_doc("Connector", connector_name)
 	delivery_id = verify(connector, headers, body)
 	check_limits(connector)  # after the signature: unsigned junk must not use up the quota
+	check_records(body)
 
-	if frappe.db.exists("Inbound Request", {"connector": connector.name, "delivery_id": delivery_id}):
+	# a scheme that signs only the body lets anyone holding one signed body send it again under
+	# a new delivery id (and roll a document back to it): such bodies are taken once per connector
+	body_hash = None if connector.receive_scheme == STANDARD_WEBHOOKS else hashlib.sha256(body).hexdigest()
+	if _seen(connector.name, "delivery_id", delivery_id) or (
+		body_hash and _seen(connector.name, "body_hash", body_hash)
+	):
 		return {"status": "duplicate", "delivery_id": delivery_id}
 	request = frappe.get_doc(
 		{
 			"doctype": "Inbound Request",
 			"connector": connector.name,
 			"delivery_id": delivery_id,
+			"body_hash": body_hash,
 			"status": "Received",
 			"received_at": now_datetime(),
 			"headers": json.dumps({k: v for k, v in headers.items() if k.lower() not in HIDDEN_HEADERS}),
@@ -74,12 +89,28 @@ def receive(connector_name: str, headers: Mapping[str, str], body: bytes) -> dic
 	return {"status": "received", "delivery_id": delivery_id}
 
 
+def _seen(connector: str, field: str, value: str) -> bool:
+	return bool(frappe.db.exists("Inbound Request", {"connector": connector, field: value}))
+
+
+def check_records(body: bytes) -> None:
+	"""A body the background job can process: JSON, with at most MAX_RECORDS records."""
+	try:
+		records = records_of(json.loads(body))
+	except ValueError:
+		raise NotJson(_("the body is not JSON"))
+	if len(records) > MAX_RECORDS:
+		raise TooLarge(
+			_("a delivery may carry at most {0} records, this one has {1}").format(MAX_RECORDS, len(records))
+		)
+
+
 def verify(connector, headers: Mapping[str, str], body: bytes) -> str:
 	"""The delivery id of a correctly signed, fresh request; Unauthorized otherwise."""
 	secret = connector.secret("receive_secret")
 	lowered = {k.lower(): v for k, v in headers.items()}
 	try:
-		if connector.receive_scheme == "Standard Webhooks":
+		if connector.receive_scheme == STANDARD_WEBHOOKS:
 			return signing.verify(secret, lowered, body)
 		signing.verify_hmac_header(
 			secret, lowered.get((connector.receive_signature_header or "").lower()), body

@@ -18,4 +18,6 @@ class InboundRequest(Document):
 def on_doctype_update():
 	# a delivery id is processed once per connector, however often it arrives
 	frappe.db.add_unique("Inbound Request", ["connector", "delivery_id"], "connector_delivery")
+	# and a body signed without id or timestamp once (NULL for the schemes that sign those)
+	frappe.db.add_unique("Inbound Request", ["connector", "body_hash"], "connector_body")
 	frappe.db.add_index("Inbound Request", ["status", "modified"], "by_status")
