@@ -178,7 +178,7 @@ class FeedCursor:
 		try:
 			data = json.loads(base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()))
 			positions = data["p"]
-			valid = data["v"] == 1 and isinstance(positions, dict)
+			valid = data["v"] == 1 and isinstance(positions, dict) and DELETED in positions
 			valid = valid and all(
 				k in (*STREAMS, DELETED)
 				and isinstance(v, list)

@@ -424,3 +424,34 @@ class TestPosApi(PosTestCase):
 		frappe.db.commit()
 		r = self.call("results", http=other, terminal=theirs.name, client_ids=["secret-0000001"])
 		self.assertEqual(r.json()["message"]["results"][0]["status"], "unknown")
+
+
+class TestLedgerAtScale(PosTestCase):
+	def test_a_push_counts_the_open_operations_without_reading_the_applied_ones(self):
+		now = frappe.utils.now_datetime()
+		rows = [
+			(
+				operation_key(self.terminal.name, f"old-{i}"),
+				self.terminal.name,
+				f"old-{i}",
+				"customer",
+				"Applied",
+			)
+			for i in range(3000)
+		]
+		frappe.db.sql(
+			"insert into `tabPOS Operation` (name, terminal, client_id, op_type, status, creation, modified) values "
+			+ ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows)),
+			[v for row in rows for v in (*row, now, now)],
+		)
+		frappe.db.commit()
+
+		def rows_read() -> int:
+			status = dict(frappe.db.sql("show session status like 'Handler_read%%'"))
+			return sum(int(v) for v in status.values())
+
+		before = rows_read()
+		ledger.update_counts(self.terminal.name)
+		read = rows_read() - before
+		self.assertLess(read, 300, f"updating the counters read {read} rows of a 3,000-row ledger")
+		self.assertEqual(frappe.db.get_value("POS Terminal", self.terminal.name, "backlog"), 0)

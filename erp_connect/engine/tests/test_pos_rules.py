@@ -68,7 +68,8 @@ def test_dependencies_and_content_hash():
 
 
 def test_feed_cursor_round_trip_age_and_tampering():
-	cursor = pos_rules.FeedCursor({"item": ["2026-11-24 10:00:00.000001", "ITEM-1"]}, time.time(), "abc")
+	positions = {"item": ["2026-11-24 10:00:00.000001", "ITEM-1"], pos_rules.DELETED: ["2026-11-24", ""]}
+	cursor = pos_rules.FeedCursor(positions, time.time(), "abc")
 	assert pos_rules.FeedCursor.decode(cursor.encode()) == cursor
 	assert pos_rules.FeedCursor.decode(None) is None
 	moved = cursor.moved("price", "2026-11-24", "P-1")
@@ -79,3 +80,10 @@ def test_feed_cursor_round_trip_age_and_tampering():
 		with pytest.raises(pos_rules.InvalidCursor):
 			pos_rules.FeedCursor.decode(token)
 	assert pos_rules.setup_hash("a", "b") != pos_rules.setup_hash("a", "c")
+
+
+def test_a_cursor_without_its_deletions_position_is_refused():
+	# every cursor the feed hands out has one (a full snapshot starts it); one without it is forged
+	forged = pos_rules.FeedCursor({"item": ["2026-11-24 10:00:00", "ITEM-1"]}, time.time(), "abc").encode()
+	with pytest.raises(pos_rules.InvalidCursor):
+		pos_rules.FeedCursor.decode(forged)

@@ -156,9 +156,13 @@ def result_of(row) -> dict:
 
 
 def update_counts(terminal: str) -> None:
+	"""The terminal's open, failed and flagged operations, counted on the (terminal, status) index
+	without reading the applied ones, which are most of a ledger that only grows."""
 	counts = dict(
 		frappe.db.sql(
-			"select status, count(*) from `tabPOS Operation` where terminal = %s group by status", terminal
+			"""select status, count(*) from `tabPOS Operation`
+			where terminal = %s and status in %s group by status""",
+			(terminal, (QUEUED, APPLYING, FAILED, FLAGGED)),
 		)
 	)
 	frappe.db.set_value(
