@@ -16,7 +16,7 @@ import frappe
 from frappe.utils import add_to_date, now_datetime
 
 from erp_connect.engine import http, transports, wake
-from erp_connect.engine.retry import Outcome, RetryPolicy
+from erp_connect.engine.retry import Outcome, RetryPolicy, capped_wait
 from erp_connect.engine.transports import OutboundEvent, Route, SendResult
 from erp_connect.erp_connect.doctype.sync_event.sync_event import DOCUMENT_INDEX, UNFINISHED_INDEX
 from erp_connect.services.common import alerts, jobs
@@ -271,8 +271,11 @@ def _backoff_key(connector: str) -> str:
 
 
 def set_backoff(connector: str, seconds: float) -> None:
+	"""Pause ``connector`` for what its receiver asked, at most a day (a Retry-After of years must
+	not stop it invisibly, and Redis refuses an expiry that large)."""
+	seconds = capped_wait(seconds)
 	until = time.time() + seconds
-	frappe.cache.set_value(_backoff_key(connector), until, expires_in_sec=max(int(seconds) + 1, 1))
+	frappe.cache.set_value(_backoff_key(connector), until, expires_in_sec=int(seconds) + 1)
 
 
 def backoff_until(connector: str) -> float | None:
