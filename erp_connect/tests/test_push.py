@@ -6,13 +6,14 @@ clean up what they made.
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import frappe
 from frappe.utils import add_days, get_datetime, now_datetime
 
 from erp_connect.engine import signing
-from erp_connect.engine.retry import DEFAULT_SCHEDULE, MAX_RETRY_AFTER_SECONDS
-from erp_connect.engine.transports import Route
+from erp_connect.engine.retry import DEFAULT_SCHEDULE, MAX_RETRY_AFTER_SECONDS, classify_response
+from erp_connect.engine.transports import Route, SendResult
 from erp_connect.services.common.sql import insert_rows
 from erp_connect.services.push import delivery, events, outbox
 from erp_connect.testing.base import (
@@ -315,6 +316,47 @@ class TestPushDelivery(PushTestCase):
 		reads = handler_reads() - before
 		self.assertEqual([r.name for r in rows], [e.name for e in self.events_of(item)])
 		self.assertLess(reads, 100, "rows read by one claim")
+
+	def claimed_by_a_drain(self):
+		"""A drainer that has claimed the one due event (as a drain's first steps do)."""
+		drainer = delivery.Drainer(self.connector.name)
+		drainer.routes = {r.name: Route(r.target_path) for r in drainer.rules}
+		claim, [row] = drainer.claim()
+		return drainer, claim, row
+
+	def test_an_outcome_under_a_claim_taken_over_meanwhile_changes_nothing(self):
+		rule = self.customer_rule()
+		customer = make_customer()
+		frappe.db.commit()
+		drainer, claim, row = self.claimed_by_a_drain()
+		# the lease ran out and another drain claimed the event: its outcome is that drain's to record
+		frappe.db.set_value("Sync Event", row.name, "claim_token", "another drain")
+		frappe.db.commit()
+		drainer.record(
+			claim.token,
+			[
+				SendResult([row.name], classify_response(410), 410),
+				SendResult([row.name], classify_response(429, {"Retry-After": "60"}), 429),
+			],
+		)
+		self.assertEqual(frappe.db.get_value("Sync Rule", rule.name, "enabled"), 1)
+		self.assertIsNone(delivery.backoff_until(self.connector.name))
+		[event] = self.events_of(customer)
+		self.assertEqual((event.status, event.claim_token, event.attempts), ("Sending", "another drain", 0))
+
+	def test_nothing_is_sent_under_a_lease_that_was_lost(self):
+		self.customer_rule()
+		make_customer()
+		frappe.db.commit()
+		drainer, claim, row = self.claimed_by_a_drain()
+		frappe.db.set_value("Sync Event", row.name, "claim_token", "another drain")
+		frappe.db.commit()
+		claim.expires = time.monotonic() + 1  # as if this drain had stalled past half its lease
+		drainer.transport = drainer.kind(drainer.connector.endpoint())
+		with ThreadPoolExecutor(1) as drainer.pool:
+			self.assertEqual(drainer.deliver(claim, [row]), ([], False))
+		self.assertEqual(self.remote.received(), [])
+		self.assertEqual(frappe.db.get_value("Sync Event", row.name, "claim_token"), "another drain")
 
 
 def handler_reads() -> int:
