@@ -18,6 +18,11 @@ class BlockedTargetError(Exception):
 	"""The URL points somewhere we refuse to send to."""
 
 
+class MalformedHostError(BlockedTargetError):
+	"""The host name can never resolve as written (an empty label, a label over 63 characters):
+	permanent, unlike a name the DNS does not know today."""
+
+
 @dataclass(frozen=True)
 class Response:
 	status: int
@@ -49,13 +54,16 @@ def check_target(url: str, allow_private: bool = False) -> None:
 	problem = validate_url(url)
 	if problem:
 		raise BlockedTargetError(problem)
+	host = urlsplit(url).hostname
+	check_host_name(host)
 	if allow_private:
 		return
-	host = urlsplit(url).hostname
 	try:
 		infos = socket.getaddrinfo(host, None)
 	except socket.gaierror as e:
-		raise requests.exceptions.ConnectionError(f"cannot resolve {host}: {e}")
+		raise requests.exceptions.ConnectionError(f"cannot resolve host {host}: {e}")
+	except (UnicodeError, ValueError) as e:  # what the IDNA encoding inside getaddrinfo raises
+		raise MalformedHostError(f"cannot resolve host {host}: {e}") from None
 	for info in infos:
 		address = ipaddress.ip_address(info[4][0].split("%")[0])
 		if not address.is_global:
@@ -63,6 +71,17 @@ def check_target(url: str, allow_private: bool = False) -> None:
 				f"{host} resolves to the non-public address {address}; "
 				"allow private network targets on the connector to send there"
 			)
+
+
+def check_host_name(host: str) -> None:
+	"""Raise MalformedHostError for a name no resolver can take (getaddrinfo and urllib3 would
+	raise UnicodeError or ValueError deep inside the request)."""
+	try:
+		host.encode("idna")
+	except UnicodeError:
+		raise MalformedHostError(
+			f"cannot resolve host {host}: the name has an empty label or one longer than 63 characters"
+		) from None
 
 
 def send(

@@ -6,6 +6,7 @@ lose anything here, so the default schedule spreads eight attempts over more tha
 
 import email.utils
 import enum
+import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -62,8 +63,16 @@ class RetryPolicy:
 		base = self.schedule[failed_attempts - 1]
 		delay = base * (1 + self.jitter * (2 * rand() - 1))
 		if retry_after is not None:
-			delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
+			delay = max(delay, capped_wait(retry_after))
 		return delay
+
+
+def capped_wait(seconds: float) -> float:
+	"""A wait a server asked for, as we honour it: between nothing and a day. Also what keeps a
+	connector-wide pause finite and short enough for a Redis expiry (NaN counts as nothing)."""
+	if math.isnan(seconds):
+		return 0.0
+	return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -74,7 +83,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 	if not value:
 		return None
 	if value.isdigit():
-		return float(value)
+		return capped_wait(float(value))  # float() of a few hundred digits is inf
 	try:
 		when = email.utils.parsedate_to_datetime(value)
 	except (TypeError, ValueError, IndexError):
@@ -82,7 +91,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 	if when is None or when.tzinfo is None:
 		return None
 	now = time.time() if now is None else now
-	return max(0.0, when.timestamp() - now)
+	return capped_wait(when.timestamp() - now)  # a date in 9999 is a day
 
 
 def classify_response(status: int, headers: Mapping[str, str] | None = None) -> Verdict:

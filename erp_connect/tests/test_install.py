@@ -35,9 +35,14 @@ class TestInstall(ConnectTestCase):
 		self.assertTrue(frappe.db.exists("Role", install.CONNECT_MANAGER))
 
 	def test_migrate_restores_the_outbox_indexes(self):
-		from erp_connect.erp_connect.doctype.sync_event.sync_event import DOCUMENT_INDEX, UNFINISHED_INDEX
+		from erp_connect.erp_connect.doctype.sync_event.sync_event import (
+			DOCUMENT_INDEX,
+			RULE_UNFINISHED_INDEX,
+			UNFINISHED_INDEX,
+		)
 
-		frappe.db.sql_ddl(f"alter table `tabSync Event` drop index {UNFINISHED_INDEX}")
+		for index in (UNFINISHED_INDEX, RULE_UNFINISHED_INDEX):
+			frappe.db.sql_ddl(f"alter table `tabSync Event` drop index {index}")
 		install.after_migrate()
 		indexes = {row.Key_name for row in frappe.db.sql("show index from `tabSync Event`", as_dict=True)}
-		self.assertLessEqual({UNFINISHED_INDEX, DOCUMENT_INDEX}, indexes)
+		self.assertLessEqual({UNFINISHED_INDEX, RULE_UNFINISHED_INDEX, DOCUMENT_INDEX}, indexes)

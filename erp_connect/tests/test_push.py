@@ -5,12 +5,16 @@ clean up what they made.
 """
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import frappe
 from frappe.utils import add_days, get_datetime, now_datetime
 
 from erp_connect.engine import signing
-from erp_connect.engine.retry import DEFAULT_SCHEDULE
+from erp_connect.engine.retry import DEFAULT_SCHEDULE, MAX_RETRY_AFTER_SECONDS, classify_response
+from erp_connect.engine.transports import Route, SendResult
+from erp_connect.services.common.sql import insert_rows
 from erp_connect.services.push import delivery, events, outbox
 from erp_connect.testing.base import (
 	TEST_PREFIX,
@@ -240,6 +244,127 @@ class TestPushDelivery(PushTestCase):
 		self.drain()
 		self.assertEqual(self.remote.received(), [])
 		self.assertNotIn(self.connector.name, delivery.connectors_with_due_events())
+
+	def test_a_retry_after_of_years_pauses_the_connector_for_a_day_at_most(self):
+		self.customer_rule()
+		self.remote.script("/hooks", Reply(429, headers={"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"}))
+		customer = make_customer()
+		self.drain()
+		self.assertEqual(self.events_of(customer)[0].status, "Retrying")
+		key = frappe.cache.make_key(delivery._backoff_key(self.connector.name))
+		for asked in (None, 1e30, float("inf")):  # None: what the 429 above asked for
+			if asked is not None:
+				delivery.set_backoff(self.connector.name, asked)  # Redis would refuse such an expiry
+			paused_for = delivery.backoff_until(self.connector.name) - time.time()
+			self.assertLessEqual(paused_for, MAX_RETRY_AFTER_SECONDS + 1, asked)
+			self.assertLessEqual(frappe.cache.ttl(key), MAX_RETRY_AFTER_SECONDS + 1, asked)
+
+	def test_a_host_that_cannot_be_resolved_is_dead_with_a_clear_error(self):
+		self.customer_rule()
+		for allow_private, base_url in ((1, "http://a..b"), (0, "http://" + "x" * 64 + ".example.com")):
+			frappe.db.set_value(
+				"Connector",
+				self.connector.name,
+				{"base_url": base_url, "allow_private_network": allow_private},
+			)
+			customer = make_customer()
+			self.drain()
+			[event] = self.events_of(customer)
+			self.assertEqual(event.status, "Dead", event.last_error)
+			self.assertIn("cannot resolve host", event.last_error)
+		self.assertEqual(self.remote.received(), [])
+
+	def test_requests_in_flight_is_a_setting_of_the_connector(self):
+		connector = self.make_connector(signing_secret=SECRET, timeout_seconds=2, max_in_flight=3)
+		self.make_rule(connector.name, "Customer", ("after_insert",), CUSTOMER_MAP)
+		self.remote.set_default("/hooks", Reply(200, delay=0.4))
+		for _ in range(9):
+			make_customer()
+		frappe.db.commit()
+		delivery.drain(connector.name)
+		starts = sorted(r.received_at for r in self.remote.received("/hooks"))
+		self.assertEqual(len(starts), 9)
+		# each request takes 0.4 s: those that started within 0.3 s of each other were in flight together
+		together = max(sum(1 for s in starts if t <= s < t + 0.3) for t in starts)
+		self.assertEqual(together, 3)
+
+	def test_requests_in_flight_stays_between_1_and_64(self):
+		for bad in (-1, 65):
+			with self.assertRaises(frappe.ValidationError):
+				self.make_connector(max_in_flight=bad)
+		self.assertEqual(self.make_connector(max_in_flight=0).max_in_flight, 8)  # empty: the default
+
+	def test_the_claim_walk_skips_pending_events_of_a_disabled_rule(self):
+		gone = self.customer_rule()
+		make_customer()
+		[row] = frappe.db.sql("select * from `tabSync Event` where sync_rule = %s", gone.name, as_dict=True)
+		columns = tuple(row)
+		copies = [  # 300 more documents' pending events, as a rule disabled by a 410 leaves them
+			{**row, **{f: f"{row[f]}-{n:03}" for f in ("name", "event_id", "reference_name")}}
+			for n in range(300)
+		]
+		insert_rows("Sync Event", columns, [tuple(c[k] for k in columns) for c in copies])
+		frappe.db.set_value("Sync Rule", gone.name, "enabled", 0)
+		self.make_rule(self.connector.name, "Item", ("after_insert",), [("name", "id")])
+		item = make_item()
+		frappe.db.commit()
+
+		drainer = delivery.Drainer(self.connector.name)
+		drainer.routes = {r.name: Route(r.target_path) for r in drainer.rules}
+		before = handler_reads()
+		rows = drainer.claim()[1]
+		reads = handler_reads() - before
+		self.assertEqual([r.name for r in rows], [e.name for e in self.events_of(item)])
+		self.assertLess(reads, 100, "rows read by one claim")
+
+	def claimed_by_a_drain(self):
+		"""A drainer that has claimed the one due event (as a drain's first steps do)."""
+		drainer = delivery.Drainer(self.connector.name)
+		drainer.routes = {r.name: Route(r.target_path) for r in drainer.rules}
+		claim, [row] = drainer.claim()
+		return drainer, claim, row
+
+	def test_an_outcome_under_a_claim_taken_over_meanwhile_changes_nothing(self):
+		rule = self.customer_rule()
+		customer = make_customer()
+		frappe.db.commit()
+		drainer, claim, row = self.claimed_by_a_drain()
+		# the lease ran out and another drain claimed the event: its outcome is that drain's to record
+		frappe.db.set_value("Sync Event", row.name, "claim_token", "another drain")
+		frappe.db.commit()
+		drainer.record(
+			claim.token,
+			[
+				SendResult([row.name], classify_response(410), 410),
+				SendResult([row.name], classify_response(429, {"Retry-After": "60"}), 429),
+			],
+		)
+		self.assertEqual(frappe.db.get_value("Sync Rule", rule.name, "enabled"), 1)
+		self.assertIsNone(delivery.backoff_until(self.connector.name))
+		[event] = self.events_of(customer)
+		self.assertEqual((event.status, event.claim_token, event.attempts), ("Sending", "another drain", 0))
+
+	def test_nothing_is_sent_under_a_lease_that_was_lost(self):
+		self.customer_rule()
+		make_customer()
+		frappe.db.commit()
+		drainer, claim, row = self.claimed_by_a_drain()
+		frappe.db.set_value("Sync Event", row.name, "claim_token", "another drain")
+		frappe.db.commit()
+		claim.expires = time.monotonic() + 1  # as if this drain had stalled past half its lease
+		drainer.transport = drainer.kind(drainer.connector.endpoint())
+		with ThreadPoolExecutor(1) as drainer.pool:
+			self.assertEqual(drainer.deliver(claim, [row]), ([], False))
+		self.assertEqual(self.remote.received(), [])
+		self.assertEqual(frappe.db.get_value("Sync Event", row.name, "claim_token"), "another drain")
+
+
+def handler_reads() -> int:
+	"""Index and table rows this session has read so far (MariaDB's Handler_read_* counters)."""
+	return sum(
+		int(value)
+		for _, value in frappe.db.sql("show session status where variable_name like %s", "Handler_read%")
+	)
 
 
 class TestOutboxRules(PushTestCase):

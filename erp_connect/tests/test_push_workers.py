@@ -1,5 +1,5 @@
-"""Delivery with real RQ worker processes: one killed with SIGKILL in the middle of a drain, and
-two draining the same connector at once."""
+"""Delivery with real RQ worker processes: one killed with SIGKILL in the middle of a drain, two
+draining the same connector at once, and a slow receiver with the sweeper's drain joining in."""
 
 import time
 from collections import Counter, defaultdict
@@ -135,3 +135,33 @@ class TestDeliveryWorkers(PushTestCase):
 		for name, order in seqs.items():
 			self.assertEqual(order, sorted(order), f"{name} delivered out of order: {order}")
 			self.assertEqual(order, list(range(1, 6)))
+
+	def test_a_slow_receiver_gets_each_event_once_while_the_sweepers_drain_joins_in(self):
+		# 1.5 s per request with a 2 s timeout: 64 events at 8 in flight take 12 s, longer than a
+		# lease (3 * 2 + 5 s); a drain must not let its events be claimed again meanwhile
+		self.customer_rule()
+		self.remote.set_default("/hooks", Reply(200, delay=1.5))
+		for _ in range(64):
+			make_customer()
+		frappe.db.commit()  # wakes a drain
+		ids = {r.event_id for r in self.event_rows()}
+		self.assertEqual(len(ids), 64)
+
+		first = start_worker(burst=True)
+		second = None
+		try:
+			self.remote.wait_for_requests(1, "/hooks", timeout=60)
+			second = start_worker(burst=False)  # idle until the sweep below gives it a drain
+			time.sleep(delivery.Drainer(self.connector.name).lease_seconds + 0.5)
+			delivery.sweep()  # what the scheduler does every minute
+			frappe.db.commit()
+			self.wait_until_all_delivered(timeout=60)
+			first.wait(timeout=30)
+		finally:
+			for worker in (first, second):
+				if worker is not None and worker.poll() is None:
+					kill_worker(worker)
+
+		counts = Counter(r.json()["id"] for r in self.remote.received("/hooks"))
+		self.assertEqual(set(counts), ids)
+		self.assertEqual({i: n for i, n in counts.items() if n > 1}, {}, "events sent more than once")

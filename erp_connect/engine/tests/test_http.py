@@ -72,3 +72,12 @@ def test_refuses_private_target_before_connecting(remote):
 	with pytest.raises(BlockedTargetError):
 		http.send("POST", remote.url + "/hook")
 	assert remote.received() == []
+
+
+@pytest.mark.parametrize("host", ["a..b", "x" * 64 + ".example.com"])
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_a_host_that_cannot_be_resolved_as_written_is_refused_clearly(host, allow_private):
+	with pytest.raises(BlockedTargetError, match=f"cannot resolve host {host}"):
+		http.check_target(f"http://{host}/hook", allow_private=allow_private)
+	with pytest.raises(BlockedTargetError, match="cannot resolve host"):
+		http.send("POST", f"http://{host}/hook", allow_private=allow_private, timeout=1)

@@ -3,12 +3,14 @@ import email.utils
 import pytest
 import requests
 
+from erp_connect.engine import http
 from erp_connect.engine.http import BlockedTargetError
 from erp_connect.engine.retry import (
 	DEFAULT_SCHEDULE,
 	MAX_RETRY_AFTER_SECONDS,
 	Outcome,
 	RetryPolicy,
+	capped_wait,
 	classify_exception,
 	classify_response,
 	parse_retry_after,
@@ -106,3 +108,36 @@ def test_429_carries_retry_after_from_headers_in_any_case():
 )
 def test_exceptions_are_classified(exc, outcome):
 	assert classify_exception(exc).outcome is outcome
+
+
+def test_a_retry_after_of_years_is_capped_at_a_day():
+	assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT") == MAX_RETRY_AFTER_SECONDS
+	assert parse_retry_after(str(10 * DAY)) == MAX_RETRY_AFTER_SECONDS
+	assert parse_retry_after("9" * 400) == MAX_RETRY_AFTER_SECONDS  # float() of it is inf
+	assert classify_response(429, {"Retry-After": "31536000000"}).retry_after == MAX_RETRY_AFTER_SECONDS
+
+
+@pytest.mark.parametrize(
+	"seconds, honoured",
+	[
+		(120, 120),
+		(0, 0),
+		(-5, 0),
+		(10 * DAY, MAX_RETRY_AFTER_SECONDS),
+		(1e30, MAX_RETRY_AFTER_SECONDS),
+		(float("inf"), MAX_RETRY_AFTER_SECONDS),
+		(float("nan"), 0),
+	],
+)
+def test_a_connector_wide_wait_is_between_nothing_and_a_day(seconds, honoured):
+	assert capped_wait(seconds) == honoured
+
+
+@pytest.mark.parametrize("host", ["a..b", "x" * 64 + ".example.com"])
+def test_a_malformed_host_is_dead_at_once_with_a_clear_reason(host):
+	for allow_private in (False, True):
+		with pytest.raises(Exception) as raised:
+			http.send("POST", f"http://{host}/hook", allow_private=allow_private, timeout=1)
+		verdict = classify_exception(raised.value)
+		assert verdict.outcome is Outcome.DEAD, verdict
+		assert f"cannot resolve host {host}" in verdict.reason

@@ -7,27 +7,36 @@ takes only the oldest unfinished event of each document and is committed as "Sen
 before anything is sent. So no event is sent twice at the same time, event n+1 of a document waits
 until event n is delivered or dead, and the events of a worker that died are claimed again when
 their lease runs out. Sending happens outside the lock, in parallel.
+
+No event is sent under a lease that may have run out: a claim holds what its requests can send
+within one lease, each outcome is recorded as its request comes back, the lease of what is not
+recorded yet is renewed at half time, and a request starts only while its lease has the timeout
+and a margin left. A slow receiver slows delivery down; it never multiplies it.
 """
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 
 import frappe
 from frappe.utils import add_to_date, now_datetime
 
 from erp_connect.engine import http, transports, wake
-from erp_connect.engine.retry import Outcome, RetryPolicy
+from erp_connect.engine.retry import Outcome, RetryPolicy, capped_wait
 from erp_connect.engine.transports import OutboundEvent, Route, SendResult
-from erp_connect.erp_connect.doctype.sync_event.sync_event import DOCUMENT_INDEX, UNFINISHED_INDEX
+from erp_connect.engine.transports.base import result_of_exception
+from erp_connect.erp_connect.doctype.connector.connector import DEFAULT_IN_FLIGHT
+from erp_connect.erp_connect.doctype.sync_event.sync_event import DOCUMENT_INDEX, RULE_UNFINISHED_INDEX
 from erp_connect.services.common import alerts, jobs
 from erp_connect.services.common.locks import named_lock
 from erp_connect.services.common.status import DEAD, DELIVERED, RETRYING, SENDING, UNFINISHED, WAITING
 from erp_connect.services.push import wake as waking
 from erp_connect.services.push.outbox import clear_rules_cache
 
-CLAIM_CHUNK = 200  # events claimed per round: bounds memory however large the backlog
-SEND_CONCURRENCY = 8  # requests in flight per drain (different documents only)
-MAX_DRAIN_SECONDS = 240  # then hand over to a fresh job, within RQ's default 300 s timeout
+CLAIM_CHUNK = 200  # most events claimed at once: bounds memory however large the backlog
+LEASE_MARGIN_SECONDS = 2  # a request starts only with its timeout and this left on its lease
+MAX_DRAIN_SECONDS = 240  # then hand over to a fresh job (RQ timeout: waking.DRAIN_JOB_TIMEOUT)
 IDLE_LOOK_SECONDS = 0.2  # how often a lingering drain looks at the outbox again
 POLICY = RetryPolicy()
 
@@ -35,9 +44,10 @@ DUE = """((e.status in %(waiting)s and e.next_attempt_at <= %(now)s)
 	or (e.status = %(sending)s and e.lease_until < %(now)s))"""
 DUE_VALUES = {"waiting": WAITING, "sending": SENDING, "unfinished": UNFINISHED}
 
-# Walks the primary key (event ids, which start with the time) from the connector's oldest unfinished
-# event and stops at the limit, so its cost does not grow with the backlog. An event is a candidate
-# only when no earlier event (by seq) of the same document is still unfinished: the per-document order.
+# Walks the primary key (event ids, which start with the time) from the oldest unfinished event of
+# the connector's enabled rules and stops at the limit, so its cost does not grow with the backlog. An
+# event is a candidate only when no earlier event (by seq) of the same document is still unfinished:
+# the per-document order.
 CANDIDATES_SQL = f"""
 select e.name
 from `tabSync Event` e force index (primary)
@@ -51,6 +61,10 @@ order by e.name
 limit %(limit)s
 """
 
+# The oldest unfinished event of one rule in one status: a single index dive
+OLDEST_SQL = f"""(select min(name) from `tabSync Event` force index ({RULE_UNFINISHED_INDEX})
+	where connector = %s and sync_rule = %s and status = %s)"""
+
 CLAIM_SQL = f"""
 update `tabSync Event` e set e.status = %(sending)s, e.claim_token = %(token)s, e.lease_until = %(lease)s,
 	e.modified = %(now)s
@@ -62,7 +76,9 @@ where e.name in %(names)s and {DUE}
 def sweep() -> None:
 	"""Every minute: drain every connector with due events."""
 	for connector in connectors_with_due_events():
-		jobs.enqueue_sweep(waking.DRAIN, "sweep", connector, connector=connector)
+		jobs.enqueue_sweep(
+			waking.DRAIN, "sweep", connector, connector=connector, timeout=waking.DRAIN_JOB_TIMEOUT
+		)
 
 
 def connectors_with_due_events() -> list[str]:
@@ -80,11 +96,17 @@ def drain(connector: str, max_seconds: float = MAX_DRAIN_SECONDS) -> dict:
 		return {}  # deleted since the job was queued
 	stats = Drainer(connector).run(max_seconds)
 	if stats.get("more"):
-		frappe.enqueue(waking.DRAIN, queue="default", connector=connector)
+		frappe.enqueue(waking.DRAIN, queue="default", timeout=waking.DRAIN_JOB_TIMEOUT, connector=connector)
 	return stats
 
 
 # -- the drain -------------------------------------------------------------------------------------
+@dataclass
+class Claim:
+	token: str
+	expires: float  # time.monotonic() when the lease runs out (counted from before it was taken)
+
+
 class Drainer:
 	def __init__(self, connector: str):
 		self.connector = frappe.get_doc("Connector", connector)
@@ -96,6 +118,8 @@ class Drainer:
 		)
 		self.timeout = self.connector.timeout_seconds or http.DEFAULT_TIMEOUT_SECONDS
 		self.lease_seconds = 3 * self.timeout + 5
+		self.max_in_flight = self.connector.get("max_in_flight") or DEFAULT_IN_FLIGHT
+		self.deadline = float("inf")
 
 	def run(self, max_seconds: float) -> dict:
 		stats = {o.value: 0 for o in Outcome}
@@ -113,11 +137,11 @@ class Drainer:
 			r.name: Route(r.target_path, r.http_method or "POST", self.transport.batch_size(r.batch_size))
 			for r in self.rules
 		}
-		deadline = time.monotonic() + max_seconds
+		self.deadline = time.monotonic() + max_seconds
 		linger = wake.Linger(waking.wake_value(name), time.monotonic())
-		with ThreadPoolExecutor(SEND_CONCURRENCY) as self.pool:
+		with ThreadPoolExecutor(self.max_in_flight) as self.pool:
 			while True:
-				if time.monotonic() > deadline:
+				if time.monotonic() > self.deadline:
 					stats["more"] = True
 					break
 				waking.keep_awake(name)
@@ -125,7 +149,7 @@ class Drainer:
 				claimed = self.claim()
 				if claimed is None:
 					continue  # another drain holds the claim lock: look again
-				token, rows = claimed
+				claim, rows = claimed
 				if not rows:
 					linger.saw(waking.wake_value(name), time.monotonic())
 					if not linger.may_sleep(looked_at):
@@ -134,16 +158,15 @@ class Drainer:
 					if waking.sleep_if_no_new_wakeups(name, linger.seen):
 						break
 					continue  # woken meanwhile: look again
-				results = self.send_all(rows)
-				self.record(token, results)
+				results, slow_down = self.deliver(claim, rows)
 				for r in results:
 					stats[r.verdict.outcome.value] += len(r.names)
-				if backoff_until(name) or any(r.verdict.outcome is Outcome.DISABLE for r in results):
+				if slow_down or backoff_until(name):
 					break  # the receiver asked us to slow down, or a target went away
 		return stats
 
 	# -- claiming --------------------------------------------------------------------------------
-	def claim(self) -> tuple[str, list[dict]] | None:
+	def claim(self) -> tuple[Claim, list[dict]] | None:
 		"""Take the next due events, one per document, and commit them as Sending with a lease.
 		Claims of one connector take turns under a database lock, which every worker on every
 		machine shares; the UPDATE re-checks each row, so a row changed meanwhile is left alone.
@@ -152,15 +175,12 @@ class Drainer:
 		with named_lock("claim", self.connector.name, 30) as taken:
 			if not taken:
 				return None
+			taken_at = time.monotonic()  # before now: this process never thinks the lease longer
 			now = now_datetime()
 			values = {"connector": self.connector.name, "rules": tuple(self.routes), "now": now, **DUE_VALUES}
-			start = frappe.db.sql(
-				f"""select min(name) from `tabSync Event` force index ({UNFINISHED_INDEX})
-				where connector = %(connector)s and status in %(unfinished)s""",
-				values,
-			)[0][0]
+			start = self.walk_start()
 			names = start and frappe.db.sql_list(
-				CANDIDATES_SQL, {**values, "start": start, "limit": CLAIM_CHUNK}
+				CANDIDATES_SQL, {**values, "start": start, "limit": self.claim_limit()}
 			)
 			rows = []
 			if names:
@@ -173,30 +193,131 @@ class Drainer:
 					as_dict=True,
 				)
 			frappe.db.commit()
-		return token, rows
+		return Claim(token, taken_at + self.lease_seconds), rows
+
+	def walk_start(self) -> str | None:
+		"""The oldest unfinished event of the enabled rules, one index dive per rule and status: the
+		events a rule disabled by a 410 leaves unfinished are never walked over again."""
+		pairs = [(self.connector.name, rule, status) for rule in self.routes for status in UNFINISHED]
+		subqueries = " union all ".join(f"select {OLDEST_SQL} as oldest" for _ in pairs)
+		return frappe.db.sql(
+			f"select min(oldest) from ({subqueries}) t", [v for pair in pairs for v in pair]
+		)[0][0]
+
+	def claim_limit(self) -> int:
+		"""As many events as one lease can send, every request taking the whole timeout."""
+		waves = max(1, int((self.lease_seconds - LEASE_MARGIN_SECONDS) // self.timeout))
+		batch = min(route.batch_size for route in self.routes.values())
+		return min(CLAIM_CHUNK, self.max_in_flight * waves * batch)
 
 	# -- sending ----------------------------------------------------------------------------------
-	def send_all(self, rows: list[dict]) -> list[SendResult]:
-		"""Each rule's events in requests of its batch size, in parallel; no frappe in the threads."""
+	def deliver(self, claim: Claim, rows: list[dict]) -> tuple[list[SendResult], bool]:
+		"""Send the claimed events, max_in_flight requests at a time, recording each outcome as its
+		request comes back, and renewing the lease of what is not recorded yet at half time. Also
+		whether to stop draining: the receiver asked us to slow down, or a target went away (what
+		was not sent yet is then handed back)."""
+		waiting = deque(self.requests_of(rows))
+		in_flight: dict[Future, list[str]] = {}
+		results: list[SendResult] = []
+		stop = False
+		while waiting or in_flight:
+			if waiting and (stop or time.monotonic() > self.deadline):
+				self.release(claim, _names_of(waiting))
+				waiting.clear()
+			if claim.expires - time.monotonic() < self.lease_seconds / 2:
+				self.renew(claim, waiting, in_flight)
+			while waiting and len(in_flight) < self.max_in_flight:
+				route, events = waiting.popleft()
+				future = self.pool.submit(self.send, claim, route, events)
+				in_flight[future] = [e.name for e in events]
+			if not in_flight:
+				break
+			renew_in = claim.expires - self.lease_seconds / 2 - time.monotonic()
+			done, _ = wait(in_flight, timeout=max(renew_in, 0.01), return_when=FIRST_COMPLETED)
+			finished, skipped = [], []
+			for future in done:
+				names = in_flight.pop(future)
+				outcome = future.result()
+				if outcome is None:
+					skipped += names
+				else:
+					finished += outcome
+			self.release(claim, skipped)
+			if finished:
+				self.record(claim.token, finished)
+				results += finished
+				stop = stop or any(
+					r.verdict.retry_after or r.verdict.outcome is Outcome.DISABLE for r in finished
+				)
+		return results, stop
+
+	def requests_of(self, rows: list[dict]) -> list[tuple[Route, list[OutboundEvent]]]:
+		"""Each rule's events in requests of its batch size."""
 		requests_to_send = []
 		for rule, events in _group_by(rows, "sync_rule").items():
 			route = self.routes[rule]
 			events = [OutboundEvent(e.name, e.event_id, e.payload) for e in events]
 			for i in range(0, len(events), route.batch_size):
 				requests_to_send.append((route, events[i : i + route.batch_size]))
-		return [
-			r
-			for results in self.pool.map(lambda a: self.transport.send(*a), requests_to_send)
-			for r in results
-		]
+		return requests_to_send
+
+	def send(self, claim: Claim, route: Route, events: list[OutboundEvent]) -> list[SendResult] | None:
+		"""One request, in a sender thread (no frappe here); None when the lease has too little time
+		left to start it (the renewal was late or lost)."""
+		if claim.expires - time.monotonic() < self.timeout + LEASE_MARGIN_SECONDS:
+			return None
+		try:
+			return self.transport.send(route, events)
+		except Exception as e:  # a transport's bug must not crash the drain on every lease
+			return [result_of_exception([e.name for e in events], e)]
+
+	def renew(self, claim: Claim, waiting: deque, in_flight: dict[Future, list[str]]) -> None:
+		"""Extend the lease of the claim's events not recorded yet. Requests whose events are no
+		longer ours (the lease ran out and another drain claimed them) are not sent."""
+		names = _names_of(waiting) + [n for names in in_flight.values() for n in names]
+		renewed_at = time.monotonic()
+		lease = add_to_date(now_datetime(), seconds=self.lease_seconds)
+		frappe.db.sql(
+			"""update `tabSync Event` set lease_until = %(lease)s
+			where name in %(names)s and claim_token = %(token)s""",
+			{"lease": lease, "names": tuple(names), "token": claim.token},
+		)
+		renewed = frappe.db._cursor.rowcount
+		frappe.db.commit()
+		claim.expires = renewed_at + self.lease_seconds
+		if renewed < len(names):
+			ours = set(
+				frappe.db.sql_list(
+					"select name from `tabSync Event` where name in %(names)s and claim_token = %(token)s",
+					{"names": tuple(names), "token": claim.token},
+				)
+			)
+			keep = [(route, events) for route, events in waiting if all(e.name in ours for e in events)]
+			kept = set(_names_of(keep))
+			self.release(claim, [n for n in _names_of(waiting) if n in ours and n not in kept])
+			waiting.clear()
+			waiting.extend(keep)
+
+	def release(self, claim: Claim, names: list[str]) -> None:
+		"""Hand back claimed events that were not sent: due again at once, for any drain."""
+		if names:
+			frappe.db.sql(
+				"""update `tabSync Event` set claim_token = null, lease_until = %(now)s
+				where name in %(names)s and claim_token = %(token)s and status = %(sending)s""",
+				{"now": now_datetime(), "names": tuple(names), "token": claim.token, "sending": SENDING},
+			)
+			frappe.db.commit()
 
 	# -- recording outcomes ---------------------------------------------------------------------------
 	def record(self, token: str, results: list[SendResult]) -> None:
+		"""Record outcomes of requests sent under ``token``; a row claimed by another drain since
+		(its lease ran out) is left to that drain, and causes no alert, backoff or disabled rule."""
 		now = now_datetime()
 		delivered_by_code: dict[int, list[str]] = {}
 		for r in results:
 			if r.verdict.outcome is Outcome.DELIVERED:
 				delivered_by_code.setdefault(r.status_code, []).extend(r.names)
+		delivered = 0
 		for code, names in delivered_by_code.items():
 			frappe.db.sql(
 				"""update `tabSync Event` set status=%(delivered)s, delivered_at=%(now)s, attempts=attempts+1,
@@ -204,10 +325,11 @@ class Drainer:
 				where name in %(names)s and claim_token=%(token)s""",
 				{"delivered": DELIVERED, "now": now, "code": code, "names": tuple(names), "token": token},
 			)
+			delivered += frappe.db._cursor.rowcount
 		for result in results:
 			if result.verdict.outcome is not Outcome.DELIVERED:
 				self.record_failure(token, result, now)
-		if delivered_by_code and self.connector.failing_since:
+		if delivered and self.connector.failing_since:
 			alerts.connector_recovered(self.connector.name)  # the next failure is a new episode
 			self.connector.failing_since = None
 		frappe.db.commit()
@@ -229,8 +351,6 @@ class Drainer:
 			if verdict.outcome is Outcome.RETRY:
 				fields["last_error"] = f"gave up after {attempts} attempts: {verdict.reason}"
 			fields["status"] = DEAD
-		if verdict.retry_after:
-			set_backoff(self.connector.name, verdict.retry_after)
 		frappe.db.sql(
 			"""update `tabSync Event` set status=%(status)s, attempts=%(attempts)s,
 				next_attempt_at=coalesce(%(next_attempt_at)s, next_attempt_at),
@@ -239,6 +359,10 @@ class Drainer:
 			where name in %(names)s and claim_token=%(token)s""",
 			{"next_attempt_at": None, **fields, "names": tuple(result.names), "token": token},
 		)
+		if not frappe.db._cursor.rowcount:
+			return  # no longer our claim: the drain that holds it now records what happens
+		if verdict.retry_after:
+			set_backoff(self.connector.name, verdict.retry_after)
 		if verdict.outcome is Outcome.DISABLE:
 			rule = frappe.db.get_value("Sync Event", result.names[0], "sync_rule")
 			disable_rule(rule, verdict.reason)
@@ -271,13 +395,20 @@ def _backoff_key(connector: str) -> str:
 
 
 def set_backoff(connector: str, seconds: float) -> None:
+	"""Pause ``connector`` for what its receiver asked, at most a day (a Retry-After of years must
+	not stop it invisibly, and Redis refuses an expiry that large)."""
+	seconds = capped_wait(seconds)
 	until = time.time() + seconds
-	frappe.cache.set_value(_backoff_key(connector), until, expires_in_sec=max(int(seconds) + 1, 1))
+	frappe.cache.set_value(_backoff_key(connector), until, expires_in_sec=int(seconds) + 1)
 
 
 def backoff_until(connector: str) -> float | None:
 	until = frappe.cache.get_value(_backoff_key(connector), expires=True)
 	return until if until and until > time.time() else None
+
+
+def _names_of(requests) -> list[str]:
+	return [e.name for _, events in requests for e in events]
 
 
 def _group_by(rows: list[dict], key: str) -> dict[str, list[dict]]:

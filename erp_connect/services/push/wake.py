@@ -20,6 +20,9 @@ from rq.job import JobStatus
 from erp_connect.engine import wake
 
 DRAIN = "erp_connect.services.push.delivery.drain"
+# RQ's limit for a drain job: its 240 s (delivery.MAX_DRAIN_SECONDS) plus the requests still in flight
+# then (connect and read timeouts of up to 300 s each), with room to spare
+DRAIN_JOB_TIMEOUT = 900
 WAKE_TTL_SECONDS = 120
 _INCR_WITH_TTL = """
 local v = redis.call('INCR', KEYS[1])
@@ -71,10 +74,13 @@ def _enqueue_drain(connector: str) -> None:
 	"""One queued drain per connector is enough: it looks at the outbox after this commit. A drain
 	that has just gone to sleep but still shows as started is not, so then a job of its own."""
 	job_id = f"erp_connect:drain:{connector}"
-	if frappe.enqueue(DRAIN, queue="default", job_id=job_id, deduplicate=True, connector=connector):
+	timeout = DRAIN_JOB_TIMEOUT
+	if frappe.enqueue(
+		DRAIN, queue="default", timeout=timeout, job_id=job_id, deduplicate=True, connector=connector
+	):
 		return
 	if get_job_status(job_id) != JobStatus.QUEUED:
-		frappe.enqueue(DRAIN, queue="default", connector=connector)
+		frappe.enqueue(DRAIN, queue="default", timeout=timeout, connector=connector)
 
 
 # -- the drain's side -----------------------------------------------------------------------------

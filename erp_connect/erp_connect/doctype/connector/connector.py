@@ -10,6 +10,8 @@ from erp_connect.engine.retry import classify_exception
 from erp_connect.engine.transports.base import join_url
 from erp_connect.services.push.outbox import clear_rules_cache
 
+DEFAULT_IN_FLIGHT = 8  # requests a drain sends at once, unless the connector says otherwise
+MAX_IN_FLIGHT = 64
 SECRET_FIELDS = ("bearer_token", "api_key", "api_secret", "password", "signing_secret")
 
 
@@ -34,6 +36,7 @@ class Connector(Document):
 		dry_run: DF.Check
 		connector_type: DF.Literal["Webhook", "REST API", "Frappe Site", "WooCommerce", "Shopify", "POS"]
 		enabled: DF.Check
+		max_in_flight: DF.Int
 		password: DF.Password | None
 		signing_secret: DF.Password | None
 		timeout_seconds: DF.Float
@@ -43,6 +46,7 @@ class Connector(Document):
 	def validate(self):
 		self.validate_base_url()
 		self.validate_timeout()
+		self.validate_max_in_flight()
 		self.validate_auth_settings()
 		self.validate_signing_secret()
 		self.validate_receiving()
@@ -64,6 +68,12 @@ class Connector(Document):
 			self.timeout_seconds = http.DEFAULT_TIMEOUT_SECONDS
 		if not 0 < self.timeout_seconds <= 300:
 			frappe.throw(_("Timeout must be between 0 and 300 seconds"))
+
+	def validate_max_in_flight(self):
+		if not self.max_in_flight:
+			self.max_in_flight = DEFAULT_IN_FLIGHT
+		if not 1 <= self.max_in_flight <= MAX_IN_FLIGHT:
+			frappe.throw(_("Requests in Flight must be between 1 and {0}").format(MAX_IN_FLIGHT))
 
 	def validate_auth_settings(self):
 		missing = [f for f in auth.REQUIRED_SETTINGS[self.auth_type] if not self.get(f)]

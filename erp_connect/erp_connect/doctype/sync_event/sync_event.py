@@ -27,14 +27,16 @@ class SyncEvent(Document):
 		return origin(self.correlation_id) if self.correlation_id else None
 
 
-# index names the claim query forces (services/delivery.py)
+# index names the claim query forces (services/push/delivery.py)
 UNFINISHED_INDEX = "unfinished_by_connector"
+RULE_UNFINISHED_INDEX = "unfinished_by_rule"  # where the claim walk starts: enabled rules only
 DOCUMENT_INDEX = "events_of_document"
 
 
 def on_doctype_update():
 	# where a connector's unfinished events start; a document's events in order; old deliveries
 	frappe.db.add_index("Sync Event", ["connector", "status", "name"], UNFINISHED_INDEX)
+	frappe.db.add_index("Sync Event", ["connector", "sync_rule", "status", "name"], RULE_UNFINISHED_INDEX)
 	frappe.db.add_index(
 		"Sync Event", ["reference_doctype", "reference_name", "connector", "seq"], DOCUMENT_INDEX
 	)
