@@ -10,7 +10,7 @@ from erp_connect.testing.base import TEST_PREFIX
 OURS = ("like", TEST_PREFIX + "%")
 
 # ERPNext documents, deleted as documents (their own children and ledgers go with them), in this
-# order; one another record still links to (a submitted invoice's customer) is kept.
+# order.
 TEST_DOCUMENTS = (
 	("Sales Order", {"customer_name": OURS}),
 	("Sync Import", {"connector": OURS}),  # with its attached files
@@ -33,6 +33,7 @@ TEST_ROWS = (
 	("Connector", {"name": OURS}),
 	("Notification Log", {"subject": OURS}),
 	("Notification Log", {"subject": ("like", "Sync Rule SR-%")}),
+	("Customer", {"customer_name": OURS}),  # plain: the pull tests make thousands
 	("Deleted Document", {"deleted_name": OURS}),  # tombstones the feed tests read
 )
 
@@ -47,16 +48,5 @@ def delete_test_data() -> None:
 		for child in frappe.get_meta(doctype).get_table_fields():
 			frappe.db.delete(child.options, {"parenttype": doctype, "parent": ("in", names or [""])})
 		frappe.db.delete(doctype, {"name": ("in", names or [""])})
-	delete_customers()
 	frappe.db.commit()
 	clear_rules_cache()
-
-
-def delete_customers() -> None:
-	"""Test customers in one statement (the pull tests make thousands), except those a sales
-	invoice still names."""
-	frappe.db.sql(
-		"""delete from `tabCustomer` where customer_name like %(ours)s
-		and name not in (select customer from `tabSales Invoice` where customer_name like %(ours)s)""",
-		{"ours": OURS[1]},
-	)

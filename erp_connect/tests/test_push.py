@@ -93,13 +93,13 @@ class TestPushDelivery(PushTestCase):
 		self.assertEqual(
 			frappe.db.count("Sync Event", {"reference_name": customer.name, "connector": OURS}), 1
 		)
-		self.assertTrue(frappe.local.erp_connect_kicks)
+		self.assertTrue(frappe.local.erp_connect_wakeups)
 		frappe.db.rollback()
 		self.assertFalse(frappe.db.exists("Customer", customer.name))
 		self.assertEqual(
 			frappe.db.count("Sync Event", {"reference_name": customer.name, "connector": OURS}), 0
 		)
-		self.assertFalse(getattr(frappe.local, "erp_connect_kicks", set()))
+		self.assertFalse(getattr(frappe.local, "erp_connect_wakeups", set()))
 		self.drain()
 		self.assertEqual(self.remote.received(), [])
 

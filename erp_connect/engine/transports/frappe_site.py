@@ -11,15 +11,7 @@ from urllib.parse import quote
 from erp_connect.engine import outbound, pagination
 from erp_connect.engine.encoding import dumps
 from erp_connect.engine.retry import classify_response
-from erp_connect.engine.transports.base import (
-	NO_RESPONSE,
-	OutboundEvent,
-	Route,
-	SendResult,
-	Transport,
-	result_of_exception,
-	result_of_response,
-)
+from erp_connect.engine.transports import base
 
 # a tree doctype's nested-set bookkeeping (Item Group, Warehouse, Territory): each site numbers its
 # own tree, so another site's numbers written here would corrupt it
@@ -66,14 +58,14 @@ def requests_for(event: dict) -> list[tuple[str, str, bytes | None]]:
 	]
 
 
-class FrappeSiteTransport(Transport):
+class FrappeSiteTransport(base.Transport):
 	"""Push: one document per request through the other site's REST API. Pull: its standard
 	list, keyset-paged on (modified, name), adopting local documents of the same name."""
 
 	one_document_per_request = True
 	adopts_same_names = True
 
-	def send(self, route: Route, events: Sequence[OutboundEvent]) -> list[SendResult]:
+	def send(self, route: base.Route, events: Sequence[base.OutboundEvent]) -> list[base.SendResult]:
 		"""Update the document on the other site, or create it there when it answers 404."""
 		(event,) = events
 		attempts = requests_for(json.loads(event.payload))
@@ -83,13 +75,14 @@ class FrappeSiteTransport(Transport):
 				response = self.request(method, self.endpoint.url_for(path), body, headers)
 				if response.status != 404:
 					break
-		except NO_RESPONSE as e:
-			return [result_of_exception([event.name], e)]
+		except base.NO_RESPONSE as e:
+			return [base.result_of_exception([event.name], e)]
 		if method == "DELETE" and response.status == 404:
-			return [SendResult([event.name], classify_response(200), 404, "already deleted there")]
-		return [result_of_response([event.name], response)]
+			return [base.SendResult([event.name], classify_response(200), 404, "already deleted there")]
+		return [base.result_of_response([event.name], response)]
 
-	def pull_defaults(self, doctype: str) -> dict:
+	@classmethod
+	def pull_defaults(cls, doctype: str) -> dict:
 		return {
 			"pagination_style": pagination.FRAPPE,
 			"list_path": resource_path(doctype),

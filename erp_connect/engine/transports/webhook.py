@@ -5,19 +5,11 @@ from collections.abc import Sequence
 
 from erp_connect.engine import outbound
 from erp_connect.engine.encoding import dumps
-from erp_connect.engine.transports.base import (
-	NO_RESPONSE,
-	OutboundEvent,
-	Route,
-	SendResult,
-	Transport,
-	result_of_exception,
-	result_of_response,
-)
+from erp_connect.engine.transports import base
 
 
-class WebhookTransport(Transport):
-	def send(self, route: Route, events: Sequence[OutboundEvent]) -> list[SendResult]:
+class WebhookTransport(base.Transport):
+	def send(self, route: base.Route, events: Sequence[base.OutboundEvent]) -> list[base.SendResult]:
 		names = [e.name for e in events]
 		if route.batch_size == 1:  # a rule with batching always sends the batch shape
 			msg_id, body = events[0].event_id, events[0].payload
@@ -29,9 +21,9 @@ class WebhookTransport(Transport):
 		headers = outbound.request_headers(msg_id, body_bytes, endpoint.signing_secret, endpoint.auth_headers)
 		try:
 			response = self.request(route.method, endpoint.url_for(route.target), body_bytes, headers)
-		except NO_RESPONSE as e:
-			return [result_of_exception(names, e)]
-		return [result_of_response(names, response)]
+		except base.NO_RESPONSE as e:
+			return [base.result_of_exception(names, e)]
+		return [base.result_of_response(names, response)]
 
 	def ping(self):
 		"""A signed ``erp_connect.ping`` POST, as a receiver verifies every delivery."""
@@ -45,10 +37,10 @@ class WebhookTransport(Transport):
 class RestApiTransport(WebhookTransport):
 	"""A REST API the business's own rules post to; Test Connection reads its base URL."""
 
-	ping = Transport.ping
+	ping = base.Transport.ping
 
 
-class InboundOnly(Transport):
+class InboundOnly(base.Transport):
 	"""Systems that only call us (POS terminals): there is nothing to send to."""
 
 	calls_out = False
