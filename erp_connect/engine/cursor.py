@@ -3,13 +3,25 @@
 A feed is read in (modified, name) order; the cursor holds the last position seen for documents
 and for deletions. Equal timestamps across a page boundary lose nothing, because the next page
 starts strictly after the (modified, name) pair, not after the timestamp alone.
+
+Late commits. Frappe sets ``modified`` when it saves, not when the transaction commits, so a slow
+transaction can commit a stamp older than one already read. A feed is therefore read in passes:
+the first page of a pass fixes a horizon, its start time minus SETTLE_SECONDS (longer than any
+transaction may stay open), and pages follow strictly after the last position while ``has_more``
+is true. When a pass ends, each position is pulled back to the horizon if it went past it
+(``settle``), so the next pass reads everything after the horizon again. Whatever was not yet
+committed when it was passed over has a stamp after the horizon and comes in the next pass;
+records already returned may come again.
 """
 
 import base64
 import json
 from dataclasses import asdict, dataclass
 
-VERSION = 1
+VERSION = 2  # 2 added the horizon; cursors of version 1 are read as between passes
+# longer than any transaction that saves documents stays open: web requests end at 120 s
+# (gunicorn's timeout), jobs of the short and default queues at 300 s
+SETTLE_SECONDS = 300
 
 
 class InvalidCursor(ValueError):
@@ -22,6 +34,7 @@ class Cursor:
 	name: str = ""
 	deleted_at: str = ""  # tombstones: last (creation, name) returned
 	deleted_name: str = ""
+	horizon: str = ""  # the pass in progress: its start minus SETTLE_SECONDS; empty between passes
 
 	def encode(self) -> str:
 		raw = json.dumps({"v": VERSION, **asdict(self)}, separators=(",", ":")).encode()
@@ -34,7 +47,10 @@ class Cursor:
 		try:
 			padded = token + "=" * (-len(token) % 4)
 			data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-			if data.pop("v") != VERSION or set(data) != set(cls.__dataclass_fields__):
+			version = data.pop("v")
+			if version == 1:
+				data.setdefault("horizon", "")
+			if version not in (1, VERSION) or set(data) != set(cls.__dataclass_fields__):
 				raise ValueError
 			if not all(isinstance(v, str) for v in data.values()):
 				raise ValueError
@@ -51,3 +67,9 @@ def after(
 	page = rows[:limit]
 	last = (str(page[-1][key[0]]), str(page[-1][key[1]])) if page else None
 	return page, has_more, last
+
+
+def settle(position: tuple[str, str], horizon: str) -> tuple[str, str]:
+	"""Where the next pass starts: the position reached, but not past the horizon (every name at the
+	horizon's stamp is read again)."""
+	return min(tuple(position), (horizon, ""))

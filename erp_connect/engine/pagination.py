@@ -78,7 +78,7 @@ def format_since(value: datetime.datetime, since_format: str) -> str:
 def first_page(spec: ListSpec, since: str | None) -> dict:
 	"""The request for the first page of the records changed since ``since`` (None: all)."""
 	if spec.style == FRAPPE:
-		return {"query": frappe_query(spec, since, tie_offset=0), "since": since, "tie": 0}
+		return {"query": frappe_query(spec, since)}
 	query = dict(spec.extra_query)
 	if since and spec.since_param:
 		query[spec.since_param] = since
@@ -90,18 +90,23 @@ def first_page(spec: ListSpec, since: str | None) -> dict:
 	return {"query": query}
 
 
-def frappe_query(spec: ListSpec, since: str | None, tie_offset: int) -> dict:
-	"""/api/resource list parameters, keyset-paginated on (modified, name): each page asks for
-	modified >= the last modified seen and skips the rows of that same modified already read, so
-	equal timestamps across a page boundary lose nothing and a record saved mid-run shifts nothing."""
+def frappe_query(spec: ListSpec, since: str | None, after_name: str | None = None) -> dict:
+	"""/api/resource list parameters, keyset-paginated on (modified, name) as the change feed is:
+	the first page asks for modified >= the watermark, each next one for the rows strictly after
+	the last (modified, name) read - modified >= T and (modified > T or name > N), the "or" in
+	``or_filters``. No row count is skipped, so a record edited or deleted between pages shifts
+	nothing and equal timestamps across a page boundary lose nothing."""
 	filters = [["modified", ">=", since]] if since else []
-	return {
+	query = {
 		**spec.extra_query,
 		"filters": json.dumps(filters),
 		"order_by": "modified asc, name asc",
-		"limit_start": str(tie_offset),
+		"limit_start": "0",
 		"limit_page_length": str(spec.page_size),
 	}
+	if since and after_name is not None:
+		query["or_filters"] = json.dumps([["modified", ">", since], ["name", ">", after_name]])
+	return query
 
 
 def records_of(spec: ListSpec, body) -> list[dict]:
@@ -147,12 +152,11 @@ def next_page(
 def frappe_next(spec: ListSpec, request: dict, records: list[dict]) -> dict | None:
 	if len(records) < spec.page_size:
 		return None
-	last = str(records[-1].get("modified") or "")
-	if not last:
-		raise PageError("Frappe records must carry their modified time")
-	ties = sum(1 for r in records if str(r.get("modified")) == last)
-	tie = ties + request["tie"] if last == request["since"] else ties
-	return {"query": frappe_query(spec, last, tie), "since": last, "tie": tie}
+	last = records[-1]
+	modified, name = str(last.get("modified") or ""), str(last.get("name") or "")
+	if not (modified and name):
+		raise PageError("Frappe records must carry their name and modified time")
+	return {"query": frappe_query(spec, modified, name)}
 
 
 def link_header_next(headers: Mapping[str, str]) -> str | None:

@@ -12,7 +12,9 @@ import datetime
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from erp_connect.engine.cursor import settle
 
 CUSTOMER, SALES_INVOICE, STOCK_ADJUSTMENT = "customer", "sales_invoice", "stock_adjustment"
 OPERATION_TYPES = (CUSTOMER, SALES_INVOICE, STOCK_ADJUSTMENT)
@@ -158,15 +160,18 @@ class InvalidCursor(ValueError):
 @dataclass(frozen=True)
 class FeedCursor:
 	"""Where a terminal is in each stream: the last (modified, name) it received, per stream and for
-	deletions; when the cursor was first issued; and the terminal's setup it was issued for."""
+	deletions; when the cursor was first issued; the terminal's setup it was issued for; and the
+	horizon of the pass in progress (empty between passes, see engine/cursor.py)."""
 
 	positions: dict = field(default_factory=dict)  # stream -> [modified, name]
 	issued: float = 0.0  # unix time of the full snapshot this cursor continues
 	setup: str = ""  # hash of the terminal's profile, warehouse and price list
+	horizon: str = ""
 
 	def encode(self) -> str:
 		raw = json.dumps(
-			{"v": 1, "p": self.positions, "i": self.issued, "s": self.setup}, separators=(",", ":")
+			{"v": 1, "p": self.positions, "i": self.issued, "s": self.setup, "h": self.horizon},
+			separators=(",", ":"),
 		)
 		return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -186,9 +191,12 @@ class FeedCursor:
 				and all(isinstance(x, str) for x in v)
 				for k, v in positions.items()
 			)
+			horizon = data.get("h", "")  # cursors issued before horizons have none: between passes
 			if not valid or not isinstance(data["i"], int | float) or not isinstance(data["s"], str):
 				raise ValueError
-			return cls(positions, float(data["i"]), data["s"])
+			if not isinstance(horizon, str):
+				raise ValueError
+			return cls(positions, float(data["i"]), data["s"], horizon)
 		except (ValueError, TypeError, KeyError, AttributeError):
 			raise InvalidCursor("the cursor is not one this API returned")
 
@@ -196,7 +204,16 @@ class FeedCursor:
 		return now - self.issued > MAX_CURSOR_AGE_DAYS * 86400
 
 	def moved(self, stream: str, modified: str, name: str) -> "FeedCursor":
-		return FeedCursor({**self.positions, stream: [modified, name]}, self.issued, self.setup)
+		return replace(self, positions={**self.positions, stream: [modified, name]})
+
+	def in_pass(self, horizon: str) -> "FeedCursor":
+		return replace(self, horizon=horizon)
+
+	def settled(self, horizon: str) -> "FeedCursor":
+		"""The cursor that ends a pass: no position past the horizon, so the next pass reads again
+		whatever may have committed late."""
+		positions = {k: list(settle(v, horizon)) for k, v in self.positions.items()}
+		return replace(self, positions=positions, horizon="")
 
 
 def setup_hash(*parts: str) -> str:

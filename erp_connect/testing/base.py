@@ -200,6 +200,74 @@ def kill_worker(worker: subprocess.Popen) -> None:
 	worker.wait(10)
 
 
+_HELD_OPEN = """
+import sys
+import frappe
+frappe.init(sys.argv[1], sites_path=".")
+frappe.connect()
+frappe.set_user("Administrator")
+exec(sys.argv[2])
+print("written", flush=True)
+sys.stdin.readline()
+frappe.db.commit()
+print("committed", flush=True)
+frappe.destroy()
+"""
+
+
+class HeldOpenTransaction:
+	"""Python code run in a second connection to this site (its own process) whose transaction
+	stays open until ``commit()``: a save that commits after saves made later."""
+
+	def __init__(self, code: str, timeout: float = 60):
+		import queue
+		import threading
+
+		self.timeout = timeout
+		self.process = subprocess.Popen(
+			[sys.executable, "-c", _HELD_OPEN, frappe.local.site, code],
+			cwd=os.path.abspath(frappe.local.sites_path),
+			stdin=subprocess.PIPE,
+			stdout=subprocess.PIPE,
+			stderr=subprocess.STDOUT,
+			text=True,
+		)
+		atexit.register(lambda: self.process.poll() is None and self.process.kill())
+		self.lines = queue.Queue()
+		threading.Thread(target=lambda: [self.lines.put(x) for x in self.process.stdout], daemon=True).start()
+		self._wait_for("written")
+
+	def commit(self) -> None:
+		self.process.stdin.write("\n")
+		self.process.stdin.flush()
+		self._wait_for("committed")
+		self.process.wait(self.timeout)
+
+	def close(self) -> None:
+		"""Roll back (a test that failed half-way must not leave its locks to the clean-up)."""
+		if self.process.poll() is None:
+			self.process.kill()
+			self.process.wait(self.timeout)
+
+	def _wait_for(self, word: str) -> None:
+		import queue
+
+		seen = []
+		deadline = time.monotonic() + self.timeout
+		while time.monotonic() < deadline:
+			try:
+				line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+			except queue.Empty:
+				break
+			if line.strip() == word:
+				return
+			seen.append(line)
+			if self.process.poll() is not None and self.lines.empty():
+				break
+		self.process.kill()
+		raise RuntimeError(f"the second connection did not say {word!r}: {''.join(seen)[-2000:]}")
+
+
 def make_api_user(email: str, roles: list[str]) -> tuple[str, str]:
 	"""A committed user with API key and secret; returns (api_key, api_secret)."""
 	if not frappe.db.exists("User", email):

@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-PAGINATION_STYLES = ("page", "offset", "cursor", "next_link", "link_header")
+PAGINATION_STYLES = ("page", "offset", "cursor", "next_link", "link_header", "frappe")
+# the filter operators the "frappe" style understands, as /api/resource applies them
+_FRAPPE_OPERATORS = {
+	"=": lambda a, b: a == b,
+	">": lambda a, b: a > b,
+	">=": lambda a, b: a >= b,
+	"<": lambda a, b: a < b,
+	"<=": lambda a, b: a <= b,
+}
 
 
 @dataclass
@@ -145,6 +153,8 @@ class RemoteSystem:
 	def _list_page(self, endpoint: ListEndpoint, path: str, query: dict[str, str]) -> Reply:
 		with self._lock:
 			rows = [dict(r) for r in endpoint.records]
+		if endpoint.style == "frappe":
+			return Reply(200, {"data": _frappe_list(rows, query)})
 		since = query.get(endpoint.since_param)
 		if since:
 			rows = [r for r in rows if str(r[endpoint.updated_field]) >= since]
@@ -233,6 +243,28 @@ class RemoteSystem:
 			do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
 		return Handler
+
+
+def _frappe_list(rows: list[dict], query: dict[str, str]) -> list[dict]:
+	"""What another Frappe site's /api/resource answers: every ``filters`` condition and any one of
+	the ``or_filters``, ordered by (modified, name), from limit_start."""
+
+	def holds(row, condition):
+		field, operator, value = condition[-3:]  # [doctype,] field, operator, value
+		return _FRAPPE_OPERATORS[operator](str(row.get(field)), str(value))
+
+	filters = json.loads(query.get("filters") or "[]")
+	or_filters = json.loads(query.get("or_filters") or "[]")
+	if query.get("order_by", "modified asc, name asc") != "modified asc, name asc":
+		raise ValueError(f"the fake Frappe list orders by (modified, name) only, not {query['order_by']}")
+	rows = [
+		r
+		for r in rows
+		if all(holds(r, f) for f in filters) and (not or_filters or any(holds(r, f) for f in or_filters))
+	]
+	rows.sort(key=lambda r: (str(r["modified"]), str(r["name"])))
+	start = int(query.get("limit_start") or 0)
+	return rows[start : start + int(query.get("limit_page_length") or 20)]
 
 
 def main() -> None:

@@ -3,10 +3,12 @@
 import json
 
 import frappe
+from frappe.utils import now_datetime
 
 from erp_connect.engine.cursor import Cursor
 from erp_connect.testing.base import (
 	TEST_PREFIX,
+	HeldOpenTransaction,
 	make_api_user,
 	make_item,
 	our_customers,
@@ -347,8 +349,38 @@ class TestChangeFeed(InboundTestCase):
 		)
 		frappe.db.set_value("Deleted Document", tombstone, "creation", "2099-01-03 00:00:00")
 		frappe.db.commit()
+		# the pass ended with positions past its horizon (2099 is after now - SETTLE_SECONDS): the
+		# next pass reads from the horizon, so the rest come again, and the deletion comes
 		again, deleted, _ = self.read_all(cursor, limit=4)
-		self.assertEqual((again, [d["name"] for d in deleted]), ([], [names[0]]))
+		self.assertEqual([r["name"] for r in again if r["name"] in names], sorted(names[1:9]) + names[9:])
+		self.assertEqual([d["name"] for d in deleted if d["name"] in names], [names[0]])
+
+	def test_a_save_that_commits_after_a_later_one_still_comes(self):
+		# frappe sets modified when it saves, not when the transaction commits: the slow save's
+		# modified is earlier than the fast one's, yet it is visible only after the feed was read
+		start = Cursor(modified=str(now_datetime()), deleted_at=str(now_datetime())).encode()
+		slow_name = TEST_PREFIX + "slow 0"
+		slow_customer = {
+			"doctype": "Customer",
+			"customer_name": slow_name,
+			"customer_group": "All Customer Groups",
+			"territory": "All Territories",
+		}
+		slow = HeldOpenTransaction(f"frappe.get_doc({slow_customer!r}).insert()")
+		self.addCleanup(slow.close)
+		fast_name = self.upsert(customers(1, prefix="fast"))["results"][0]["name"]
+		records, _, cursor = self.read_all(start, limit=10)
+		self.assertIn(fast_name, [r["name"] for r in records])
+		self.assertNotIn(slow_name, [r["name"] for r in records])
+
+		slow.commit()
+		frappe.db.commit()  # a fresh snapshot
+		slow_modified, fast_modified = (
+			frappe.db.get_value("Customer", n, "modified") for n in (slow_name, fast_name)
+		)
+		self.assertLess(slow_modified, fast_modified)
+		again, _, _ = self.read_all(cursor, limit=10)
+		self.assertIn(slow_name, [r["name"] for r in again])
 
 	def test_records_are_mapped_by_the_connectors_push_rule(self):
 		self.make_rule(

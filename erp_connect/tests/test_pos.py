@@ -16,12 +16,15 @@ import frappe
 import requests
 
 from erp_connect.client.pos import PosClient
+from erp_connect.engine.cursor import SETTLE_SECONDS
 from erp_connect.install import CONNECT_API_USER
 from erp_connect.services.pos import applier, ledger
+from erp_connect.services.pos.feed import STREAM_DOCTYPES
 from erp_connect.services.pos.ledger import operation_key
 from erp_connect.testing.base import (
 	TEST_PREFIX,
 	ConnectTestCase,
+	HeldOpenTransaction,
 	kill_worker,
 	make_api_user,
 	site_http,
@@ -377,7 +380,9 @@ class TestPosApi(PosTestCase):
 		self.assertEqual(changed[("item", item)]["disabled"], 1)
 		self.assertIn(175, [d.get("price_list_rate") for d in changed.values()])
 		self.assertIn({"type": "customer", "key": gone}, page["deleted"])
-		self.assertLess(len(page["records"]), 10, "only what changed")
+		# only what changed lately: since the pass's horizon (what may have committed late comes again)
+		lately = frappe.utils.add_to_date(None, seconds=-SETTLE_SECONDS - 60)
+		self.assertTrue(all(self.modified_of(*key) >= lately for key in changed), "only what changed")
 
 		# the terminal's setup changes: its old cursor asks for a full resync
 		frappe.db.set_value("POS Terminal", self.terminal.name, "price_list", "_Test Price List")
@@ -386,6 +391,43 @@ class TestPosApi(PosTestCase):
 		self.assertTrue(page["full_resync_required"])
 		bad = self.call("pull", terminal=self.terminal.name, cursor="not-a-cursor")
 		self.assertEqual(bad.status_code, 400, bad.text)
+
+	def test_stock_that_commits_after_a_later_change_still_comes(self):
+		slow_item, fast_item = stock_item(qty=1), stock_item(qty=1)
+		frappe.db.commit()
+		_, cursor = self.pull_pass(None)
+		slow_bin, fast_bin = (
+			frappe.db.get_value("Bin", {"item_code": i, "warehouse": WAREHOUSE})
+			for i in (slow_item, fast_item)
+		)
+		# the slow stock transaction stamps its Bin first and commits last
+		slow = HeldOpenTransaction(f"frappe.db.set_value('Bin', {slow_bin!r}, 'actual_qty', 42)")
+		self.addCleanup(slow.close)
+		frappe.db.set_value("Bin", fast_bin, "actual_qty", 43)
+		frappe.db.commit()
+		seen, cursor = self.pull_pass(cursor)
+		self.assertEqual(seen[("stock", fast_item)]["actual_qty"], 43)
+		self.assertNotEqual(seen.get(("stock", slow_item), {}).get("actual_qty"), 42)
+
+		slow.commit()
+		seen, _ = self.pull_pass(cursor)
+		self.assertEqual(seen.get(("stock", slow_item), {}).get("actual_qty"), 42, "the late commit came")
+
+	def pull_pass(self, cursor: str | None) -> tuple[dict, str]:
+		"""Pull until has_more is false: {(type, key): data} and the cursor."""
+		seen = {}
+		for _ in range(100):
+			page = self.call("pull", terminal=self.terminal.name, cursor=cursor, limit=500).json()["message"]
+			seen.update({(r["type"], r["key"]): r["data"] for r in page["records"]})
+			cursor = page["cursor"]
+			if not page["has_more"]:
+				return seen, cursor
+		raise AssertionError("the feed did not end")
+
+	def modified_of(self, kind: str, key: str):
+		if kind == "stock":
+			return frappe.db.get_value("Bin", {"item_code": key, "warehouse": WAREHOUSE}, "modified")
+		return frappe.db.get_value(STREAM_DOCTYPES[kind], key, "modified")
 
 	def test_bad_operations_are_rejected_and_nothing_is_stored(self):
 		item = stock_item(qty=1)

@@ -5,8 +5,9 @@ import time
 
 import frappe
 
+from erp_connect.engine.transports import frappe_site
 from erp_connect.services.pull import runs
-from erp_connect.testing.base import kill_worker, our_customers, start_worker
+from erp_connect.testing.base import TEST_PREFIX, kill_worker, our_customers, start_worker
 from erp_connect.testing.cleanup import delete_test_data
 from erp_connect.testing.pull import PullTestCase, remote_customers, utc
 from erp_connect.testing.remote import Reply
@@ -193,6 +194,43 @@ class TestPull(PullTestCase):
 		self.assertEqual(self.run_pull(rule).created, 3)
 		self.assertEqual(frappe.db.count("Sync Event", {"connector": self.connector.name}), 0)
 		self.assertEqual(frappe.db.count("Sync Event", {"connector": elsewhere.name}), 3)
+
+	def test_a_frappe_site_pull_keeps_the_local_tree_of_a_tree_doctype(self):
+		group = TEST_PREFIX + "group " + frappe.generate_hash(length=6)
+		self.addCleanup(lambda: frappe.delete_doc("Item Group", group, force=True, ignore_missing=True))
+		self.connector = self.make_connector(
+			connector_type="Frappe Site", auth_type="Frappe Token", api_key="k", api_secret="s"
+		)
+		# the other site's own nested-set numbers and old parent, which mean nothing here
+		remote_group = {
+			"name": group,
+			"item_group_name": group,
+			"parent_item_group": "All Item Groups",
+			"is_group": 0,
+			"lft": 900001,
+			"rgt": 900002,
+			"old_parent": "All Item Groups",
+			"modified": "2026-11-24 10:00:00.000000",
+			"creation": "2026-11-24 10:00:00.000000",
+			"owner": "someone@branch.example",
+			"docstatus": 0,
+			"idx": 0,
+			"doctype": "Item Group",
+		}
+		self.remote.serve_list(frappe_site.resource_path("Item Group"), [remote_group], style="frappe")
+		rule = self.make_pull_rule(
+			reference_doctype="Item Group",
+			list_path="",
+			field_map=[],
+			page_size=10,
+			conflict_policy="Remote Wins",
+		)
+		self.assertEqual(self.run_pull(rule).created, 1)
+		lft, rgt, old_parent = frappe.db.get_value("Item Group", group, ["lft", "rgt", "old_parent"])
+		root_lft, root_rgt = frappe.db.get_value("Item Group", "All Item Groups", ["lft", "rgt"])
+		self.assertNotEqual((lft, rgt), (900001, 900002))
+		self.assertTrue(root_lft < lft < rgt < root_rgt and rgt == lft + 1, (root_lft, lft, rgt, root_rgt))
+		self.assertEqual(old_parent, "All Item Groups")
 
 	def wait_for(self, condition, timeout: float):
 		deadline = time.monotonic() + timeout

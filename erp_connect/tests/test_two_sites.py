@@ -147,3 +147,49 @@ class TestTwoSites(ConnectTestCase):
 		self.assertEqual(delivery.drain(self.connector.name).get("delivered", 0), 0)
 		self.assertEqual(self.branch_items(), at_branch)
 		self.assertEqual(self.events(), events_before)
+
+	def test_a_tree_pulled_from_the_branch_is_numbered_by_this_sites_tree(self):
+		parent, child = f"{TEST_PREFIX}branch parent", f"{TEST_PREFIX}branch child"
+		self.addCleanup(self.delete_groups, child, parent)
+		self.delete_groups(child, parent)
+		for name, under, is_group in ((parent, "All Item Groups", 1), (child, parent, 0)):
+			self.branch.post(
+				f"{self.branch_url}/api/resource/Item Group",
+				json={"item_group_name": name, "parent_item_group": under, "is_group": is_group},
+				timeout=30,
+			).raise_for_status()
+		at_branch = self.branch.get(f"{self.branch_url}/api/resource/Item Group/{parent}", timeout=30).json()[
+			"data"
+		]
+		rule = frappe.get_doc(
+			{
+				"doctype": "Pull Rule",
+				"connector": self.connector.name,
+				"reference_doctype": "Item Group",
+				"conflict_policy": "Remote Wins",
+				"page_size": 1,
+				# only the groups made above; the whole document, lft and rgt included, is read
+				"watermark": at_branch["modified"],
+			}
+		).insert()
+		frappe.db.commit()
+		run = frappe.get_doc("Sync Run", runs.run(rule.name))
+		self.assertEqual((run.status, run.created), ("Succeeded", 2), run.message)
+
+		def numbers(name):
+			return frappe.db.get_value("Item Group", name, ["lft", "rgt"])
+
+		(root_lft, root_rgt), (p_lft, p_rgt), (c_lft, c_rgt) = map(
+			numbers, ("All Item Groups", parent, child)
+		)
+		self.assertTrue(
+			root_lft < p_lft < c_lft < c_rgt < p_rgt < root_rgt, (root_lft, p_lft, c_lft, c_rgt, p_rgt)
+		)
+		self.assertEqual((c_rgt - c_lft, p_rgt - p_lft), (1, 3))
+
+	def delete_groups(self, *names):
+		frappe.db.rollback()
+		for name in names:
+			self.branch.delete(f"{self.branch_url}/api/resource/Item Group/{name}", timeout=30)
+			frappe.delete_doc("Item Group", name, force=True, ignore_permissions=True, ignore_missing=True)
+		frappe.db.commit()

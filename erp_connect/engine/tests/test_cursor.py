@@ -1,8 +1,11 @@
+import base64
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from erp_connect.engine.cursor import Cursor, InvalidCursor, after
+from erp_connect.engine.cursor import Cursor, InvalidCursor, after, settle
 
 
 def test_round_trip_and_empty_cursor():
@@ -30,3 +33,18 @@ def test_after_trims_the_extra_row_and_reports_more():
 	assert (len(page), more, last) == (3, True, ("t2", "n2"))
 	assert after(rows[:2], ("modified", "name"), 3) == (rows[:2], False, ("t1", "n1"))
 	assert after([], ("modified", "name"), 3) == ([], False, None)
+
+
+def test_a_cursor_of_version_1_is_read_as_between_passes():
+	fields = {"modified": "2026-11-24 10:00:00", "name": "C-1", "deleted_at": "", "deleted_name": ""}
+	token = base64.urlsafe_b64encode(json.dumps({"v": 1, **fields}).encode()).decode().rstrip("=")
+	assert Cursor.decode(token) == Cursor(**fields, horizon="")
+	horizon = Cursor(**fields, horizon="2026-11-24 09:55:00.000000")
+	assert Cursor.decode(horizon.encode()) == horizon
+
+
+def test_settle_never_hands_out_a_position_past_the_horizon():
+	horizon = "2026-11-24 09:55:00.000000"
+	assert settle(("2026-11-24 10:00:00.000000", "C-9"), horizon) == (horizon, "")
+	assert settle(("2026-11-24 09:00:00.000000", "C-9"), horizon) == ("2026-11-24 09:00:00.000000", "C-9")
+	assert settle(("", ""), horizon) == ("", "")  # nothing read yet: from the beginning

@@ -100,39 +100,53 @@ def test_spec_problems_are_named():
 	assert spec_for("cursor").problems() == []
 
 
-def test_frappe_keyset_skips_the_ties_it_already_read():
+def test_frappe_keyset_starts_strictly_after_the_last_modified_and_name():
 	spec = pagination.ListSpec(style=pagination.FRAPPE, page_size=3)
 	first = pagination.first_page(spec, "2026-01-01")
 	assert first["query"]["filters"] == '[["modified", ">=", "2026-01-01"]]'
 	assert first["query"]["order_by"] == "modified asc, name asc"
+	assert "or_filters" not in first["query"]
 	page = [{"name": "a", "modified": "t1"}, {"name": "b", "modified": "t2"}, {"name": "c", "modified": "t2"}]
-	second = pagination.next_page(spec, first, page, {}, page, "")
-	assert (second["since"], second["tie"], second["query"]["limit_start"]) == ("t2", 2, "2")
-	# a whole page of the same time: the ties add up
-	page = [{"name": n, "modified": "t2"} for n in "def"]
-	third = pagination.next_page(spec, second, page, {}, page, "")
-	assert (third["since"], third["tie"]) == ("t2", 5)
-	assert pagination.next_page(spec, third, page[:2], {}, page[:2], "") is None
+	second = pagination.next_page(spec, first, page, {}, page, "")["query"]
+	assert (second["filters"], second["or_filters"], second["limit_start"]) == (
+		'[["modified", ">=", "t2"]]',
+		'[["modified", ">", "t2"], ["name", ">", "c"]]',
+		"0",
+	)
+	assert pagination.next_page(spec, second, page[:2], {}, page[:2], "") is None
+	with pytest.raises(pagination.PageError, match="name and modified"):
+		pagination.next_page(spec, first, page, {}, [*page[:2], {"name": "d"}], "")
 
 
 def test_frappe_keyset_against_a_list_with_equal_timestamps():
 	rows = [{"name": f"n{i:03d}", "modified": f"t{i // 4:03d}"} for i in range(50)]
-
-	def serve(query):  # what /api/resource does with these parameters
-		since = (eval(query["filters"]) or [[None, None, ""]])[0][2]
-		matching = sorted(
-			(r for r in rows if r["modified"] >= since), key=lambda r: (r["modified"], r["name"])
-		)
-		start = int(query["limit_start"])
-		return matching[start : start + int(query["limit_page_length"])]
-
-	spec = pagination.ListSpec(style=pagination.FRAPPE, page_size=3)
-	request, seen = pagination.first_page(spec, None), []
-	while request:
-		page = serve(request["query"])
-		seen += page
-		request = pagination.next_page(spec, request, page, {}, page, "")
+	spec = pagination.ListSpec(style=pagination.FRAPPE, page_size=3, records_path="data")
+	with RemoteSystem() as remote:
+		remote.serve_list("/items", rows, style="frappe")
+		seen = read_all(remote, spec)
 	assert [r["name"] for r in seen] == [r["name"] for r in rows]
+
+
+def test_frappe_keyset_loses_nothing_when_tied_records_change_between_pages():
+	tie = "2026-11-24 10:00:00.000000"
+	rows = [{"name": f"n{i}", "modified": tie} for i in range(7)]
+	rows += [{"name": "z", "modified": "2026-11-24 10:00:01.000000"}]
+	spec = pagination.ListSpec(style=pagination.FRAPPE, page_size=3, records_path="data")
+	with RemoteSystem() as remote:
+		endpoint = remote.serve_list("/api/resource/Item", rows, style="frappe")
+		request, seen = pagination.first_page(spec, tie), []
+		for page_number in range(20):
+			r = requests.get(remote.url + "/api/resource/Item", params=request["query"], timeout=5)
+			records = pagination.records_of(spec, r.json())
+			seen += [x["name"] for x in records]
+			if page_number == 0:  # between pages: one record read is edited, another deleted
+				endpoint.records[0] = {"name": "n0", "modified": "2026-11-24 10:00:02.000000"}
+				del endpoint.records[1]
+			request = pagination.next_page(spec, request, r.json(), r.headers, records, remote.url)
+			if not request:
+				break
+	unread = {"n2", "n3", "n4", "n5", "n6", "z"}
+	assert unread <= set(seen), f"skipped {sorted(unread - set(seen))}"
 
 
 def test_format_since():

@@ -1,3 +1,5 @@
+import base64
+import json
 import time
 
 import pytest
@@ -87,3 +89,22 @@ def test_a_cursor_without_its_deletions_position_is_refused():
 	forged = pos_rules.FeedCursor({"item": ["2026-11-24 10:00:00", "ITEM-1"]}, time.time(), "abc").encode()
 	with pytest.raises(pos_rules.InvalidCursor):
 		pos_rules.FeedCursor.decode(forged)
+
+
+def test_feed_cursor_passes_end_at_their_horizon():
+	horizon = "2026-11-24 09:55:00.000000"
+	positions = {
+		"item": ["2026-11-24 10:00:00.000001", "ITEM-1"],
+		"stock": ["2026-11-24 09:00:00", "B-1"],
+		pos_rules.DELETED: ["2026-11-24 08:00:00", ""],
+	}
+	cursor = pos_rules.FeedCursor(positions, 1.0, "abc").in_pass(horizon)
+	assert pos_rules.FeedCursor.decode(cursor.encode()) == cursor
+	assert cursor.moved("price", "t", "P-1").horizon == horizon
+	settled = cursor.settled(horizon)
+	assert settled.positions == {**positions, "item": [horizon, ""]}
+	assert (settled.horizon, settled.issued, settled.setup) == ("", 1.0, "abc")
+	# a cursor issued before horizons existed: between passes
+	old = {"v": 1, "p": positions, "i": 1.0, "s": "abc"}
+	token = base64.urlsafe_b64encode(json.dumps(old).encode()).decode().rstrip("=")
+	assert pos_rules.FeedCursor.decode(token) == pos_rules.FeedCursor(positions, 1.0, "abc")

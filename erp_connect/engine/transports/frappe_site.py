@@ -13,10 +13,17 @@ from erp_connect.engine.encoding import dumps
 from erp_connect.engine.retry import classify_response
 from erp_connect.engine.transports import base
 
-# what the receiving site sets itself; sending it back would fail or overwrite its own bookkeeping
-SYSTEM_FIELDS = frozenset(
-	"name owner creation modified modified_by docstatus idx doctype amended_from".split()
-	+ "parent parentfield parenttype lft rgt old_parent".split()
+# a tree doctype's nested-set bookkeeping (Item Group, Warehouse, Territory): each site numbers its
+# own tree, so another site's numbers written here would corrupt it
+NESTED_SET_FIELDS = frozenset({"lft", "rgt", "old_parent"})
+# what the receiving site sets itself, pushed or pulled: sending it back would fail or overwrite
+# its own bookkeeping
+SYSTEM_FIELDS = (
+	frozenset(
+		"name owner creation modified modified_by docstatus idx doctype amended_from".split()
+		+ "parent parentfield parenttype".split()
+	)
+	| NESTED_SET_FIELDS
 )
 
 

@@ -4,6 +4,16 @@ Documents are read in (modified, name) order with Frappe's permission-aware get_
 user sees only what it may read; deletions come from Frappe's Deleted Document log as tombstones.
 Each page starts strictly after the last (modified, name) it returned, so documents sharing a
 timestamp across a page boundary are neither skipped nor repeated.
+
+Late commits: Frappe stamps ``modified`` (and a tombstone's ``creation``) at save time, so a slow
+transaction may commit a stamp older than one already returned. The rule: records are returned up
+to now, but a cursor is never handed out past what may still commit. The feed is read in passes;
+the first call of a pass fixes its horizon (now minus SETTLE_SECONDS, longer than any transaction
+may stay open) and keeps it in the cursor; while ``has_more`` is true the client calls again at
+once and each page follows the last; the call that ends the pass (``has_more`` false) hands out
+positions pulled back to the horizon. So the next call, after the client's polling interval,
+reads again what changed in the last SETTLE_SECONDS: every committed change comes at least once,
+and a record may come again (the same name and modified: skip it; a newer modified: apply it).
 """
 
 import datetime
@@ -11,8 +21,8 @@ import datetime
 import frappe
 
 from erp_connect.engine import mapping
-from erp_connect.engine.cursor import Cursor, after
-from erp_connect.services.common.keyset import next_rows
+from erp_connect.engine.cursor import Cursor, after, settle
+from erp_connect.services.common.keyset import horizon, next_rows
 from erp_connect.services.common.templates import render_template
 from erp_connect.services.push.outbox import document_view
 
@@ -20,19 +30,24 @@ MAX_PAGE = 500
 
 
 def changes(connector: "frappe.Document", doctype: str, cursor: Cursor, limit: int) -> dict:
+	edge = cursor.horizon or horizon()  # before reading: the pass's reads come after it
 	rows = _changed_documents(doctype, cursor, limit + 1)
 	page, more_docs, last = after(rows, ("modified", "name"), limit)
 	deletions = _deletions(doctype, cursor, limit + 1)
 	gone, more_deleted, last_deleted = after(deletions, ("creation", "name"), limit)
 
-	next_cursor = Cursor(
-		*(last or (cursor.modified, cursor.name)), *(last_deleted or (cursor.deleted_at, cursor.deleted_name))
-	)
+	documents = last or (cursor.modified, cursor.name)
+	deleted = last_deleted or (cursor.deleted_at, cursor.deleted_name)
+	has_more = more_docs or more_deleted
+	if has_more:  # the pass goes on
+		next_cursor = Cursor(*documents, *deleted, edge)
+	else:  # the pass ends: the next one reads again from the horizon
+		next_cursor = Cursor(*settle(documents, edge), *settle(deleted, edge))
 	return {
 		"records": _render(connector.name, doctype, page),
 		"deleted": [{"name": d.deleted_name, "deleted_at": str(d.creation)} for d in gone],
 		"cursor": next_cursor.encode(),
-		"has_more": more_docs or more_deleted,
+		"has_more": has_more,
 	}
 
 

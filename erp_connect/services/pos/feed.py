@@ -5,6 +5,13 @@ warehouse - first as a full snapshot, then as changes since a cursor, with delet
 Each stream is read in (modified, name) order, strictly after the cursor's position for it, so
 equal timestamps across pages lose nothing. The terminal's API user reads through Frappe's
 permission-aware get_list.
+
+Late commits: ``modified`` is stamped at save time, and stock (Bin) is touched by every stock
+transaction, long ones too. The feed reads in passes as the change feed does (engine/cursor.py):
+the first page of a pass fixes a horizon (now minus SETTLE_SECONDS); the page that ends the pass
+(``has_more`` false) hands out every stream's position pulled back to it, so the next pull reads
+again what changed since and a record that committed late still comes. A record may come again;
+the terminal stores records by (type, key), so a repeat changes nothing.
 """
 
 import time
@@ -14,7 +21,7 @@ from frappe.utils import now_datetime
 
 from erp_connect.engine.cursor import after
 from erp_connect.engine.pos_rules import DELETED, STREAMS, FeedCursor, setup_hash
-from erp_connect.services.common.keyset import next_rows
+from erp_connect.services.common.keyset import horizon, next_rows
 
 MAX_PAGE = 2000
 STREAM_DOCTYPES = {"item": "Item", "price": "Item Price", "customer": "Customer", "stock": "Bin"}
@@ -74,6 +81,7 @@ def pull(term: "frappe.Document", cursor: FeedCursor | None, limit: int) -> dict
 		return {"records": [], "deleted": [], "cursor": None, "has_more": False, "full_resync_required": True}
 	if cursor is None:  # a full snapshot; deletions from now on matter
 		cursor = FeedCursor({DELETED: [str(now_datetime()), ""]}, now, setup)
+	edge = cursor.horizon or horizon()  # before reading: the pass's reads come after it
 
 	records, has_more, room = [], False, limit
 	for stream in STREAMS:
@@ -95,6 +103,7 @@ def pull(term: "frappe.Document", cursor: FeedCursor | None, limit: int) -> dict
 		deleted = [{"type": DELETABLE[d.deleted_doctype], "key": d.deleted_name} for d in gone]
 		if last:
 			cursor = cursor.moved(DELETED, str(last[0]), last[1])
+	cursor = cursor.in_pass(edge) if has_more else cursor.settled(edge)
 	term.db_set("last_pull_at", now_datetime(), update_modified=False)
 	return {
 		"records": records,

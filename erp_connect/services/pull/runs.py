@@ -25,6 +25,7 @@ from frappe.utils import add_to_date, get_datetime, now_datetime
 
 from erp_connect.engine import http, pagination
 from erp_connect.engine.retry import parse_retry_after
+from erp_connect.engine.transports import frappe_site
 from erp_connect.services.common import alerts
 from erp_connect.services.common.locks import named_lock
 from erp_connect.services.common.rates import count_in_window
@@ -337,8 +338,8 @@ def throttle(connector) -> None:
 
 def frappe_site_record(record: dict, doctype: str) -> dict:
 	"""A record of another site's /api/resource without a field map: its own fields only (not the
-	system fields the site sets itself, nor fields this site does not have)."""
+	system fields a site sets itself - the nested-set numbers of a tree among them - nor fields this
+	site does not have)."""
 	meta = frappe.get_meta(doctype)
-	return {
-		k: v for k, v in record.items() if k == "name" or (k not in PROTECTED_FIELDS and meta.get_field(k))
-	}
+	system = PROTECTED_FIELDS | frappe_site.SYSTEM_FIELDS
+	return {k: v for k, v in record.items() if k == "name" or (k not in system and meta.get_field(k))}
