@@ -92,7 +92,8 @@ class Transport:
 		headers = outbound.request_headers(msg_id, b"", endpoint.signing_secret, endpoint.auth_headers)
 		return self.request("GET", endpoint.base_url, None, headers)
 
-	def pull_defaults(self, doctype: str) -> dict:
+	@staticmethod
+	def pull_defaults(doctype: str) -> dict:
 		"""Pull Rule settings this kind fixes (another Frappe site's REST list); {} for none."""
 		return {}
 

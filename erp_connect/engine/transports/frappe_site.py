@@ -82,7 +82,8 @@ class FrappeSiteTransport(Transport):
 			return [SendResult([event.name], classify_response(200), 404, "already deleted there")]
 		return [result_of_response([event.name], response)]
 
-	def pull_defaults(self, doctype: str) -> dict:
+	@staticmethod
+	def pull_defaults(doctype: str) -> dict:
 		return {
 			"pagination_style": pagination.FRAPPE,
 			"list_path": resource_path(doctype),
