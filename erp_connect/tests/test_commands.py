@@ -10,7 +10,7 @@ import frappe
 
 from erp_connect.testing.base import REMOTE_CUSTOMER_MAP, TEST_PREFIX, ConnectTestCase, make_customer
 from erp_connect.testing.cleanup import delete_test_data
-from erp_connect.testing.pull import remote_customers
+from erp_connect.testing.pull import CUSTOMERS_ALLOWED, PULL_USER, make_pull_user, remote_customers
 from erp_connect.testing.remote import Reply
 
 
@@ -28,10 +28,15 @@ def bench(*args: str) -> subprocess.CompletedProcess:
 class TestCommands(ConnectTestCase):
 	fake_remote = True
 
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		make_pull_user()
+
 	def setUp(self):
 		super().setUp()
 		self.addCleanup(delete_test_data)
-		self.connector = self.make_connector()
+		self.connector = self.make_connector(api_user=PULL_USER, allowed_doctypes=CUSTOMERS_ALLOWED)
 		self.make_rule(self.connector.name, "Customer", events=("after_insert",))
 		self.customer = make_customer()
 		frappe.db.commit()

@@ -8,6 +8,8 @@ from frappe.model.document import Document
 from erp_connect.engine import auth, http, signing, transports
 from erp_connect.engine.retry import classify_exception
 from erp_connect.engine.transports.base import join_url
+from erp_connect.services.common.doctypes import sync_refusal
+from erp_connect.services.common.users import writer_problem
 from erp_connect.services.push.outbox import clear_rules_cache
 
 SECRET_FIELDS = ("bearer_token", "api_key", "api_secret", "password", "signing_secret")
@@ -46,6 +48,8 @@ class Connector(Document):
 		self.validate_auth_settings()
 		self.validate_signing_secret()
 		self.validate_receiving()
+		self.validate_api_user()
+		self.validate_allowed_doctypes()
 
 	def on_update(self):
 		clear_rules_cache()
@@ -165,6 +169,19 @@ class Connector(Document):
 				limit=limit,
 			),
 		}
+
+	def validate_api_user(self):
+		"""Whatever reaches ERPNext through this connector is written as its API user: never
+		Administrator or a System Manager (empty is fine: then nothing is written)."""
+		problem = self.api_user and writer_problem(self.api_user)
+		if problem:
+			frappe.throw(problem, title=_("API User"))
+
+	def validate_allowed_doctypes(self):
+		for row in self.allowed_doctypes:
+			refused = sync_refusal(row.reference_doctype or "")
+			if refused:
+				frappe.throw(_("Allowed DocTypes row {0}: {1}").format(row.idx, refused))
 
 	def validate_receiving(self):
 		if not self.receive_doctype:
