@@ -100,12 +100,14 @@ class TestCommands(ConnectTestCase):
 		frappe.db.set_value("Connector", locked.name, "bearer_token", None)  # its secret went missing
 		rule = frappe.get_all("Sync Rule", {"connector": self.connector.name}, pluck="name")[0]
 		frappe.db.set_value("Sync Rule", rule, "reference_doctype", TEST_PREFIX + "Gone DocType")
+		frappe.db.set_value("Connector", locked.name, "api_user", "Administrator")  # forced past its check
 		frappe.db.commit()
 		out = bench("doctor")
 		self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
 		self.assertIn(f"reachable  {self.connector.name}: http://127.0.0.1:9 cannot be reached", out.stdout)
 		self.assertIn(f"rules      {rule}: {TEST_PREFIX}Gone DocType no longer exists", out.stdout)
 		self.assertIn(f"secrets    {locked.name}: Bearer Token is empty", out.stdout)
+		self.assertIn(f"connectors {locked.name}: Administrator may not write for a connector", out.stdout)
 		from frappe.utils.scheduler import is_scheduler_disabled
 
 		if is_scheduler_disabled(verbose=False):

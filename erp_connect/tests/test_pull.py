@@ -9,7 +9,7 @@ from erp_connect.install import CONNECT_API_USER, CONNECT_MANAGER
 from erp_connect.services.pull import runs
 from erp_connect.testing.base import kill_worker, make_api_user, our_customers, start_worker
 from erp_connect.testing.cleanup import delete_test_data
-from erp_connect.testing.pull import PULL_USER, PullTestCase, remote_customers, utc
+from erp_connect.testing.pull import CUSTOMERS_ALLOWED, PULL_USER, PullTestCase, remote_customers, utc
 from erp_connect.testing.remote import Reply
 
 
@@ -60,7 +60,9 @@ class TestPull(PullTestCase):
 		for style, fields in styles.items():
 			with self.subTest(style):
 				delete_test_data()
-				self.connector = self.make_connector(connector_type="REST API")
+				self.connector = self.make_connector(
+					connector_type="REST API", api_user=PULL_USER, allowed_doctypes=CUSTOMERS_ALLOWED
+				)
 				self.remote.reset()
 				self.remote.serve_list("/customers", records, style=style)
 				rule = self.make_pull_rule(page_size=10, **fields)

@@ -276,25 +276,26 @@ def describe(e: Exception, doctype: str | None = None) -> str:
 	"""A message a developer can act on; unexpected errors are logged for the site's admins."""
 	if isinstance(e, frappe.DuplicateEntryError | frappe.UniqueValidationError):
 		return _("a document with these values already exists")
-	if type(e) is frappe.PermissionError and doctype:
-		return permission_problem(doctype)
+	if type(e) is frappe.PermissionError and doctype:  # Frappe's own, not one of ours
+		return permission_problem(doctype, str(e))
 	if isinstance(e, frappe.ValidationError | frappe.PermissionError | mapping.MappingError | ValueError):
 		return frappe.utils.strip_html(str(e)) or type(e).__name__
 	frappe.log_error("ERP Connect upsert failed")
 	return _("unexpected error ({0}); the details are in the site's Error Log").format(type(e).__name__)
 
 
-def permission_problem(doctype: str) -> str:
+def permission_problem(doctype: str, message: str = "") -> str:
 	"""Frappe refused the writing user: say who, what it lacks and what to grant (Frappe's own
-	PermissionError carries no message)."""
+	PermissionError mostly carries no message)."""
 	user = frappe.session.user
-	for ptype, verb in PERMISSIONS:
+	needed = PERMISSIONS if frappe.get_meta(doctype).is_submittable else PERMISSIONS[:2]
+	for ptype, verb in needed:
 		if not frappe.has_permission(doctype, ptype, user=user):
 			return _("{0} may not {1} {2}: give it a role with {3} on {2}").format(
 				user, verb, doctype, _(ptype.capitalize())
 			)
 	# its roles allow it, so a User Permission or a linked document stopped it
-	detail = frappe.utils.strip_html(frappe.flags.error_message or "")
+	detail = frappe.utils.strip_html(message or frappe.flags.error_message or "")
 	return _("{0} may not write this {1}: check its User Permissions. {2}").format(user, doctype, detail)
 
 
