@@ -167,3 +167,11 @@ class TestReceive(InboundTestCase):
 		connector.api_user = None
 		with self.assertRaisesRegex(frappe.ValidationError, "needs: API User"):
 			connector.save()
+		for doctype, reason in (
+			("Item", "add Item to its Allowed DocTypes"),
+			("User", "User cannot be synced"),
+		):
+			connector = frappe.get_doc("Connector", self.connector.name)
+			connector.receive_doctype = doctype
+			with self.assertRaisesRegex(frappe.ValidationError, reason):
+				connector.save()

@@ -10,6 +10,7 @@ from erp_connect.engine.retry import classify_exception
 from erp_connect.engine.transports.base import join_url
 from erp_connect.services.common.doctypes import sync_refusal
 from erp_connect.services.common.users import writer_problem
+from erp_connect.services.inbound import access
 from erp_connect.services.push.outbox import clear_rules_cache
 
 SECRET_FIELDS = ("bearer_token", "api_key", "api_secret", "password", "signing_secret")
@@ -195,6 +196,9 @@ class Connector(Document):
 			missing.append("Signature Header")
 		if missing:
 			frappe.throw(_("Receiving webhooks needs: {0}").format(", ".join(_(m) for m in missing)))
+		refused = access.write_refusal(self, self.receive_doctype)  # what its deliveries would write
+		if refused:
+			frappe.throw(refused, title=_("Receiving Webhooks"))
 		secret = self.receive_secret
 		if self.receive_scheme == "Standard Webhooks" and not is_masked(secret):
 			try:
