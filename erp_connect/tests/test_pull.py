@@ -209,6 +209,8 @@ class TestPull(PullTestCase):
 EVIL = "ec-evil-admin@example.com"
 MANAGER = "ec-manager@example.com"
 SYSTEM_MANAGER = "ec-sysman@example.com"
+NO_ROLE = "ec-no-role@example.com"
+DISABLED = "ec-disabled@example.com"
 # what a hostile remote serves for a pull into User: a new System Manager with its chosen password
 EVIL_USERS = [
 	{
@@ -302,12 +304,18 @@ class TestPullSecurity(PullTestCase):
 
 	def test_a_pull_never_runs_as_administrator_or_a_system_manager(self):
 		make_api_user(SYSTEM_MANAGER, [CONNECT_API_USER, "System Manager"])
+		make_api_user(NO_ROLE, ["Sales Master Manager"])
+		make_api_user(DISABLED, [CONNECT_API_USER, "Sales Master Manager"])
+		frappe.db.set_value("User", DISABLED, "enabled", 0)
+		frappe.db.commit()
 		self.remote.serve_list("/customers", remote_customers(3))
 		rule = self.make_pull_rule()
 		for user, reason in (
 			("Administrator", "Administrator"),
 			(SYSTEM_MANAGER, "System Manager"),
 			("Guest", "Guest"),
+			(NO_ROLE, "needs the role Connect API User"),
+			(DISABLED, "is disabled"),
 		):
 			connector = frappe.get_doc("Connector", self.connector.name)
 			connector.api_user = user
