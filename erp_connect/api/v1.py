@@ -8,6 +8,7 @@ from frappe import _
 
 from erp_connect.engine.cursor import Cursor, InvalidCursor
 from erp_connect.services.common import correlation
+from erp_connect.services.common.doctypes import sync_refusal
 from erp_connect.services.inbound import access, feed, idempotency, imports, inbox
 from erp_connect.services.inbound import upsert as inbound
 from erp_connect.services.ops.health import connector_status
@@ -147,6 +148,9 @@ def import_results(connector: str | None = None, import_id: str | None = None) -
 def _connector_that_may_write(connector: str, doctype: str, action: str):
 	"""The caller's connector, when it may write (or cancel) ``doctype``; 403 otherwise."""
 	conn = access.connector_for_caller(connector)
+	refused = isinstance(doctype, str) and sync_refusal(doctype)
+	if refused:
+		raise access.AccessDenied(refused)
 	needed = {"cancel"} if action == "cancel" else {"create", "update"}
 	if not isinstance(doctype, str) or not access.allowed_operations(conn, doctype) & needed:
 		raise access.AccessDenied(

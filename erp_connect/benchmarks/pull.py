@@ -66,6 +66,8 @@ def make_pull_rule(remote: RemoteSystem, count: int) -> str:
 			"connector_type": "REST API",
 			"base_url": remote.url,
 			"allow_private_network": 1,
+			"api_user": API_USER,  # writes what is pulled
+			"allowed_doctypes": [{"reference_doctype": "Customer", "can_create": 1, "can_update": 1}],
 		}
 	).insert(ignore_permissions=True)
 	rule = frappe.get_doc(
@@ -104,6 +106,7 @@ def cleanup() -> None:
 	rules = frappe.get_all("Pull Rule", {"connector": PULL_CONNECTOR}, pluck="name")
 	frappe.db.delete("Sync Field Map", {"parent": ("in", rules or [""])})
 	frappe.db.delete("Pull Rule", {"connector": PULL_CONNECTOR})
+	frappe.db.delete("Connector Access", {"parent": PULL_CONNECTOR})
 	frappe.db.delete("Connector", PULL_CONNECTOR)
 	frappe.db.commit()
 

@@ -44,6 +44,5 @@ class InboundSpec:
 	external_id_path: str = "id"
 	field_rules: tuple[FieldRule, ...] = ()
 	conflict_policy: str | None = None  # pulls decide conflicts; API calls write what they are sent
-	allowed: frozenset[str] | None = None  # None: the connector's Allowed DocTypes decide
 	match_by_name: bool = False  # another Frappe site: the same name is the same document
 	pull_rule: str | None = None

@@ -4,8 +4,9 @@ import datetime
 
 import frappe
 
+from erp_connect.install import CONNECT_API_USER
 from erp_connect.services.pull import runs
-from erp_connect.testing.base import REMOTE_CUSTOMER_MAP, TEST_PREFIX, ConnectTestCase
+from erp_connect.testing.base import REMOTE_CUSTOMER_MAP, TEST_PREFIX, ConnectTestCase, make_api_user
 from erp_connect.testing.cleanup import delete_test_data
 
 
@@ -28,15 +29,34 @@ def remote_customers(count: int, same_time_every: int = 7) -> list[dict]:
 	]
 
 
+PULL_USER = "ec-pull@example.com"
+# what a pull connector may write: pulls write only what the connector's Allowed DocTypes list
+CUSTOMERS_ALLOWED = [{"reference_doctype": "Customer", "can_create": 1, "can_update": 1}]
+
+
+def make_pull_user() -> str:
+	"""The API user pull connectors of the tests write as: Customers and Items, nothing more."""
+	make_api_user(PULL_USER, [CONNECT_API_USER, "Sales Master Manager", "Item Manager"])
+	return PULL_USER
+
+
 class PullTestCase(ConnectTestCase):
-	"""A REST API connector to the fake remote, which serves paginated lists."""
+	"""A REST API connector to the fake remote, which serves paginated lists; its API user (who
+	writes what is pulled) may create and update Customers."""
 
 	fake_remote = True
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		make_pull_user()
 
 	def setUp(self):
 		super().setUp()
 		self.addCleanup(delete_test_data)
-		self.connector = self.make_connector(connector_type="REST API")
+		self.connector = self.make_connector(
+			connector_type="REST API", api_user=PULL_USER, allowed_doctypes=CUSTOMERS_ALLOWED
+		)
 
 	def make_pull_rule(self, **fields):
 		rule = frappe.get_doc(

@@ -10,7 +10,7 @@ import frappe
 
 from erp_connect.testing.base import REMOTE_CUSTOMER_MAP, TEST_PREFIX, ConnectTestCase, make_customer
 from erp_connect.testing.cleanup import delete_test_data
-from erp_connect.testing.pull import remote_customers
+from erp_connect.testing.pull import CUSTOMERS_ALLOWED, PULL_USER, make_pull_user, remote_customers
 from erp_connect.testing.remote import Reply
 
 
@@ -28,10 +28,15 @@ def bench(*args: str) -> subprocess.CompletedProcess:
 class TestCommands(ConnectTestCase):
 	fake_remote = True
 
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		make_pull_user()
+
 	def setUp(self):
 		super().setUp()
 		self.addCleanup(delete_test_data)
-		self.connector = self.make_connector()
+		self.connector = self.make_connector(api_user=PULL_USER, allowed_doctypes=CUSTOMERS_ALLOWED)
 		self.make_rule(self.connector.name, "Customer", events=("after_insert",))
 		self.customer = make_customer()
 		frappe.db.commit()
@@ -95,12 +100,14 @@ class TestCommands(ConnectTestCase):
 		frappe.db.set_value("Connector", locked.name, "bearer_token", None)  # its secret went missing
 		rule = frappe.get_all("Sync Rule", {"connector": self.connector.name}, pluck="name")[0]
 		frappe.db.set_value("Sync Rule", rule, "reference_doctype", TEST_PREFIX + "Gone DocType")
+		frappe.db.set_value("Connector", locked.name, "api_user", "Administrator")  # forced past its check
 		frappe.db.commit()
 		out = bench("doctor")
 		self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
 		self.assertIn(f"reachable  {self.connector.name}: http://127.0.0.1:9 cannot be reached", out.stdout)
 		self.assertIn(f"rules      {rule}: {TEST_PREFIX}Gone DocType no longer exists", out.stdout)
 		self.assertIn(f"secrets    {locked.name}: Bearer Token is empty", out.stdout)
+		self.assertIn(f"connectors {locked.name}: Administrator may not write for a connector", out.stdout)
 		from frappe.utils.scheduler import is_scheduler_disabled
 
 		if is_scheduler_disabled(verbose=False):

@@ -6,6 +6,8 @@ import frappe
 from frappe.utils import now_datetime
 
 from erp_connect.engine.cursor import Cursor
+from erp_connect.install import CONNECT_API_USER
+from erp_connect.services.inbound import imports
 from erp_connect.testing.base import (
 	TEST_PREFIX,
 	HeldOpenTransaction,
@@ -261,6 +263,60 @@ class TestInboundSecurity(InboundTestCase):
 		result = self.upsert(changed)
 		self.assertIn("may not update Customer", result["results"][0]["error"])
 
+	def test_core_doctypes_are_refused_even_when_listed_in_allowed_doctypes(self):
+		connector = frappe.get_doc("Connector", self.connector.name)
+		connector.append("allowed_doctypes", {"reference_doctype": "User", "can_create": 1})
+		with self.assertRaisesRegex(frappe.ValidationError, "User cannot be synced"):
+			connector.save()
+		force_allowed(self.connector.name, "User")
+		evil = {"id": "u1", "email": "ec-evil-api@example.com", "first_name": "Evil"}
+		evil["roles"] = [{"role": "System Manager"}]
+		response = self.call([evil], doctype="User")
+		self.assertEqual(response.status_code, 403, response.text)
+		self.assertIn("User cannot be synced", response.text)
+		self.assertFalse(frappe.db.exists("User", "ec-evil-api@example.com"))
+
+	def test_an_api_user_that_is_a_system_manager_is_refused(self):
+		key, secret = make_api_user("ec-api-sysman@example.com", [CONNECT_API_USER, "System Manager"])
+		for user in ("Administrator", "ec-api-sysman@example.com"):
+			connector = frappe.get_doc("Connector", self.connector.name)
+			connector.api_user = user
+			with self.assertRaisesRegex(frappe.ValidationError, "may not write for a connector"):
+				connector.save()
+		frappe.db.set_value("Connector", self.connector.name, "api_user", "ec-api-sysman@example.com")
+		frappe.db.commit()
+		_, http = site_http(key, secret)
+		response = self.call(customers(1), http=http)
+		self.assertEqual(response.status_code, 403, response.text)
+		self.assertIn("System Manager", response.text)
+		self.assertEqual(our_customers(), 0)
+
+	def test_an_import_never_runs_as_a_system_manager(self):
+		started = self.http.post(
+			f"{self.url}/api/method/erp_connect.api.v1.start_import",
+			json={"connector": self.connector.name, "doctype": "Customer", "records": customers(3)},
+		)
+		self.assertEqual(started.status_code, 200, started.text)
+		frappe.db.set_value("Connector", self.connector.name, "api_user", "Administrator")
+		frappe.db.commit()
+		name = started.json()["message"]["import"]
+		with self.assertRaisesRegex(frappe.PermissionError, "Administrator"):
+			imports.run(name)
+		self.assertEqual(frappe.db.get_value("Sync Import", name, "status"), "Failed")
+		self.assertIn("Administrator", frappe.db.get_value("Sync Import", name, "error"))
+		self.assertEqual(our_customers(), 0)
+
+	def test_a_missing_permission_names_the_user_the_doctype_and_what_to_grant(self):
+		key, secret = make_api_user("ec-api-weak@example.com", [CONNECT_API_USER])
+		frappe.db.set_value("Connector", self.connector.name, "api_user", "ec-api-weak@example.com")
+		frappe.db.commit()
+		_, http = site_http(key, secret)
+		[result] = self.upsert(customers(1), http=http)["results"]
+		self.assertEqual(
+			result["error"],
+			"ec-api-weak@example.com may not create Customer: give it a role with Create on Customer",
+		)
+
 	def test_calls_over_the_connectors_rate_limit_get_429_with_retry_after(self):
 		frappe.db.set_value("Connector", self.connector.name, "rate_limit_per_minute", 2)
 		frappe.db.commit()
@@ -475,3 +531,19 @@ class TestBackgroundImport(InboundTestCase):
 			params={"connector": self.connector.name, "import_id": job["import"]},
 		)
 		self.assertEqual(theirs.status_code, 403)
+
+
+def force_allowed(connector: str, doctype: str) -> None:
+	"""An Allowed DocTypes row put in the database past the connector's validation."""
+	frappe.get_doc(
+		{
+			"doctype": "Connector Access",
+			"parent": connector,
+			"parenttype": "Connector",
+			"parentfield": "allowed_doctypes",
+			"reference_doctype": doctype,
+			"can_create": 1,
+			"can_update": 1,
+		}
+	).db_insert()
+	frappe.db.commit()

@@ -450,6 +450,20 @@ class TestPosApi(PosTestCase):
 			self.assertIn(r.status_code, (400, 417), r.text)  # 417: Frappe's own argument type check
 			self.assertIn("operations", r.json().get("exception", "") + r.text)
 
+	def test_a_terminal_never_applies_as_administrator_or_a_system_manager(self):
+		make_api_user("ec-pos-sysman@example.com", [*ROLES, "System Manager"])
+		for user in ("Administrator", "ec-pos-sysman@example.com"):
+			with self.assertRaisesRegex(frappe.ValidationError, "may not write for a connector"):
+				self.make_terminal(api_user=user)
+		ledger.push(self.terminal, [sale_op("admin-0000001", self.walk_in, stock_item(qty=5))])
+		self.terminal.db_set("api_user", "Administrator", commit=True)
+		with self.assertRaisesRegex(frappe.PermissionError, "Administrator may not write"):
+			applier.apply(self.terminal.name)
+		frappe.db.rollback()
+		[row] = self.ledger()
+		self.assertEqual(row.status, "Queued")
+		self.assertEqual(self.invoices_of(self.terminal), [])
+
 	def test_only_the_terminals_own_enabled_user_gets_in(self):
 		_, other = site_http(self.other_key, self.other_secret)
 		r = self.call("pull", http=other, terminal=self.terminal.name)

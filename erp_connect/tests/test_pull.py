@@ -6,10 +6,11 @@ import time
 import frappe
 
 from erp_connect.engine.transports import frappe_site
+from erp_connect.install import CONNECT_API_USER, CONNECT_MANAGER
 from erp_connect.services.pull import runs
-from erp_connect.testing.base import TEST_PREFIX, kill_worker, our_customers, start_worker
+from erp_connect.testing.base import TEST_PREFIX, kill_worker, make_api_user, our_customers, start_worker
 from erp_connect.testing.cleanup import delete_test_data
-from erp_connect.testing.pull import PullTestCase, remote_customers, utc
+from erp_connect.testing.pull import CUSTOMERS_ALLOWED, PULL_USER, PullTestCase, remote_customers, utc
 from erp_connect.testing.remote import Reply
 
 
@@ -60,7 +61,9 @@ class TestPull(PullTestCase):
 		for style, fields in styles.items():
 			with self.subTest(style):
 				delete_test_data()
-				self.connector = self.make_connector(connector_type="REST API")
+				self.connector = self.make_connector(
+					connector_type="REST API", api_user=PULL_USER, allowed_doctypes=CUSTOMERS_ALLOWED
+				)
 				self.remote.reset()
 				self.remote.serve_list("/customers", records, style=style)
 				rule = self.make_pull_rule(page_size=10, **fields)
@@ -239,6 +242,155 @@ class TestPull(PullTestCase):
 				return
 			time.sleep(0.1)
 		self.fail("timed out")
+
+
+EVIL = "ec-evil-admin@example.com"
+MANAGER = "ec-manager@example.com"
+SYSTEM_MANAGER = "ec-sysman@example.com"
+NO_ROLE = "ec-no-role@example.com"
+DISABLED = "ec-disabled@example.com"
+# what a hostile remote serves for a pull into User: a new System Manager with its chosen password
+EVIL_USERS = [
+	{
+		"id": "u1",
+		"email": EVIL,
+		"first_name": "Evil",
+		"new_password": "Chosen-by-the-remote-42!",
+		"roles": [{"role": "System Manager"}],
+		"updated_at": "2026-01-01T00:00:00Z",
+	}
+]
+EVIL_MAP = [{"erpnext_field": f, "external_path": f} for f in ("email", "first_name", "new_password")] + [
+	{"erpnext_field": "roles[].role", "external_path": "roles[].role"}
+]
+
+
+class TestPullSecurity(PullTestCase):
+	"""Issue 13 item 18: a Connect Manager made the scheduled pull create a System Manager."""
+
+	def setUp(self):
+		super().setUp()
+		self.addCleanup(self.delete_evil_user)
+
+	def delete_evil_user(self):
+		frappe.db.rollback()
+		if frappe.db.exists("User", EVIL):
+			frappe.delete_doc("User", EVIL, force=True, ignore_permissions=True)
+		frappe.db.commit()
+
+	def forced_rule(self, doctype: str, **fields):
+		"""A rule put in the database past its validation, as a bad migration or db_set could."""
+		rule = frappe.get_doc(
+			{
+				"doctype": "Pull Rule",
+				"connector": self.connector.name,
+				"reference_doctype": doctype,
+				"list_path": "/users",
+				"pagination_style": "Page Number",
+				"page_size": 40,
+				"records_path": "data",
+				"id_field": "id",
+				"interval_minutes": 15,
+				"field_map": EVIL_MAP,
+				**fields,
+			}
+		)
+		rule.flags.ignore_validate = True
+		rule.insert()
+		frappe.db.commit()
+		return rule
+
+	def test_a_connect_manager_cannot_set_up_a_pull_into_user(self):
+		make_api_user(MANAGER, [CONNECT_MANAGER])
+		frappe.set_user(MANAGER)
+		self.addCleanup(frappe.set_user, "Administrator")
+		with self.assertRaisesRegex(frappe.ValidationError, "User cannot be synced"):
+			self.make_connector(
+				connector_type="REST API",
+				allowed_doctypes=[{"reference_doctype": "User", "can_create": 1, "can_update": 1}],
+			)
+		connector = self.make_connector(connector_type="REST API")
+		with self.assertRaisesRegex(frappe.ValidationError, "User cannot be synced"):
+			self.make_pull_rule(
+				connector=connector.name, reference_doctype="User", list_path="/users", field_map=[]
+			)
+		for doctype in ("Role", "Has Role", "DocType", "Custom Field", "Server Script", "System Settings"):
+			with self.assertRaisesRegex(frappe.ValidationError, "cannot be synced"):
+				self.make_pull_rule(connector=connector.name, reference_doctype=doctype, field_map=[])
+
+	def test_a_pull_into_user_forced_past_validation_creates_nobody(self):
+		self.remote.serve_list("/users", EVIL_USERS)
+		self.connector.db_set("api_user", None, commit=True)  # the reported case: no API user
+		run = self.run_pull(self.forced_rule("User"))
+		self.assertFalse(frappe.db.exists("User", EVIL), "the pull created a System Manager")
+		self.assertEqual(run.status, "Failed")
+		# with a valid API user and User forced into the Allowed DocTypes it is still refused
+		self.connector.db_set("api_user", PULL_USER, commit=True)
+		force_allowed(self.connector.name, "User")
+		run = self.run_pull(self.forced_rule("User"))
+		self.assertFalse(frappe.db.exists("User", EVIL), "the pull created a System Manager")
+		self.assertIn("User cannot be synced", run.message or "".join(e.error for e in run.errors))
+
+	def test_a_pull_without_an_api_user_fails_and_writes_nothing(self):
+		self.remote.serve_list("/customers", remote_customers(3))
+		rule = self.make_pull_rule()
+		self.connector.db_set("api_user", None, commit=True)
+		run = self.run_pull(rule)
+		self.assertEqual(run.status, "Failed")
+		self.assertIn("has no API User", run.message)
+		self.assertEqual(our_customers(), 0)
+
+	def test_a_pull_never_runs_as_administrator_or_a_system_manager(self):
+		make_api_user(SYSTEM_MANAGER, [CONNECT_API_USER, "System Manager"])
+		make_api_user(NO_ROLE, ["Sales Master Manager"])
+		make_api_user(DISABLED, [CONNECT_API_USER, "Sales Master Manager"])
+		frappe.db.set_value("User", DISABLED, "enabled", 0)
+		frappe.db.commit()
+		self.remote.serve_list("/customers", remote_customers(3))
+		rule = self.make_pull_rule()
+		for user, reason in (
+			("Administrator", "Administrator"),
+			(SYSTEM_MANAGER, "System Manager"),
+			("Guest", "Guest"),
+			(NO_ROLE, "needs the role Connect API User"),
+			(DISABLED, "is disabled"),
+		):
+			connector = frappe.get_doc("Connector", self.connector.name)
+			connector.api_user = user
+			with self.assertRaisesRegex(frappe.ValidationError, reason):
+				connector.save()
+			self.connector.db_set("api_user", user, commit=True)
+			run = self.run_pull(rule)
+			self.assertEqual(run.status, "Failed", user)
+			self.assertIn(reason, run.message)
+			self.assertEqual(our_customers(), 0)
+
+	def test_a_pull_on_a_doctype_the_connector_does_not_allow_writes_nothing(self):
+		connector = self.make_connector(connector_type="REST API", api_user=PULL_USER)
+		with self.assertRaisesRegex(frappe.ValidationError, "add Customer to its Allowed DocTypes"):
+			self.make_pull_rule(connector=connector.name)
+		self.remote.serve_list("/customers", remote_customers(3))
+		rule = self.make_pull_rule()
+		frappe.db.delete("Connector Access", {"parent": self.connector.name})
+		frappe.db.commit()
+		run = self.run_pull(rule)
+		self.assertEqual(our_customers(), 0)
+		self.assertIn("Allowed DocTypes", run.message or "".join(e.error for e in run.errors))
+
+
+def force_allowed(connector: str, doctype: str) -> None:
+	frappe.get_doc(
+		{
+			"doctype": "Connector Access",
+			"parent": connector,
+			"parenttype": "Connector",
+			"parentfield": "allowed_doctypes",
+			"reference_doctype": doctype,
+			"can_create": 1,
+			"can_update": 1,
+		}
+	).db_insert()
+	frappe.db.commit()
 
 
 class TestConflicts(PullTestCase):

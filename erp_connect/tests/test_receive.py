@@ -173,6 +173,18 @@ class TestReceive(InboundTestCase):
 		self.assertEqual(self.requests_stored()[0].status, "Processed")
 		self.assertEqual(our_customers(), 1)
 
+	def test_a_webhook_for_a_connector_whose_api_user_fails_the_check_fails_with_the_reason(self):
+		frappe.db.set_value("Connector", self.connector.name, "api_user", "Administrator")
+		frappe.db.commit()
+		body = envelope("wh-admin", "as admin")
+		self.post(body, signing.signature_headers(SECRET, "msg_wh_admin", body))
+		[stored] = self.requests_stored()
+		inbox.process(stored.name)
+		[failed] = self.requests_stored()
+		self.assertEqual(failed.status, "Failed")
+		self.assertIn("Administrator may not write for a connector", failed.error)
+		self.assertEqual(our_customers(), 0)
+
 	def test_connector_validation_for_receiving(self):
 		connector = frappe.get_doc("Connector", self.connector.name)
 		connector.receive_secret = "not-whsec"
@@ -182,3 +194,11 @@ class TestReceive(InboundTestCase):
 		connector.api_user = None
 		with self.assertRaisesRegex(frappe.ValidationError, "needs: API User"):
 			connector.save()
+		for doctype, reason in (
+			("Item", "add Item to its Allowed DocTypes"),
+			("User", "User cannot be synced"),
+		):
+			connector = frappe.get_doc("Connector", self.connector.name)
+			connector.receive_doctype = doctype
+			with self.assertRaisesRegex(frappe.ValidationError, reason):
+				connector.save()

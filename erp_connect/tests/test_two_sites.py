@@ -16,6 +16,7 @@ from erp_connect.testing.base import (
 	serve_other_site,
 )
 from erp_connect.testing.cleanup import delete_test_data
+from erp_connect.testing.pull import PULL_USER, make_pull_user
 
 BRANCH_SITE = os.environ.get("ERP_CONNECT_BRANCH_SITE", "branch.localhost")
 ITEM_FIELDS = ("item_code", "item_name", "item_group", "stock_uom", "description")
@@ -41,6 +42,7 @@ class TestTwoSites(ConnectTestCase):
 		).json()["message"]["api_secret"]
 		key = cls.branch.get(cls.branch_url + "/api/resource/User/Administrator", timeout=30).json()
 		cls.api_key, cls.api_secret = key["data"]["api_key"], secret
+		make_pull_user()
 
 	def setUp(self):
 		super().setUp()
@@ -52,6 +54,8 @@ class TestTwoSites(ConnectTestCase):
 			auth_type="Frappe Token",
 			api_key=self.api_key,
 			api_secret=self.api_secret,
+			api_user=PULL_USER,  # writes what is pulled back
+			allowed_doctypes=[{"reference_doctype": "Item", "can_create": 1, "can_update": 1}],
 		)
 		self.make_rule(
 			self.connector.name,

@@ -1,7 +1,8 @@
 """Who may call the inbound API for a connector, what it may touch, and how often.
 
 A call must come from the connector's (or the POS terminal's) own API user, who needs the Connect
-API User role, and the connector must list the doctype with the operation. Frappe's own
+API User role and may not be a System Manager (``users.writer_problem``), and the connector must
+list the doctype with the operation; core and security doctypes are refused whatever it lists. Frappe's own
 permissions still apply on top when the document is written. Calls are counted per connector
 (429 with Retry-After above its Calls per Minute) and limited in size (413): Frappe's own rate
 limiter counts per endpoint and IP and sends no Retry-After.
@@ -13,6 +14,8 @@ import frappe
 from frappe import _
 
 from erp_connect.install import CONNECT_API_USER
+from erp_connect.services.common import users
+from erp_connect.services.common.doctypes import sync_refusal
 from erp_connect.services.common.rates import count_in_window
 
 OPERATIONS = ("create", "update", "submit", "cancel", "read")
@@ -56,6 +59,9 @@ def caller_of(doctype: str, name, fields: list[str]) -> "frappe._dict":
 		raise AccessDenied(
 			_("{0} needs the role {1} to call the ERP Connect API").format(user, CONNECT_API_USER)
 		)
+	problem = users.writer_problem(user)
+	if problem:
+		raise AccessDenied(problem)
 	return values
 
 
@@ -93,9 +99,26 @@ def allowed_operations(connector: "frappe.Document", doctype: str) -> set[str]:
 
 
 def require(connector: "frappe.Document", doctype: str, operation: str) -> None:
+	refused = sync_refusal(doctype)
+	if refused:
+		raise AccessDenied(refused)
 	if operation not in allowed_operations(connector, doctype):
 		raise AccessDenied(
 			_("Connector {0} may not {1} {2}: add it to the connector's Allowed DocTypes").format(
 				connector.name, operation, doctype
 			)
 		)
+
+
+def write_refusal(connector: "frappe.Document", doctype: str) -> str | None:
+	"""Why ``connector`` may neither create nor update ``doctype`` (a pull or an inbound rule would
+	write nothing); None when it may do one of them."""
+	refused = sync_refusal(doctype)
+	if refused:
+		return refused
+	if not allowed_operations(connector, doctype) & {"create", "update"}:
+		return _(
+			"Connector {0} may not create or update {1}: add {1} to its Allowed DocTypes with Create "
+			"and Update"
+		).format(connector.name, doctype)
+	return None

@@ -9,12 +9,13 @@ import json
 import os
 
 import frappe
+from frappe import _
 from frappe.utils import now_datetime
 
 from erp_connect.services.common import jobs
 from erp_connect.services.common.locks import named_lock
 from erp_connect.services.common.status import CANCELLED, CREATED, ERROR, UNCHANGED, UPDATED
-from erp_connect.services.common.users import run_as
+from erp_connect.services.common.users import run_as_api_user
 from erp_connect.services.inbound.upsert import upsert
 
 RUN = "erp_connect.services.inbound.imports.run"
@@ -72,7 +73,7 @@ def _run(name: str) -> None:
 	keep_committed_results(results_path, job.processed or 0)
 	job.db_set({"status": "Running", "started_at": job.started_at or now_datetime()}, commit=True)
 	try:
-		with run_as(connector.api_user):
+		with run_as_api_user(connector.api_user, _("Connector {0}").format(connector.name)):
 			_run_chunks(job, connector, results_path)
 		if not job.results_file:
 			job.db_set("results_file", _register_file(job.name, results_path).file_url)

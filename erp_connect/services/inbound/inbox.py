@@ -16,7 +16,7 @@ from frappe.utils import add_to_date, now_datetime
 from erp_connect.engine import signing
 from erp_connect.engine.retry import RetryPolicy
 from erp_connect.services.common.status import ERROR
-from erp_connect.services.common.users import run_as
+from erp_connect.services.common.users import run_as_api_user
 from erp_connect.services.inbound.access import check_limits
 from erp_connect.services.inbound.upsert import describe, upsert
 
@@ -138,7 +138,7 @@ def process(name: str) -> None:
 		return
 	connector = frappe.get_doc("Connector", request.connector)
 	try:
-		with run_as(connector.api_user):
+		with run_as_api_user(connector.api_user, _("Connector {0}").format(connector.name)):
 			result = upsert(
 				connector,
 				connector.receive_doctype,

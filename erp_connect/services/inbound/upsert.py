@@ -12,6 +12,7 @@ from frappe.model import default_fields
 from erp_connect.engine import conflict, mapping
 from erp_connect.engine.specs import InboundSpec
 from erp_connect.services.common import correlation
+from erp_connect.services.common.doctypes import sync_refusal
 from erp_connect.services.common.status import (
 	CANCELLED,
 	CREATED,
@@ -52,9 +53,13 @@ def upsert(
 	"""Create or update one document per record (and submit it, with action "submit"), or cancel
 	the documents of the records' external ids (action "cancel"); per-record results and counts.
 
-	``spec`` is given by pulls (their own field map, conflict policy and operations); API calls
-	use the connector's inbound Sync Rule and its Allowed DocTypes. ``correlation_id`` is stamped
-	on the links written and on the events the writes cause."""
+	``spec`` is given by pulls (their own field map and conflict policy); API calls use the
+	connector's inbound Sync Rule. Every path may do only what the connector's Allowed DocTypes
+	allow, and never touches a core or security doctype. ``correlation_id`` is stamped on the
+	links written and on the events the writes cause."""
+	refused = sync_refusal(doctype)
+	if refused:
+		raise access.AccessDenied(refused)
 	with correlation.correlated(correlation_id):
 		frappe.db.savepoint(BATCH_SAVEPOINT)
 		try:
@@ -88,7 +93,7 @@ def _upsert(
 	"""With ``defer_links`` the links of new records are written together in one INSERT at the
 	end (one round trip for the batch instead of one per record)."""
 	spec = spec or inbound_spec(connector.name, doctype)
-	allowed = spec.allowed or access.allowed_operations(connector, doctype)
+	allowed = access.allowed_operations(connector, doctype)
 	links = known_links(connector.name, doctype, [_external_id(spec, r) for r in records])
 	links.defer = defer_links
 	results = []
@@ -110,7 +115,7 @@ def _upsert(
 					"index": index,
 					"external_id": _external_id(spec, record),
 					"status": ERROR,
-					"error": describe(e),
+					"error": describe(e, doctype),
 				}
 			)
 		finally:
@@ -149,13 +154,13 @@ def upsert_one(
 
 	link = links.get(str(external_id)) or adopted_link(spec, doctype, str(external_id))
 	if submit and "submit" not in allowed:
-		raise access.AccessDenied(_("this connector may not submit {0}").format(doctype))
+		raise access.AccessDenied(not_allowed(connector, "submit", doctype))
 	if link and frappe.db.exists(doctype, link.reference_name):
 		docstatus = frappe.db.get_value(doctype, link.reference_name, "docstatus")
 		if link.content_hash == content_hash and (docstatus == 1 or not submit):
 			return {"external_id": external_id, "status": UNCHANGED, "name": link.reference_name}
 		if "update" not in allowed:
-			raise access.AccessDenied(_("this connector may not update {0}").format(doctype))
+			raise access.AccessDenied(not_allowed(connector, "update", doctype))
 		if docstatus != 0:
 			raise InvalidRecord(
 				_(
@@ -176,7 +181,7 @@ def upsert_one(
 		status = UPDATED
 	else:
 		if "create" not in allowed:
-			raise access.AccessDenied(_("this connector may not create {0}").format(doctype))
+			raise access.AccessDenied(not_allowed(connector, "create", doctype))
 		doc = frappe.get_doc({**data, "doctype": doctype})
 		doc.flags.erp_connect_origin = connector
 		doc.insert()
@@ -195,7 +200,7 @@ def cancel_one(
 ) -> dict:
 	"""Cancel the submitted document a record's external id points at."""
 	if "cancel" not in allowed:
-		raise access.AccessDenied(_("this connector may not cancel {0}").format(doctype))
+		raise access.AccessDenied(not_allowed(connector, "cancel", doctype))
 	external_id = _external_id(spec, record)
 	link = links.get(checked_external_id(external_id)) if external_id not in (None, "") else None
 	if not link or not frappe.db.exists(doctype, link.reference_name):
@@ -269,14 +274,41 @@ def inbound_spec(connector: str, doctype: str) -> InboundSpec:
 	return rule.inbound_spec(rule.external_id_path)
 
 
-def describe(e: Exception) -> str:
+def not_allowed(connector: str, operation: str, doctype: str) -> str:
+	return _("connector {0} may not {1} {2}: add {3} to its Allowed DocTypes for {2}").format(
+		connector, operation, doctype, _(operation.capitalize())
+	)
+
+
+# what a write needs, in the order a record meets them, with the verb a message uses
+PERMISSIONS = (("create", "create"), ("write", "update"), ("submit", "submit"), ("cancel", "cancel"))
+
+
+def describe(e: Exception, doctype: str | None = None) -> str:
 	"""A message a developer can act on; unexpected errors are logged for the site's admins."""
 	if isinstance(e, frappe.DuplicateEntryError | frappe.UniqueValidationError):
 		return _("a document with these values already exists")
+	if type(e) is frappe.PermissionError and doctype:  # Frappe's own, not one of ours
+		return permission_problem(doctype, str(e))
 	if isinstance(e, frappe.ValidationError | frappe.PermissionError | mapping.MappingError | ValueError):
 		return frappe.utils.strip_html(str(e)) or type(e).__name__
 	frappe.log_error("ERP Connect upsert failed")
 	return _("unexpected error ({0}); the details are in the site's Error Log").format(type(e).__name__)
+
+
+def permission_problem(doctype: str, message: str = "") -> str:
+	"""Frappe refused the writing user: say who, what it lacks and what to grant (Frappe's own
+	PermissionError mostly carries no message)."""
+	user = frappe.session.user
+	needed = PERMISSIONS if frappe.get_meta(doctype).is_submittable else PERMISSIONS[:2]
+	for ptype, verb in needed:
+		if not frappe.has_permission(doctype, ptype, user=user):
+			return _("{0} may not {1} {2}: give it a role with {3} on {2}").format(
+				user, verb, doctype, _(ptype.capitalize())
+			)
+	# its roles allow it, so a User Permission or a linked document stopped it
+	detail = frappe.utils.strip_html(message or frappe.flags.error_message or "")
+	return _("{0} may not write this {1}: check its User Permissions. {2}").format(user, doctype, detail)
 
 
 def _external_id(spec: InboundSpec, record) -> str | None:

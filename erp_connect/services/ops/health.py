@@ -160,18 +160,20 @@ def _rules_on_missing_doctypes() -> list[dict]:
 
 
 def _terminal_users() -> list[dict]:
-	from erp_connect.install import CONNECT_API_USER
+	"""Terminals and connectors whose API user would be refused when their writes run."""
+	from erp_connect.services.common.users import writer_problem
 
 	found = []
 	for t in frappe.get_all("POS Terminal", {"enabled": 1}, ["name", "api_user"]):
-		if not frappe.db.get_value("User", t.api_user, "enabled"):
-			found.append(_problem("terminals", t.name, _("its API user {0} is disabled").format(t.api_user)))
-		elif CONNECT_API_USER not in frappe.get_roles(t.api_user):
-			found.append(
-				_problem(
-					"terminals", t.name, _("{0} lacks the role {1}").format(t.api_user, CONNECT_API_USER)
-				)
-			)
+		problem = writer_problem(t.api_user)
+		if problem:
+			found.append(_problem("terminals", t.name, problem))
+	writing = set(frappe.get_all("Pull Rule", {"enabled": 1}, pluck="connector"))
+	writing |= set(frappe.get_all("Connector", {"receive_doctype": ("is", "set")}, pluck="name"))
+	for c in frappe.get_all("Connector", {"enabled": 1}, ["name", "api_user"]):
+		problem = (c.api_user or c.name in writing) and writer_problem(c.api_user)
+		if problem:
+			found.append(_problem("connectors", c.name, problem))
 	return found
 
 

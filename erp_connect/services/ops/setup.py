@@ -4,11 +4,13 @@ import frappe
 from frappe import _
 
 from erp_connect.engine.presets import PRESETS, field_map_rows
+from erp_connect.install import CONNECT_API_USER
 
 
 def apply_preset(connector: str, preset: str) -> dict:
-	"""Create the preset's push, pull and inbound rules for ``connector``; returns their names and
-	what is left for the manager to fill in. Rules that exist already are not created twice."""
+	"""Create the preset's push, pull and inbound rules for ``connector`` (and list their doctypes
+	in its Allowed DocTypes); returns their names and what is left for the manager to fill in, such
+	as the API User that writes what arrives. Rules that exist already are not created twice."""
 	if preset not in PRESETS:
 		frappe.throw(_("Unknown preset {0}; choose one of {1}").format(preset, ", ".join(PRESETS)))
 	spec = PRESETS[preset]
@@ -17,6 +19,7 @@ def apply_preset(connector: str, preset: str) -> dict:
 	if spec.get("receive"):
 		doc.receive_scheme = spec["receive"]["scheme"]
 		doc.receive_signature_header = spec["receive"]["header"]
+	allow_writes(doc, [r["doctype"] for r in spec.get("pull", []) + spec.get("inbound", [])])
 	doc.save()
 	created = []
 	for push in spec.get("push", []):
@@ -61,7 +64,24 @@ def apply_preset(connector: str, preset: str) -> dict:
 				"field_map": field_map_rows(inbound.get("map")),
 			},
 		)
-	return {"created": created, "next_steps": spec["help"]}
+	steps = spec["help"]
+	if (spec.get("pull") or spec.get("inbound")) and not doc.api_user:
+		steps += " " + _(
+			"Set the API User: pulls and received webhooks write as it (a user with the role {0} and "
+			"the roles for these doctypes, never a System Manager)."
+		).format(CONNECT_API_USER)
+	return {"created": created, "next_steps": steps}
+
+
+def allow_writes(connector: "frappe.Document", doctypes: list[str]) -> None:
+	"""Pull and inbound rules write only what the connector's Allowed DocTypes allow: list the
+	preset's doctypes with Create and Update (rows already there are left as they are)."""
+	listed = {row.reference_doctype for row in connector.allowed_doctypes}
+	for doctype in dict.fromkeys(doctypes):
+		if doctype not in listed:
+			connector.append(
+				"allowed_doctypes", {"reference_doctype": doctype, "can_create": 1, "can_update": 1}
+			)
 
 
 def _once(

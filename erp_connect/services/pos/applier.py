@@ -8,11 +8,12 @@ import json
 import time
 
 import frappe
+from frappe import _
 from frappe.utils import add_to_date, now_datetime
 
 from erp_connect.services.common import correlation, jobs
 from erp_connect.services.common.locks import named_lock
-from erp_connect.services.common.users import run_as
+from erp_connect.services.common.users import run_as_api_user
 from erp_connect.services.inbound.upsert import describe
 from erp_connect.services.pos.documents import APPLIERS, DependencyPending
 from erp_connect.services.pos.ledger import (
@@ -55,7 +56,9 @@ def apply(terminal: str, max_seconds: float = MAX_APPLY_SECONDS) -> dict:
 		return counts
 	deadline = time.monotonic() + max_seconds
 	try:
-		with run_as(term.api_user):  # the terminal's user writes: Frappe's permissions apply
+		# the terminal's checked user writes: Frappe's permissions apply; a user that fails the
+		# check leaves every operation queued, and the job fails with the reason
+		with run_as_api_user(term.api_user, _("POS Terminal {0}").format(terminal)):
 			while True:
 				if time.monotonic() > deadline:
 					frappe.enqueue(APPLY, queue="default", terminal=terminal)

@@ -30,7 +30,8 @@ from erp_connect.services.common import alerts
 from erp_connect.services.common.locks import named_lock
 from erp_connect.services.common.rates import count_in_window
 from erp_connect.services.common.status import CONFLICT, CREATED, ERROR, UNCHANGED, UPDATED
-from erp_connect.services.common.users import run_as
+from erp_connect.services.common.users import NotAWriter, run_as_api_user
+from erp_connect.services.inbound import access
 from erp_connect.services.inbound.upsert import PROTECTED_FIELDS, upsert
 
 RUN = "erp_connect.services.pull.runs.run"
@@ -120,13 +121,16 @@ class Puller:
 		if not (self.rule.enabled and self.connector.enabled) or self.rule.paused:
 			return None
 		self.start()
-		# the connector's user writes, so Frappe's permissions apply
-		writer = run_as(self.connector.api_user) if self.connector.api_user else contextlib.nullcontext()
 		try:
-			with writer:
+			self.check_writable()
+			# the connector's checked API user writes, so Frappe's permissions apply; never the
+			# scheduler's own user
+			with run_as_api_user(self.connector.api_user, _("Connector {0}").format(self.connector.name)):
 				self.read_pages()
 		except PullFailed as e:
 			self.stop(e)
+		except NotAWriter as e:
+			self.stop(PullFailed(str(e)))
 		except Exception as e:
 			frappe.db.rollback()
 			frappe.log_error(f"ERP Connect pull {self.rule.name} failed")
@@ -163,6 +167,12 @@ class Puller:
 		self.seen: set[str] = set()
 		self.rule.db_set({"last_run": self.sync_run.name, "next_run_at": next_run_after(self.rule, started)})
 		frappe.db.commit()
+
+	def check_writable(self) -> None:
+		"""Nothing is read from the remote when nothing of it could be written."""
+		refused = access.write_refusal(self.connector, self.rule.reference_doctype)
+		if refused:
+			raise PullFailed(refused)
 
 	def watermark_text(self) -> str | None:
 		if not self.rule.watermark:

@@ -8,6 +8,9 @@ from frappe.model.document import Document
 from erp_connect.engine import auth, http, signing, transports
 from erp_connect.engine.retry import classify_exception
 from erp_connect.engine.transports.base import join_url
+from erp_connect.services.common.doctypes import sync_refusal
+from erp_connect.services.common.users import writer_problem
+from erp_connect.services.inbound import access
 from erp_connect.services.push.outbox import clear_rules_cache
 
 DEFAULT_IN_FLIGHT = 8  # requests a drain sends at once, unless the connector says otherwise
@@ -50,6 +53,8 @@ class Connector(Document):
 		self.validate_auth_settings()
 		self.validate_signing_secret()
 		self.validate_receiving()
+		self.validate_api_user()
+		self.validate_allowed_doctypes()
 
 	def on_update(self):
 		clear_rules_cache()
@@ -176,6 +181,19 @@ class Connector(Document):
 			),
 		}
 
+	def validate_api_user(self):
+		"""Whatever reaches ERPNext through this connector is written as its API user: never
+		Administrator or a System Manager (empty is fine: then nothing is written)."""
+		problem = self.api_user and writer_problem(self.api_user)
+		if problem:
+			frappe.throw(problem, title=_("API User"))
+
+	def validate_allowed_doctypes(self):
+		for row in self.allowed_doctypes:
+			refused = sync_refusal(row.reference_doctype or "")
+			if refused:
+				frappe.throw(_("Allowed DocTypes row {0}: {1}").format(row.idx, refused))
+
 	def validate_receiving(self):
 		if not self.receive_doctype:
 			return
@@ -188,6 +206,9 @@ class Connector(Document):
 			missing.append("Signature Header")
 		if missing:
 			frappe.throw(_("Receiving webhooks needs: {0}").format(", ".join(_(m) for m in missing)))
+		refused = access.write_refusal(self, self.receive_doctype)  # what its deliveries would write
+		if refused:
+			frappe.throw(refused, title=_("Receiving Webhooks"))
 		secret = self.receive_secret
 		if self.receive_scheme == "Standard Webhooks" and not is_masked(secret):
 			try:

@@ -5,7 +5,7 @@ import frappe
 from frappe import _
 from frappe.model.document import Document
 
-from erp_connect.install import CONNECT_API_USER
+from erp_connect.services.common.users import writer_problem
 
 
 class POSTerminal(Document):
@@ -33,7 +33,7 @@ class POSTerminal(Document):
 			)
 
 	def validate_api_user(self):
-		if CONNECT_API_USER not in frappe.get_roles(self.api_user):
-			frappe.throw(
-				_("{0} needs the role {1} to sync a terminal").format(self.api_user, CONNECT_API_USER)
-			)
+		"""The terminal's user writes its sales: the same check as every write path."""
+		problem = writer_problem(self.api_user)
+		if problem:
+			frappe.throw(problem, title=_("API User"))

@@ -19,6 +19,7 @@ class PullRule(FieldMapped, Document):
 
 	def validate(self):
 		self.validate_reference_doctype()
+		self.validate_connector_writes()
 		self.apply_connector_defaults()
 		self.validate_list()
 		self.validate_schedule()
@@ -98,7 +99,6 @@ class PullRule(FieldMapped, Document):
 			self.id_field,
 			pull_rule=self.name,
 			conflict_policy=self.conflict_policy,
-			allowed=frozenset({"create", "update"}),  # the manager set this rule up to write these
 			match_by_name=self.pagination_style == pagination.FRAPPE,  # sites share document names
 		)
 

@@ -11,7 +11,9 @@ from frappe.utils import now_datetime
 
 from erp_connect.engine import mapping, outbound
 from erp_connect.engine.specs import MAPPED_FIELDS, InboundSpec, PushSpec
+from erp_connect.services.common.doctypes import sync_refusal
 from erp_connect.services.common.templates import template_problem
+from erp_connect.services.inbound import access
 from erp_connect.services.push.outbox import DOC_EVENTS, clear_rules_cache, next_seq, render_payload
 
 MASK = "********"
@@ -21,11 +23,19 @@ class FieldMapped:
 	"""The field map and the reference doctype, shared by Sync Rule and Pull Rule."""
 
 	def validate_reference_doctype(self):
+		refused = sync_refusal(self.reference_doctype or "")
+		if refused:
+			frappe.throw(refused, title=_("Not Synced"))
 		meta = frappe.get_meta(self.reference_doctype)
 		if meta.istable or meta.issingle or meta.is_virtual:
 			frappe.throw(_("{0} cannot be synced: pick a regular DocType").format(self.reference_doctype))
-		if meta.module == "ERP Connect":
-			frappe.throw(_("ERP Connect's own doctypes cannot be synced"))
+
+	def validate_connector_writes(self):
+		"""Pulls and inbound rules write only what the connector's Allowed DocTypes allow: a rule
+		that could write nothing is bad configuration, refused with what to add."""
+		refused = access.write_refusal(frappe.get_doc("Connector", self.connector), self.reference_doctype)
+		if refused:
+			frappe.throw(refused, title=_("Not Allowed"))
 
 	def normalize_child_table_paths(self):
 		"""Accept items.item_code for a child table field and store it as items[].item_code."""
@@ -101,8 +111,10 @@ class SyncRule(FieldMapped, Document):
 		self.validate_reference_doctype()
 		if self.direction == "Push":
 			self.validate_events()
+			self.validate_read_permission()
 		else:
 			self.validate_inbound()
+			self.validate_connector_writes()
 		self.validate_condition()
 		self.validate_target()
 		self.normalize_child_table_paths()
@@ -129,6 +141,19 @@ class SyncRule(FieldMapped, Document):
 						self.reference_doctype, ", ".join(picked)
 					)
 				)
+
+	def validate_read_permission(self):
+		"""A push rule sends whatever its doctype holds (the whole document, or anything a template
+		reads) to wherever its connector points: only someone who may read that doctype sets one
+		up."""
+		user = frappe.session.user
+		if not frappe.has_permission(self.reference_doctype, "read", user=user):
+			frappe.throw(
+				_("{0} may not read {1}, so may not send it to another system").format(
+					user, self.reference_doctype
+				),
+				title=_("Not Permitted"),
+			)
 
 	def validate_inbound(self):
 		problems = mapping.path_problems(self.external_id_path or "")

@@ -6,7 +6,8 @@ import json
 import frappe
 
 from erp_connect.engine import signing
-from erp_connect.testing.base import ConnectTestCase, make_customer
+from erp_connect.install import CONNECT_MANAGER
+from erp_connect.testing.base import ConnectTestCase, make_api_user, make_customer
 from erp_connect.testing.remote import Reply
 
 SECRET = signing.generate_secret()
@@ -44,6 +45,42 @@ class TestSyncRule(ConnectTestCase):
 				kwargs = {"events": ("after_insert",), **overrides}
 				with self.assertRaisesRegex(frappe.ValidationError, reason):
 					self.make_rule(self.connector.name, kwargs.pop("doctype", "Customer"), **kwargs)
+
+	def test_core_and_security_doctypes_are_never_synced(self):
+		for doctype in (
+			"User",
+			"Role",
+			"Has Role",
+			"DocType",
+			"Custom Field",
+			"Property Setter",
+			"Server Script",
+			"Client Script",
+			"Print Format",
+			"Web Page",
+			"OAuth Client",
+			"Connected App",
+		):
+			for direction in ("Push", "Inbound"):
+				with self.subTest(doctype=doctype, direction=direction):
+					with self.assertRaisesRegex(frappe.ValidationError, f"{doctype} cannot be synced"):
+						self.make_rule(self.connector.name, doctype, ("on_update",), direction=direction)
+
+	def test_a_push_rule_needs_read_permission_of_whoever_saves_it(self):
+		make_api_user("ec-manager@example.com", [CONNECT_MANAGER])
+		frappe.set_user("ec-manager@example.com")
+		self.addCleanup(frappe.set_user, "Administrator")
+		with self.assertRaisesRegex(frappe.ValidationError, "may not read Sales Invoice"):
+			self.make_rule(
+				self.connector.name, "Sales Invoice", ("on_submit",), payload_mode="Whole Document"
+			)
+
+	def test_an_inbound_rule_needs_the_doctype_in_the_connectors_allowed_doctypes(self):
+		with self.assertRaisesRegex(frappe.ValidationError, "add Customer to its Allowed DocTypes"):
+			self.make_rule(self.connector.name, "Customer", direction="Inbound")
+		self.connector.append("allowed_doctypes", {"reference_doctype": "Customer", "can_create": 1})
+		self.connector.save()
+		self.make_rule(self.connector.name, "Customer", direction="Inbound")
 
 	def test_preview_shows_the_exact_request_and_sends_nothing(self):
 		rule = self.make_rule(
