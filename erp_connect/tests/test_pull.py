@@ -4,6 +4,7 @@ point), so every test cleans up what it committed."""
 import time
 
 import frappe
+from frappe.utils.background_jobs import get_queue
 
 from erp_connect.engine.transports import frappe_site
 from erp_connect.install import CONNECT_API_USER, CONNECT_MANAGER
@@ -91,6 +92,7 @@ class TestPull(PullTestCase):
 			"/customers", records, style="cursor", slow_from=200, slow_seconds=30
 		)
 		rule = self.make_pull_rule(pagination_style="Cursor Token", next_path="next_cursor", page_size=50)
+		get_queue("long").empty()  # jobs earlier tests queued and left would come first
 		runs.enqueue_run(rule.name, manual=True)
 		frappe.db.commit()
 		worker = start_worker(burst=False, queue="long")
@@ -202,7 +204,12 @@ class TestPull(PullTestCase):
 		group = TEST_PREFIX + "group " + frappe.generate_hash(length=6)
 		self.addCleanup(lambda: frappe.delete_doc("Item Group", group, force=True, ignore_missing=True))
 		self.connector = self.make_connector(
-			connector_type="Frappe Site", auth_type="Frappe Token", api_key="k", api_secret="s"
+			connector_type="Frappe Site",
+			auth_type="Frappe Token",
+			api_key="k",
+			api_secret="s",
+			api_user=PULL_USER,
+			allowed_doctypes=[{"reference_doctype": "Item Group", "can_create": 1, "can_update": 1}],
 		)
 		# the other site's own nested-set numbers and old parent, which mean nothing here
 		remote_group = {

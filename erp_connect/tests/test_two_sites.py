@@ -165,6 +165,11 @@ class TestTwoSites(ConnectTestCase):
 		at_branch = self.branch.get(f"{self.branch_url}/api/resource/Item Group/{parent}", timeout=30).json()[
 			"data"
 		]
+		connector = frappe.get_doc("Connector", self.connector.name)
+		connector.append(
+			"allowed_doctypes", {"reference_doctype": "Item Group", "can_create": 1, "can_update": 1}
+		)
+		connector.save()
 		rule = frappe.get_doc(
 			{
 				"doctype": "Pull Rule",
