@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NameResolutionError
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 USER_AGENT = "erp_connect/0.1"
@@ -59,18 +63,78 @@ def check_target(url: str, allow_private: bool = False) -> None:
 	if allow_private:
 		return
 	try:
-		infos = socket.getaddrinfo(host, None)
+		checked_address(host, None, allow_private)
 	except socket.gaierror as e:
 		raise requests.exceptions.ConnectionError(f"cannot resolve host {host}: {e}")
 	except (UnicodeError, ValueError) as e:  # what the IDNA encoding inside getaddrinfo raises
 		raise MalformedHostError(f"cannot resolve host {host}: {e}") from None
+
+
+def checked_address(host: str, port: int | None, allow_private: bool) -> str:
+	"""The address to connect to for ``host``: resolved once here, every answer checked;
+	BlockedTargetError when one is not public (unless private targets are allowed)."""
+	infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
 	for info in infos:
 		address = ipaddress.ip_address(info[4][0].split("%")[0])
-		if not address.is_global:
+		if not allow_private and not address.is_global:
 			raise BlockedTargetError(
 				f"{host} resolves to the non-public address {address}; "
 				"allow private network targets on the connector to send there"
 			)
+	return infos[0][4][0]
+
+
+# -- connecting to the address that was checked ------------------------------------------------
+# requests would resolve the host again after check_target, and an answer that changed in between
+# (DNS rebinding) would reach the internal network. So the connection resolves the host itself,
+# once, checks every answer and connects to exactly that address; TLS still checks the name.
+class _GuardedConnection(HTTPConnection):
+	allow_private = False
+
+	def _new_conn(self):
+		try:
+			self._dns_host = checked_address(self.host.rstrip("."), self.port, self.allow_private)
+		except socket.gaierror as e:
+			raise NameResolutionError(self.host, self, e) from e
+		return super()._new_conn()
+
+
+class _GuardedHTTPSConnection(_GuardedConnection, HTTPSConnection):
+	pass
+
+
+def _guarded_pools(allow_private: bool) -> dict:
+	def pool(base, connection):
+		guarded = type("Guarded" + connection.__name__, (connection,), {"allow_private": allow_private})
+		return type("Guarded" + base.__name__, (base,), {"ConnectionCls": guarded})
+
+	return {
+		"http": pool(HTTPConnectionPool, _GuardedConnection),
+		"https": pool(HTTPSConnectionPool, _GuardedHTTPSConnection),
+	}
+
+
+_POOLS = {allowed: _guarded_pools(allowed) for allowed in (False, True)}
+
+
+class GuardedAdapter(HTTPAdapter):
+	def __init__(self, allow_private: bool):
+		self.allow_private = allow_private
+		super().__init__()
+
+	def init_poolmanager(self, *args, **kwargs):
+		super().init_poolmanager(*args, **kwargs)
+		self.poolmanager.pool_classes_by_scheme = _POOLS[self.allow_private]
+
+
+def guarded(session: requests.Session, allow_private: bool) -> requests.Session:
+	"""``session`` with its connections made as above (mounted once per session and setting)."""
+	if getattr(session, "erp_connect_allow_private", None) is not allow_private:
+		adapter = GuardedAdapter(allow_private)
+		session.mount("http://", adapter)
+		session.mount("https://", adapter)
+		session.erp_connect_allow_private = allow_private
+	return session
 
 
 def check_host_name(host: str) -> None:
@@ -98,7 +162,7 @@ def send(
 	"""One HTTP request; raises requests exceptions or BlockedTargetError when there is no response."""
 	check_target(url, allow_private)
 	all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
-	http = session or requests
+	http = guarded(session or requests.Session(), allow_private)
 	r = http.request(
 		method, url, data=body, headers=all_headers, params=params, timeout=timeout, allow_redirects=False
 	)

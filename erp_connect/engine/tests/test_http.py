@@ -1,3 +1,4 @@
+import socket
 import time
 
 import pytest
@@ -81,3 +82,29 @@ def test_a_host_that_cannot_be_resolved_as_written_is_refused_clearly(host, allo
 		http.check_target(f"http://{host}/hook", allow_private=allow_private)
 	with pytest.raises(BlockedTargetError, match="cannot resolve host"):
 		http.send("POST", f"http://{host}/hook", allow_private=allow_private, timeout=1)
+
+
+def test_a_dns_answer_that_changes_after_the_check_never_reaches_the_internal_address(remote, monkeypatch):
+	# DNS rebinding: the name is public when checked and internal when connected to
+	real_getaddrinfo = socket.getaddrinfo
+	answers = []
+
+	def rebinding(host, *args, **kwargs):
+		if host != "rebind.example":
+			return real_getaddrinfo(host, *args, **kwargs)
+		answers.append(host)
+		address = "93.184.216.34" if len(answers) == 1 else "127.0.0.1"
+		return real_getaddrinfo(address, *args, **kwargs)
+
+	monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+	url = remote.url.replace("127.0.0.1", "rebind.example") + "/internal"
+	with pytest.raises(BlockedTargetError, match=r"non-public address 127\.0\.0\.1"):
+		http.send("GET", url, timeout=2, session=requests.Session())
+	assert remote.received("/internal") == []
+
+
+def test_a_connection_is_made_to_the_address_that_was_checked(remote):
+	response = http.send("GET", remote.url + "/ok", timeout=2, allow_private=True, session=requests.Session())
+	assert response.status == 200
+	with pytest.raises(BlockedTargetError):
+		http.send("GET", remote.url + "/ok", timeout=2, session=requests.Session())
