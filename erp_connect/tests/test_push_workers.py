@@ -165,3 +165,27 @@ class TestDeliveryWorkers(PushTestCase):
 		counts = Counter(r.json()["id"] for r in self.remote.received("/hooks"))
 		self.assertEqual(set(counts), ids)
 		self.assertEqual({i: n for i, n in counts.items() if n > 1}, {}, "events sent more than once")
+
+	def test_a_backlog_calls_in_more_workers_on_disjoint_documents(self):
+		# 4 requests in flight per drain, 0.4 s each: one drain alone never has more than 4 at once
+		frappe.db.set_value("Connector", self.connector.name, "max_in_flight", 4)
+		self.customer_rule()
+		self.remote.set_default("/hooks", Reply(200, delay=0.4))
+		for _ in range(96):
+			make_customer()
+		frappe.db.commit()  # wakes one drain; its full claims call helpers in
+		ids = {r.event_id for r in self.event_rows()}
+		# idle workers wait for jobs: the helper drains are queued only once the first one has a claim
+		workers = [start_worker(burst=False) for _ in range(4)]
+		try:
+			self.wait_until_all_delivered(timeout=120)
+		finally:
+			for worker in workers:
+				kill_worker(worker)
+		received = self.remote.received("/hooks")
+		counts = Counter(r.json()["id"] for r in received)
+		self.assertEqual(set(counts), ids)
+		self.assertEqual(max(counts.values()), 1, "an event was sent twice")
+		arrivals = sorted(r.received_at for r in received)
+		at_once = max(sum(1 for t in arrivals if start <= t < start + 0.3) for start in arrivals)
+		self.assertGreater(at_once, 4, "only one drain worked: no more than its own requests at once")

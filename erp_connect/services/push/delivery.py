@@ -38,6 +38,7 @@ CLAIM_CHUNK = 200  # most events claimed at once: bounds memory however large th
 LEASE_MARGIN_SECONDS = 2  # a request starts only with its timeout and this left on its lease
 MAX_DRAIN_SECONDS = 240  # then hand over to a fresh job (RQ timeout: waking.DRAIN_JOB_TIMEOUT)
 IDLE_LOOK_SECONDS = 0.2  # how often a lingering drain looks at the outbox again
+DRAINS_PER_CONNECTOR = 4  # with a backlog, up to this many workers drain one connector together
 POLICY = RetryPolicy()
 
 DUE = """((e.status in %(waiting)s and e.next_attempt_at <= %(now)s)
@@ -90,11 +91,12 @@ def connectors_with_due_events() -> list[str]:
 	)
 
 
-def drain(connector: str, max_seconds: float = MAX_DRAIN_SECONDS) -> dict:
-	"""Deliver everything due for ``connector``; returns counts by outcome."""
+def drain(connector: str, max_seconds: float = MAX_DRAIN_SECONDS, helper: bool = False) -> dict:
+	"""Deliver everything due for ``connector``; returns counts by outcome. A ``helper`` drain is
+	one a drain with a backlog called in: it stops as soon as it finds nothing to claim."""
 	if not frappe.db.exists("Connector", connector):
 		return {}  # deleted since the job was queued
-	stats = Drainer(connector).run(max_seconds)
+	stats = Drainer(connector, helper).run(max_seconds)
 	if stats.get("more"):
 		frappe.enqueue(waking.DRAIN, queue="default", timeout=waking.DRAIN_JOB_TIMEOUT, connector=connector)
 	return stats
@@ -107,8 +109,24 @@ class Claim:
 	expires: float  # time.monotonic() when the lease runs out (counted from before it was taken)
 
 
+def call_helpers(connector: str) -> None:
+	"""A backlog: more drains of this connector, one per slot (deduplicated), so that every free RQ
+	worker takes part; they claim disjoint documents, so per-document order holds."""
+	for slot in range(1, DRAINS_PER_CONNECTOR):
+		frappe.enqueue(
+			waking.DRAIN,
+			queue="default",
+			timeout=waking.DRAIN_JOB_TIMEOUT,
+			job_id=f"erp_connect:drain:{connector}:helper-{slot}",
+			deduplicate=True,
+			connector=connector,
+			helper=True,
+		)
+
+
 class Drainer:
-	def __init__(self, connector: str):
+	def __init__(self, connector: str, helper: bool = False):
+		self.helper = helper
 		self.connector = frappe.get_doc("Connector", connector)
 		self.kind = transports.kind(self.connector.connector_type)
 		self.rules = frappe.get_all(
@@ -139,6 +157,7 @@ class Drainer:
 		}
 		self.deadline = time.monotonic() + max_seconds
 		linger = wake.Linger(waking.wake_value(name), time.monotonic())
+		helpers_called = self.helper
 		with ThreadPoolExecutor(self.max_in_flight) as self.pool:
 			while True:
 				if time.monotonic() > self.deadline:
@@ -150,6 +169,8 @@ class Drainer:
 				if claimed is None:
 					continue  # another drain holds the claim lock: look again
 				claim, rows = claimed
+				if not rows and self.helper:
+					break  # the drain that called it in lingers and watches the wake-ups
 				if not rows:
 					linger.saw(waking.wake_value(name), time.monotonic())
 					if not linger.may_sleep(looked_at):
@@ -158,6 +179,9 @@ class Drainer:
 					if waking.sleep_if_no_new_wakeups(name, linger.seen):
 						break
 					continue  # woken meanwhile: look again
+				if len(rows) >= self.claim_limit() and not helpers_called:
+					call_helpers(name)  # a full claim: there is a backlog
+					helpers_called = True
 				results, slow_down = self.deliver(claim, rows)
 				for r in results:
 					stats[r.verdict.outcome.value] += len(r.names)
