@@ -77,6 +77,14 @@ class Transport:
 		self.endpoint = endpoint
 		self._local = threading.local()
 
+	@classmethod
+	def url_problem(cls, url: str) -> str:
+		"""A readable problem with a base URL for this kind, or '' when it is usable."""
+		return http.validate_url(url)
+
+	def close(self) -> None:
+		"""Let go of connections (the drain calls it when its run ends); HTTP keeps none open."""
+
 	def batch_size(self, requested: int) -> int:
 		return 1 if self.one_document_per_request else max(requested or 1, 1)
 

@@ -139,6 +139,14 @@ class Drainer:
 		}
 		self.deadline = time.monotonic() + max_seconds
 		linger = wake.Linger(waking.wake_value(name), time.monotonic())
+		try:
+			self.drain_claims(stats, linger)
+		finally:
+			self.transport.close()  # a broker connection ends with the run
+		return stats
+
+	def drain_claims(self, stats: dict, linger: wake.Linger) -> None:
+		name = self.connector.name
 		with ThreadPoolExecutor(self.max_in_flight) as self.pool:
 			while True:
 				if time.monotonic() > self.deadline:
@@ -163,7 +171,6 @@ class Drainer:
 					stats[r.verdict.outcome.value] += len(r.names)
 				if slow_down or backoff_until(name):
 					break  # the receiver asked us to slow down, or a target went away
-		return stats
 
 	# -- claiming --------------------------------------------------------------------------------
 	def claim(self) -> tuple[Claim, list[dict]] | None:

@@ -1,0 +1,201 @@
+"""The event-stream kinds against the real brokers on this machine (NATS JetStream on 4222, RabbitMQ
+on 5672, Mosquitto on 1883): publish events, read them back with a consumer, and cut the
+connection between a publish and its confirmation with a TCP proxy of our own.
+
+A broker's tests are skipped only when its port is closed."""
+
+import asyncio
+import json
+import secrets
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from erp_connect.engine import outbound, signing, transports
+from erp_connect.engine.retry import Outcome
+from erp_connect.engine.transports import Endpoint, OutboundEvent, Route, streams
+from erp_connect.testing.tcp_proxy import CuttingProxy
+
+SECRET = signing.generate_secret()
+NATS_PORT, AMQP_PORT, MQTT_PORT = 4222, 5672, 1883
+
+
+def port_open(port: int) -> bool:
+	try:
+		with socket.create_connection(("127.0.0.1", port), timeout=1):
+			return True
+	except OSError:
+		return False
+
+
+def needs(port: int, what: str):
+	return pytest.mark.skipif(not port_open(port), reason=f"{what} is not listening on 127.0.0.1:{port}")
+
+
+def event(n: int = 1, doctype: str = "Sales Order", doc_event: str = "after_insert", seq: int = 1):
+	event_id = outbound.new_event_id()
+	ref = outbound.EventRef(event_id, doctype, f"SO-{n}", doc_event, seq, "2026-12-01T10:00:00")
+	return OutboundEvent(f"row-{n}", event_id, outbound.envelope(ref, {"id": f"SO-{n}", "n": n}))
+
+
+def unique(prefix: str) -> str:
+	return f"{prefix}{secrets.token_hex(4)}"
+
+
+# -- the shared message format ------------------------------------------------------------------
+def test_subjects_topics_and_routing_keys_come_from_the_template_made_safe():
+	e = event(doctype="Sales Order", doc_event="on_update")
+	m = streams.message_of(e, "erp.{doctype}.{event}", streams.nats_token, SECRET)
+	assert m.target == "erp.sales_order.on_update"
+	assert m.body == e.payload.encode()
+	assert m.headers["erp-event-type"] == "Sales Order.on_update"
+	assert m.headers["erp-event-seq"] == "1"
+	assert signing.verify(SECRET, m.headers, m.body) == e.event_id
+	odd = OutboundEvent(
+		"x", "evt_1", json.dumps({"type": "A.B C.on_update", "doctype": "A.B C", "name": "x/y"})
+	)
+	assert streams.message_of(odd, "erp.{doctype}.{name}", streams.nats_token, None).target == "erp.a_b_c.x/y"
+	assert streams.message_of(odd, "erp/{doctype}/{name}", streams.mqtt_token, None).target == "erp/a.b_c/x_y"
+	with pytest.raises(streams.BadTarget, match="may use"):
+		streams.message_of(odd, "erp.{customer}", streams.nats_token, None)
+
+
+def test_broker_urls_are_validated_by_their_kind_and_private_brokers_need_the_switch():
+	nats_kind = transports.kind("NATS JetStream")
+	assert nats_kind.url_problem("nats://127.0.0.1:4222") == ""
+	assert "nats://" in nats_kind.url_problem("http://127.0.0.1:4222")
+	assert "port" in nats_kind.url_problem("nats://127.0.0.1:99999")
+	assert "http" in transports.kind("Webhook").url_problem("nats://127.0.0.1:4222")
+	transport = nats_kind(Endpoint("nats://127.0.0.1:4222", 2, allow_private=False))
+	try:
+		result = transport.send(Route(""), [event()])
+	finally:
+		transport.close()
+	assert result[0].verdict.outcome is Outcome.DEAD
+	assert "allow private network targets" in result[0].verdict.reason
+
+
+# -- NATS JetStream ---------------------------------------------------------------------------
+def js_call(fn):
+	"""Run ``fn(js)`` on a connection of the test's own (the consumer side)."""
+	import nats
+
+	async def main():
+		nc = await nats.connect("nats://127.0.0.1:4222", connect_timeout=5)
+		try:
+			return await fn(nc.jetstream())
+		finally:
+			await nc.close()
+
+	return asyncio.run(main())
+
+
+@pytest.fixture
+def stream():
+	"""A JetStream stream of the test's own subjects, deleted afterwards."""
+	from nats.js.api import StreamConfig
+
+	name, root = unique("ERPTEST_"), unique("erptest")
+	config = StreamConfig(name=name, subjects=[f"{root}.>"], duplicate_window=120.0)
+	js_call(lambda js: js.add_stream(config))
+	yield name, root
+	js_call(lambda js: js.delete_stream(name))
+
+
+def stream_messages(name: str) -> int:
+	async def count(js):
+		return (await js.stream_info(name)).state.messages
+
+	return js_call(count)
+
+
+def nats_transport(port: int = NATS_PORT, timeout: float = 3, secret: str | None = SECRET):
+	return transports.kind("NATS JetStream")(Endpoint(f"nats://127.0.0.1:{port}", timeout, True, {}, secret))
+
+
+@needs(NATS_PORT, "NATS")
+def test_nats_publish_is_delivered_on_pubAck_with_headers_and_a_repeat_is_stored_once(stream):
+	name, root = stream
+	transport = nats_transport()
+	route = Route(root + ".{doctype}.{event}")
+	e = event(seq=3)
+	try:
+		first = transport.send(route, [e])
+		again = transport.send(route, [e])
+	finally:
+		transport.close()
+	assert first[0].verdict.outcome is Outcome.DELIVERED, first
+	assert f"stream {name}" in first[0].verdict.reason
+	assert again[0].verdict.outcome is Outcome.DELIVERED and "duplicate" in again[0].verdict.reason
+	assert stream_messages(name) == 1
+
+	stored = js_call(lambda js: js.get_msg(name, 1))
+	assert stored.subject == f"{root}.sales_order.after_insert"
+	assert stored.data == e.payload.encode()
+	assert stored.headers["Nats-Msg-Id"] == e.event_id
+	assert stored.headers["erp-event-type"] == "Sales Order.after_insert"
+	assert stored.headers["erp-event-seq"] == "3"
+	assert signing.verify(SECRET, stored.headers, stored.data) == e.event_id
+
+
+@needs(NATS_PORT, "NATS")
+def test_nats_subject_without_a_stream_is_dead_with_the_reason():
+	transport = nats_transport()
+	try:
+		(result,) = transport.send(Route(unique("nostream") + ".{doctype}"), [event()])
+	finally:
+		transport.close()
+	assert result.verdict.outcome is Outcome.DEAD
+	assert "no JetStream stream takes subject" in result.verdict.reason
+
+
+def test_nats_server_not_listening_is_retry():
+	with socket.create_server(("127.0.0.1", 0)) as s:
+		closed_port = s.getsockname()[1]
+	transport = nats_transport(closed_port, timeout=2)
+	try:
+		(result,) = transport.send(Route("erp.{doctype}"), [event()])
+	finally:
+		transport.close()
+	assert result.verdict.outcome is Outcome.RETRY
+	assert "cannot connect" in result.verdict.reason
+
+
+@needs(NATS_PORT, "NATS")
+def test_nats_many_threads_share_one_transport(stream):
+	name, root = stream
+	transport = nats_transport()
+	events = [event(n) for n in range(40)]
+	try:
+		with ThreadPoolExecutor(8) as pool:
+			results = list(pool.map(lambda e: transport.send(Route(root + ".{name}"), [e])[0], events))
+		assert transport.ping().status == 200
+		loop_thread = transport._thread
+	finally:
+		transport.close()
+	assert [r.verdict.outcome for r in results] == [Outcome.DELIVERED] * 40
+	assert stream_messages(name) == 40
+	assert not loop_thread.is_alive()  # close() ends the connection and its loop
+
+
+@needs(NATS_PORT, "NATS")
+def test_nats_connection_cut_before_the_pubAck_is_retry_and_the_resend_is_stored_once(stream):
+	name, root = stream
+	route = Route(root + ".{doctype}.{event}")
+	e = event()
+	with CuttingProxy(NATS_PORT) as proxy:
+		transport = nats_transport(proxy.port, timeout=3)
+		try:
+			proxy.cut_after(e.event_id.encode())
+			(lost,) = transport.send(route, [e])
+			assert proxy.cuts == 1
+			assert lost.verdict.outcome is Outcome.RETRY, lost
+			assert stream_messages(name) == 1  # JetStream stored it; only the ack was lost
+			(resent,) = transport.send(route, [e])  # the drain's retry: the same event id
+		finally:
+			transport.close()
+	assert resent.verdict.outcome is Outcome.DELIVERED, resent
+	assert "duplicate" in resent.verdict.reason
+	assert stream_messages(name) == 1
