@@ -199,3 +199,177 @@ def test_nats_connection_cut_before_the_pubAck_is_retry_and_the_resend_is_stored
 	assert resent.verdict.outcome is Outcome.DELIVERED, resent
 	assert "duplicate" in resent.verdict.reason
 	assert stream_messages(name) == 1
+
+
+# -- RabbitMQ ---------------------------------------------------------------------------------
+AMQP_URL = "amqp://guest:guest@127.0.0.1:{port}/%2F"
+
+
+def rabbit_transport(port: int = AMQP_PORT, timeout: float = 3):
+	return transports.kind("RabbitMQ")(Endpoint(AMQP_URL.format(port=port), timeout, True, {}, SECRET))
+
+
+@pytest.fixture
+def rabbit_queue():
+	"""A queue of the test's own, bound to amq.topic for ``<root>.#``, deleted afterwards."""
+	import pika
+
+	connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL.format(port=AMQP_PORT)))
+	channel = connection.channel()
+	root, queue = unique("erptest"), unique("erp_connect_test_")
+	channel.queue_declare(queue, auto_delete=False)
+	channel.queue_bind(queue, "amq.topic", f"{root}.#")
+	yield channel, queue, root
+	channel.queue_delete(queue)
+	connection.close()
+
+
+@needs(AMQP_PORT, "RabbitMQ")
+def test_rabbitmq_publish_is_confirmed_persistent_and_carries_the_event_id(rabbit_queue):
+	channel, queue, root = rabbit_queue
+	transport = rabbit_transport()
+	e = event(seq=2)
+	try:
+		(result,) = transport.send(Route("amq.topic/" + root + ".{doctype}.{event}"), [e])
+	finally:
+		transport.close()
+	assert result.verdict.outcome is Outcome.DELIVERED, result
+	method, properties, body = channel.basic_get(queue, auto_ack=True)
+	assert method.routing_key == f"{root}.sales_order.after_insert"
+	assert body == e.payload.encode()
+	assert (properties.delivery_mode, properties.message_id) == (2, e.event_id)
+	assert properties.content_type == "application/json"
+	assert properties.headers["erp-event-seq"] == "2"
+	assert signing.verify(SECRET, properties.headers, body) == e.event_id
+	assert channel.basic_get(queue, auto_ack=True)[0] is None  # once
+
+
+@needs(AMQP_PORT, "RabbitMQ")
+def test_rabbitmq_unroutable_is_retry_and_a_missing_exchange_is_dead():
+	transport = rabbit_transport()
+	try:
+		(unroutable,) = transport.send(Route("amq.topic/" + unique("nobody") + ".{doctype}"), [event()])
+		(missing,) = transport.send(Route(unique("no_such_exchange_") + "/x"), [event()])
+		(after,) = transport.send(Route("amq.topic/" + unique("nobody")), [event()])  # a fresh channel
+	finally:
+		transport.close()
+	assert unroutable.verdict.outcome is Outcome.RETRY and "no queue is bound" in unroutable.verdict.reason
+	assert missing.verdict.outcome is Outcome.DEAD and "NOT_FOUND" in missing.verdict.reason
+	assert after.verdict.outcome is Outcome.RETRY
+
+
+def test_rabbitmq_not_listening_is_retry():
+	with socket.create_server(("127.0.0.1", 0)) as s:
+		closed = s.getsockname()[1]
+	transport = rabbit_transport(closed, timeout=2)
+	(result,) = transport.send(Route(""), [event()])
+	transport.close()
+	assert result.verdict.outcome is Outcome.RETRY and "cannot connect" in result.verdict.reason
+
+
+@needs(AMQP_PORT, "RabbitMQ")
+def test_rabbitmq_connection_cut_before_the_confirm_is_retry(rabbit_queue):
+	channel, queue, root = rabbit_queue
+	route = Route("amq.topic/" + root + ".{doctype}")
+	e = event()
+	with CuttingProxy(AMQP_PORT) as proxy:
+		transport = rabbit_transport(proxy.port)
+		try:
+			proxy.cut_after(e.payload.encode()[-24:])  # the body frame: the whole message has passed
+			(lost,) = transport.send(route, [e])
+			assert proxy.cuts == 1
+			(resent,) = transport.send(route, [e])  # reconnects, the same message id
+		finally:
+			transport.close()
+	assert lost.verdict.outcome is Outcome.RETRY, lost
+	assert resent.verdict.outcome is Outcome.DELIVERED, resent
+	ids = []
+	for _ in range(5):  # bounded: at most what was published
+		method, properties, _body = channel.basic_get(queue, auto_ack=True)
+		if method is None:
+			break
+		ids.append(properties.message_id)
+	# RabbitMQ does not dedupe: the consumer sees the event id twice and applies it once
+	assert ids == [e.event_id, e.event_id]
+
+
+# -- MQTT -------------------------------------------------------------------------------------
+def mqtt_transport(port: int = MQTT_PORT, timeout: float = 3):
+	return transports.kind("MQTT")(Endpoint(f"mqtt://127.0.0.1:{port}", timeout, True, {}, SECRET))
+
+
+@pytest.fixture
+def mqtt_subscriber():
+	"""A QoS 1 subscriber of ``<root>/#`` (MQTT 5) and what it received."""
+	import paho.mqtt.client as mqtt
+
+	root, received, subscribed = unique("erptest"), [], threading.Event()
+	client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+	client.on_message = lambda c, u, m: received.append(m)
+	client.on_subscribe = lambda *args: subscribed.set()
+	client.connect("127.0.0.1", MQTT_PORT)
+	client.loop_start()
+	client.subscribe(f"{root}/#", qos=1)
+	assert subscribed.wait(5)
+	yield root, received
+	client.disconnect()
+	client.loop_stop()
+
+
+def wait_for(condition, seconds: float = 5) -> bool:
+	import time
+
+	ends = time.monotonic() + seconds
+	while time.monotonic() < ends:
+		if condition():
+			return True
+		time.sleep(0.02)
+	return condition()
+
+
+@needs(MQTT_PORT, "Mosquitto")
+def test_mqtt_publish_is_delivered_on_puback_at_qos_1_not_retained(mqtt_subscriber):
+	root, received = mqtt_subscriber
+	transport = mqtt_transport()
+	e = event(seq=4)
+	try:
+		(result,) = transport.send(Route(root + "/{doctype}/{event}"), [e])
+	finally:
+		transport.close()
+	assert result.verdict.outcome is Outcome.DELIVERED, result
+	assert wait_for(lambda: received)
+	(message,) = received
+	assert message.topic == f"{root}/sales_order/after_insert"
+	assert (message.qos, message.retain) == (1, False)
+	assert json.loads(message.payload)["id"] == e.event_id and json.loads(message.payload)["seq"] == 4
+	properties = dict(message.properties.UserProperty)
+	assert properties["erp-event-seq"] == "4"
+	assert signing.verify(SECRET, properties, message.payload) == e.event_id
+
+
+def test_mqtt_not_listening_is_retry():
+	with socket.create_server(("127.0.0.1", 0)) as s:
+		closed = s.getsockname()[1]
+	transport = mqtt_transport(closed, timeout=2)
+	(result,) = transport.send(Route(""), [event()])
+	transport.close()
+	assert result.verdict.outcome is Outcome.RETRY
+
+
+@needs(MQTT_PORT, "Mosquitto")
+def test_mqtt_connection_cut_before_the_puback_is_retry(mqtt_subscriber):
+	root, received = mqtt_subscriber
+	e = event()
+	with CuttingProxy(MQTT_PORT) as proxy:
+		transport = mqtt_transport(proxy.port, timeout=2)
+		try:
+			proxy.cut_after(e.event_id.encode())
+			(lost,) = transport.send(Route(root + "/{doctype}"), [e])
+			assert proxy.cuts == 1
+			(resent,) = transport.send(Route(root + "/{doctype}"), [e])
+		finally:
+			transport.close()
+	assert lost.verdict.outcome is Outcome.RETRY, lost
+	assert resent.verdict.outcome is Outcome.DELIVERED, resent
+	assert wait_for(lambda: len(received) >= 2)
+	assert {json.loads(m.payload)["id"] for m in received} == {e.event_id}  # one id: dedupe by it

@@ -323,7 +323,7 @@ class Drainer:
 		delivered_by_code: dict[int, list[str]] = {}
 		for r in results:
 			if r.verdict.outcome is Outcome.DELIVERED:
-				delivered_by_code.setdefault(r.status_code, []).extend(r.names)
+				delivered_by_code.setdefault(r.status_code or 0, []).extend(r.names)  # 0: not HTTP
 		delivered = 0
 		for code, names in delivered_by_code.items():
 			frappe.db.sql(

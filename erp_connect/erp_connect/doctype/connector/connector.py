@@ -38,7 +38,15 @@ class Connector(Document):
 		connector_name: DF.Data
 		dry_run: DF.Check
 		connector_type: DF.Literal[
-			"Webhook", "REST API", "Frappe Site", "WooCommerce", "Shopify", "POS", "NATS JetStream"
+			"Webhook",
+			"REST API",
+			"Frappe Site",
+			"WooCommerce",
+			"Shopify",
+			"POS",
+			"NATS JetStream",
+			"RabbitMQ",
+			"MQTT",
 		]
 		enabled: DF.Check
 		max_in_flight: DF.Int

@@ -1,0 +1,117 @@
+"""Event streams end to end in a real site: a Customer save -> Sync Event -> the real drain -> the
+real NATS JetStream server on 127.0.0.1:4222, read back with a consumer of the test's own."""
+
+import asyncio
+import secrets
+import socket
+
+import frappe
+
+from erp_connect.testing.base import make_customer
+from erp_connect.testing.push import CUSTOMER_MAP, PushTestCase
+
+NATS_URL = "nats://127.0.0.1:4222"
+
+
+def js_call(fn):
+	"""Run ``fn(js)`` on a NATS connection of the test's own (the consumer side)."""
+	import nats
+
+	async def main():
+		nc = await nats.connect(NATS_URL, connect_timeout=5)
+		try:
+			return await fn(nc.jetstream())
+		finally:
+			await nc.close()
+
+	return asyncio.run(main())
+
+
+def closed_port() -> int:
+	with socket.create_server(("127.0.0.1", 0)) as s:
+		return s.getsockname()[1]
+
+
+class TestNatsJetStream(PushTestCase):
+	fake_remote = False
+
+	def setUp(self):
+		super().setUp()
+		from nats.js.api import StreamConfig
+
+		self.stream = f"ERPTEST_{secrets.token_hex(4)}"
+		self.root = f"erptest{secrets.token_hex(4)}"
+		config = StreamConfig(name=self.stream, subjects=[f"{self.root}.>"], duplicate_window=120.0)
+		js_call(lambda js: js.add_stream(config))
+		self.addCleanup(js_call, lambda js: js.delete_stream(self.stream))
+		self.connector = self.make_connector(
+			connector_type="NATS JetStream", base_url=NATS_URL, allow_private_network=1, timeout_seconds=3
+		)
+		self.make_rule(
+			self.connector.name,
+			"Customer",
+			("after_insert", "on_update"),
+			CUSTOMER_MAP,
+			target_path=self.root + ".{doctype}.{event}",
+		)
+		frappe.db.commit()
+
+	def stored(self) -> list:
+		async def read(js):
+			count = (await js.stream_info(self.stream)).state.messages
+			return [await js.get_msg(self.stream, seq) for seq in range(1, count + 1)]
+
+		return js_call(read)
+
+	def test_a_customer_save_reaches_the_stream_through_the_drain(self):
+		self.assertTrue(self.connector.test_connection()["ok"])
+		customer = make_customer()
+		stats = self.drain()
+		events = self.events_of(customer)
+		self.assertTrue(events)
+		self.assertEqual({e.status for e in events}, {"Delivered"}, stats)
+
+		messages = self.stored()
+		self.assertEqual(len(messages), len(events))
+		first = messages[0]
+		self.assertEqual(first.subject, f"{self.root}.customer.after_insert")
+		self.assertEqual(first.headers["Nats-Msg-Id"], events[0].event_id)
+		self.assertEqual(first.headers["erp-event-seq"], "1")
+		body = frappe.parse_json(first.data.decode())
+		self.assertEqual((body["id"], body["name"], body["seq"]), (events[0].event_id, customer.name, 1))
+		self.assertEqual(body["data"]["id"], customer.name)
+
+	def test_an_unreachable_broker_retries_and_then_delivers_everything_in_document_order(self):
+		self.connector.base_url = f"nats://127.0.0.1:{closed_port()}"
+		self.connector.save()
+		customers = [make_customer() for _ in range(3)]
+		for customer in customers:
+			for n in range(2):
+				customer.reload()
+				customer.customer_details = f"edit {n}"
+				customer.save()
+		self.drain()
+		for customer in customers:
+			events = self.events_of(customer)
+			self.assertGreaterEqual(len(events), 3)
+			self.assertEqual(events[0].status, "Retrying")
+			self.assertIn("cannot connect", events[0].last_error or "")
+			self.assertEqual({e.status for e in events[1:]}, {"Pending"})  # behind the first
+		self.assertEqual(self.stored(), [])
+
+		self.connector.base_url = NATS_URL
+		self.connector.save()
+		for _ in range(5):  # bounded: each round sends what became due
+			self.make_due(*customers)
+			self.drain()
+			if all(e.status == "Delivered" for c in customers for e in self.events_of(c)):
+				break
+		expected = {c.name: [e.seq for e in self.events_of(c)] for c in customers}
+		self.assertEqual(
+			{e.status for c in customers for e in self.events_of(c)}, {"Delivered"}, "all delivered"
+		)
+		seen: dict[str, list[int]] = {}
+		for message in self.stored():
+			body = frappe.parse_json(message.data.decode())
+			seen.setdefault(body["name"], []).append(body["seq"])
+		self.assertEqual(seen, expected)  # each document's events arrived once, in order
