@@ -1,13 +1,19 @@
 """Event streams end to end in a real site: a Customer save -> Sync Event -> the real drain -> the
-real NATS JetStream server on 127.0.0.1:4222, read back with a consumer of the test's own."""
+real NATS JetStream server on 127.0.0.1:4222, read back with a consumer of the test's own; and a
+pull rule reading a durable consumer of that server into Customers."""
 
 import asyncio
 import secrets
 import socket
+import time
+from unittest.mock import patch
 
 import frappe
 
-from erp_connect.testing.base import make_customer
+from erp_connect.engine.transports.nats_jetstream import NatsJetStreamTransport, durable_name
+from erp_connect.services.pull import runs
+from erp_connect.testing.base import make_customer, our_customers
+from erp_connect.testing.pull import CUSTOMERS_ALLOWED, PULL_USER, PullTestCase, remote_customers
 from erp_connect.testing.push import CUSTOMER_MAP, PushTestCase
 
 NATS_URL = "nats://127.0.0.1:4222"
@@ -115,3 +121,69 @@ class TestNatsJetStream(PushTestCase):
 			body = frappe.parse_json(message.data.decode())
 			seen.setdefault(body["name"], []).append(body["seq"])
 		self.assertEqual(seen, expected)  # each document's events arrived once, in order
+
+
+class TestNatsJetStreamPull(PullTestCase):
+	"""A pull rule reading a durable consumer: messages are acked only after their upsert committed."""
+
+	fake_remote = False
+
+	def setUp(self):
+		super().setUp()
+		from nats.js.api import StreamConfig
+
+		self.stream = f"ERPTEST_{secrets.token_hex(4)}"
+		self.root = f"erptest{secrets.token_hex(4)}"
+		config = StreamConfig(name=self.stream, subjects=[f"{self.root}.>"])
+		js_call(lambda js: js.add_stream(config))
+		self.addCleanup(js_call, lambda js: js.delete_stream(self.stream))
+		self.connector = self.make_connector(
+			connector_type="NATS JetStream",
+			base_url=NATS_URL,
+			allow_private_network=1,
+			timeout_seconds=3,
+			api_user=PULL_USER,
+			allowed_doctypes=CUSTOMERS_ALLOWED,
+		)
+		self.rule = self.make_pull_rule(list_path=f"{self.root}.customers.>", records_path="", page_size=2)
+
+	def publish(self, records: list[dict]) -> None:
+		async def publish(js):
+			for record in records:
+				await js.publish(f"{self.root}.customers.changed", frappe.as_json(record).encode())
+
+		js_call(publish)
+
+	def consumer(self):
+		return js_call(lambda js: js.consumer_info(self.stream, durable_name(self.rule.name)))
+
+	def test_a_pull_rule_reads_the_stream_and_acks_only_what_it_committed(self):
+		self.assertEqual(self.rule.pagination_style, "Stream Consumer")  # the kind's default
+		customers = remote_customers(3)
+		self.publish(customers)
+		with (
+			patch.object(NatsJetStreamTransport, "ack_wait", 1.0),
+			patch.object(runs.Puller, "save_position", side_effect=RuntimeError("killed before commit")),
+		):
+			failed = self.run_pull(self.rule)
+		self.assertEqual(failed.status, "Failed")
+		self.assertEqual(our_customers(), 0)  # rolled back
+		self.assertEqual(self.consumer().num_ack_pending, 2)  # read, never acked
+
+		time.sleep(1.5)  # past the ack wait: JetStream hands them out again
+		run = self.run_pull(self.rule)
+		self.assertEqual((run.status, run.created, run.failed), ("Succeeded", 3, 0), run.message)
+		self.assertEqual(self.customer_of("c00001").customer_name, customers[1]["name"])
+		info = self.consumer()
+		self.assertEqual((info.num_pending, info.num_ack_pending), (0, 0))
+
+		self.publish([{**customers[0], "name": customers[0]["name"] + " renamed"}, customers[1]])
+		self.publish_raw(b"not json")
+		again = self.run_pull(self.rule)
+		self.assertEqual((again.updated, again.unchanged, again.failed), (1, 1, 1))
+		self.assertIn("not JSON", again.errors[0].error)
+		self.assertEqual(self.customer_of("c00000").customer_name, customers[0]["name"] + " renamed")
+		self.assertEqual(self.consumer().num_pending, 0)
+
+	def publish_raw(self, body: bytes) -> None:
+		js_call(lambda js: js.publish(f"{self.root}.customers.changed", body))

@@ -373,3 +373,55 @@ def test_mqtt_connection_cut_before_the_puback_is_retry(mqtt_subscriber):
 	assert resent.verdict.outcome is Outcome.DELIVERED, resent
 	assert wait_for(lambda: len(received) >= 2)
 	assert {json.loads(m.payload)["id"] for m in received} == {e.event_id}  # one id: dedupe by it
+
+
+# -- consuming a JetStream durable consumer (pull rules) ----------------------------------------
+def publish_raw(subject: str, bodies: list[bytes]) -> None:
+	async def publish(js):
+		for body in bodies:
+			await js.publish(subject, body)
+
+	js_call(publish)
+
+
+def consumer_state(name: str, durable: str):
+	return js_call(lambda js: js.consumer_info(name, durable))
+
+
+@needs(NATS_PORT, "NATS")
+def test_nats_durable_consumer_hands_out_messages_until_they_are_acked(stream):
+	from erp_connect.engine.transports.nats_jetstream import durable_name
+
+	name, root = stream
+	publish_raw(f"{root}.orders.new", [json.dumps({"id": f"o{i}"}).encode() for i in range(5)])
+	durable = durable_name("PULL-RULE 0001")
+	reader = nats_transport()
+	reader.ack_wait = 1.0  # short, so the test sees an unacked message handed out again
+	try:
+		first = reader.fetch_messages(f"{root}.orders.>", durable, 3)
+		assert [json.loads(m.data)["id"] for m in first] == ["o0", "o1", "o2"]
+		reader.ack(first[:2])  # o2 "was not committed": it stays unacked
+		rest = reader.fetch_messages(f"{root}.orders.>", durable, 10)
+		assert [json.loads(m.data)["id"] for m in rest] == ["o3", "o4"]
+		reader.ack(rest)
+		import time
+
+		time.sleep(1.5)  # past ack_wait: o2 comes back
+		again = reader.fetch_messages(f"{root}.orders.>", durable, 10)
+		assert [json.loads(m.data)["id"] for m in again] == ["o2"]
+		reader.ack(again)
+		assert reader.fetch_messages(f"{root}.orders.>", durable, 10) == []
+	finally:
+		reader.close()
+	info = consumer_state(name, durable)
+	assert (info.num_pending, info.num_ack_pending) == (0, 0)
+
+
+def test_a_message_becomes_records_or_a_clear_problem():
+	envelope = json.dumps({"id": "evt_1", "data": {"id": "C1"}}).encode()
+	assert streams.records_of_message(envelope, "data") == [{"id": "C1"}]
+	assert streams.records_of_message(b'[{"id": 1}, {"id": 2}]', "") == [{"id": 1}, {"id": 2}]
+	with pytest.raises(ValueError, match="not JSON"):
+		streams.records_of_message(b"\xff", "")
+	with pytest.raises(ValueError, match="expected an object"):
+		streams.records_of_message(b'"text"', "")

@@ -72,6 +72,7 @@ class Transport:
 	calls_out = True
 	one_document_per_request = False  # the remote's API takes one document at a time
 	adopts_same_names = False  # a pull finds the local document of the same name (shared names)
+	reads_stream = False  # pull rules read messages (fetch_messages + ack) instead of pages
 
 	def __init__(self, endpoint: Endpoint):
 		self.endpoint = endpoint

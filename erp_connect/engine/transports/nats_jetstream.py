@@ -12,6 +12,7 @@ that loop (requests on one NATS connection run side by side). ``close()`` ends b
 
 import asyncio
 import concurrent.futures
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -19,13 +20,23 @@ from collections.abc import Sequence
 import nats
 import nats.errors
 import nats.js.errors
+from nats.js.api import AckPolicy, ConsumerConfig
 
-from erp_connect.engine import http
+from erp_connect.engine import http, pagination
 from erp_connect.engine.transports import base, streams
 
 SCHEMES = ("nats", "tls")
 DEFAULT_SUBJECT = "erp.{doctype}.{event}"
 CLOSE_SECONDS = 2.0
+# a pull that dies before its commit leaves its messages to JetStream, which hands them out again
+# after this long (its upserts are idempotent, so a message applied twice changes nothing)
+ACK_WAIT_SECONDS = 300.0
+FETCH_WAIT_SECONDS = 1.0  # how long a fetch waits for messages: none by then, the run is done
+
+
+def durable_name(rule: str) -> str:
+	"""The durable consumer of one pull rule (JetStream keeps its position between runs)."""
+	return "erp_connect_" + re.sub(r"[^A-Za-z0-9_-]", "_", rule)
 
 
 async def _quiet(_error=None) -> None:
@@ -34,6 +45,8 @@ async def _quiet(_error=None) -> None:
 
 class NatsJetStreamTransport(base.Transport):
 	one_document_per_request = True  # one message per event
+	reads_stream = True  # pull rules read a durable consumer
+	ack_wait = ACK_WAIT_SECONDS
 
 	def __init__(self, endpoint: base.Endpoint):
 		super().__init__(endpoint)
@@ -42,6 +55,7 @@ class NatsJetStreamTransport(base.Transport):
 		self._thread: threading.Thread | None = None
 		self._nc = None  # the connection; only touched inside the loop
 		self._connecting: asyncio.Lock | None = None
+		self._subscriptions: dict = {}  # (subject, durable) -> pull subscription, on the connection
 
 	@classmethod
 	def url_problem(cls, url: str) -> str:
@@ -107,6 +121,53 @@ class NatsJetStreamTransport(base.Transport):
 			time.monotonic() - started, f"JetStream: {info.streams} streams, {info.consumers} consumers"
 		)
 
+	@classmethod
+	def pull_defaults(cls, doctype: str) -> dict:
+		"""A pull rule reads a durable consumer; its List Path is the subject filter."""
+		return {"pagination_style": pagination.STREAM, "since_param": "", "modified_field": ""}
+
+	# -- consuming (pull rules) --------------------------------------------------------------------
+	def fetch_messages(self, subject: str, durable: str, batch: int) -> list[streams.StreamMessage]:
+		"""Up to ``batch`` messages of the durable consumer ``durable`` on ``subject`` (created the
+		first time, explicit acks); [] when none came within a second. Nothing is acked here: call
+		``ack`` once what they carried is committed."""
+		deadline = streams.Deadline(self.endpoint.timeout)
+
+		async def fetch():
+			nc = await self._connection(deadline)
+			key = (subject, durable)
+			subscription = self._subscriptions.get(key)
+			if subscription is None:
+				config = ConsumerConfig(
+					durable_name=durable,
+					ack_policy=AckPolicy.EXPLICIT,
+					ack_wait=self.ack_wait,
+					filter_subject=subject,
+				)
+				js = nc.jetstream(timeout=deadline.left())
+				subscription = await js.pull_subscribe(subject, durable=durable, config=config)
+				self._subscriptions[key] = subscription
+			try:
+				messages = await subscription.fetch(batch, timeout=min(FETCH_WAIT_SECONDS, deadline.left()))
+			except nats.errors.TimeoutError:
+				return []
+			return [
+				streams.StreamMessage(m.data, m.subject, (m.headers or {}).get("Nats-Msg-Id"), m)
+				for m in messages
+			]
+
+		return self._run(fetch(), deadline)
+
+	def ack(self, messages: Sequence[streams.StreamMessage]) -> None:
+		"""Acknowledge messages whose records are committed; JetStream confirms each ack."""
+		deadline = streams.Deadline(max(self.endpoint.timeout, 0.05 * len(messages)))
+
+		async def ack_all():
+			for message in messages:
+				await message.handle.ack_sync(timeout=deadline.left())
+
+		self._run(ack_all(), deadline)
+
 	# -- the connection and its loop --------------------------------------------------------------
 	async def _connection(self, deadline: streams.Deadline):
 		if self._connecting is None:
@@ -116,6 +177,7 @@ class NatsJetStreamTransport(base.Transport):
 			if nc is not None and nc.is_connected:
 				return nc
 			self._nc = None
+			self._subscriptions = {}  # they lived on the old connection
 			if nc is not None:
 				await _close_quietly(nc)
 			endpoint = self.endpoint

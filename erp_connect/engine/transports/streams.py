@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from erp_connect.engine import http, signing
+from erp_connect.engine.mapping import read_path
 from erp_connect.engine.retry import Outcome, Verdict
 from erp_connect.engine.transports import base
 
@@ -149,6 +150,32 @@ class Deadline:
 
 	def left(self, at_least: float = 0.05) -> float:
 		return max(self.ends - time.monotonic(), at_least)
+
+
+@dataclass(frozen=True)
+class StreamMessage:
+	"""One message a pull rule read from a stream, not acknowledged yet."""
+
+	data: bytes
+	subject: str
+	message_id: str | None
+	handle: object  # the client's own message, to acknowledge it
+
+
+def records_of_message(data: bytes, records_path: str) -> list[dict]:
+	"""The records one message carries: its JSON body (an object, or a list of objects), or what
+	is at ``records_path`` in it (``data`` for erp_connect's own envelopes). ValueError when the
+	message can never become records."""
+	try:
+		body = json.loads(data)
+	except ValueError as e:
+		raise ValueError(f"the message is not JSON: {e}")
+	found = read_path(body, records_path) if records_path else body
+	records = [found] if isinstance(found, dict) else found
+	if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+		where = records_path or "the message"
+		raise ValueError(f"expected an object or a list of objects at {where}, got {type(found).__name__}")
+	return records
 
 
 def answered(elapsed: float, what: str) -> http.Response:
