@@ -70,7 +70,9 @@ class TestNatsJetStream(PushTestCase):
 		return js_call(read)
 
 	def test_a_customer_save_reaches_the_stream_through_the_drain(self):
-		self.assertTrue(self.connector.test_connection()["ok"])
+		reached = self.connector.test_connection()
+		self.assertTrue(reached["ok"], reached)
+		self.assertIn("JetStream", reached["message"])
 		customer = make_customer()
 		stats = self.drain()
 		events = self.events_of(customer)

@@ -106,6 +106,7 @@ class MqttTransport(base.Transport):
 				reconnect_on_failure=False,
 			)
 			client.on_connect, client.on_publish = on_connect, on_publish
+			client.connect_timeout = deadline.left()  # the TCP connect; CONNACK is awaited below
 			if broker.username:
 				client.username_pw_set(broker.username, broker.password)
 			if broker.scheme == "mqtts":

@@ -123,7 +123,9 @@ class Connector(Document):
 			"ok": ok,
 			"status": response.status,
 			"elapsed_ms": round(response.elapsed * 1000),
-			"message": _("Reached {0}: HTTP {1}").format(self.base_url, response.status),
+			"message": _("Reached {0}: HTTP {1}").format(self.base_url, response.status)
+			if self.base_url.startswith(("http://", "https://"))
+			else _("Reached {0}: {1}").format(self.base_url, response.body.decode("utf-8", "replace")),
 		}
 
 	@frappe.whitelist()
