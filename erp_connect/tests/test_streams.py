@@ -189,3 +189,80 @@ class TestNatsJetStreamPull(PullTestCase):
 
 	def publish_raw(self, body: bytes) -> None:
 		js_call(lambda js: js.publish(f"{self.root}.customers.changed", body))
+
+
+class TestOtherBrokers(PushTestCase):
+	"""The same drain through RabbitMQ and MQTT: a Customer save arrives once, with its event id."""
+
+	fake_remote = False
+
+	def test_a_customer_save_reaches_a_rabbitmq_queue(self):
+		import pika
+
+		url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+		root, queue = f"erptest{secrets.token_hex(4)}", f"erp_connect_test_{secrets.token_hex(4)}"
+		connection = pika.BlockingConnection(pika.URLParameters(url))
+		self.addCleanup(connection.close)
+		channel = connection.channel()
+		channel.queue_declare(queue)
+		self.addCleanup(channel.queue_delete, queue)
+		channel.queue_bind(queue, "amq.topic", f"{root}.#")
+		self.connector = self.make_connector(
+			connector_type="RabbitMQ", base_url=url, allow_private_network=1, timeout_seconds=3
+		)
+		self.make_rule(
+			self.connector.name,
+			"Customer",
+			("after_insert",),
+			CUSTOMER_MAP,
+			target_path=f"amq.topic/{root}.{{doctype}}",
+		)
+		customer = make_customer()
+		self.drain()
+		[event] = self.events_of(customer)
+		self.assertEqual(event.status, "Delivered", event.last_error)
+		method, properties, body = channel.basic_get(queue, auto_ack=True)
+		self.assertEqual(method.routing_key, f"{root}.customer")
+		self.assertEqual((properties.message_id, properties.delivery_mode), (event.event_id, 2))
+		self.assertEqual(frappe.parse_json(body.decode())["data"]["id"], customer.name)
+		self.assertIsNone(channel.basic_get(queue, auto_ack=True)[0])
+
+	def test_a_customer_save_reaches_an_mqtt_subscriber(self):
+		import threading
+
+		import paho.mqtt.client as mqtt
+
+		root, received, subscribed = f"erptest{secrets.token_hex(4)}", [], threading.Event()
+		subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+		subscriber.on_message = lambda c, u, m: received.append(m)
+		subscriber.on_subscribe = lambda *args: subscribed.set()
+		subscriber.connect("127.0.0.1", 1883)
+		subscriber.loop_start()
+		self.addCleanup(subscriber.loop_stop)
+		self.addCleanup(subscriber.disconnect)
+		subscriber.subscribe(f"{root}/#", qos=1)
+		self.assertTrue(subscribed.wait(5))
+		self.connector = self.make_connector(
+			connector_type="MQTT",
+			base_url="mqtt://127.0.0.1:1883",
+			allow_private_network=1,
+			timeout_seconds=3,
+		)
+		self.make_rule(
+			self.connector.name,
+			"Customer",
+			("after_insert",),
+			CUSTOMER_MAP,
+			target_path=root + "/{doctype}/{event}",
+		)
+		customer = make_customer()
+		self.drain()
+		[event] = self.events_of(customer)
+		self.assertEqual(event.status, "Delivered", event.last_error)
+		for _ in range(100):  # bounded: up to 5 s
+			if received:
+				break
+			time.sleep(0.05)
+		[message] = received
+		self.assertEqual((message.topic, message.qos), (f"{root}/customer/after_insert", 1))
+		self.assertEqual(frappe.parse_json(message.payload.decode())["id"], event.event_id)
