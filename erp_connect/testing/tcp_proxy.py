@@ -37,6 +37,7 @@ class CuttingProxy:
 		self.listener.settimeout(0.2)
 		self.port = self.listener.getsockname()[1]
 		self._marker: bytes | None = None
+		self._drop = True
 		self._lock = threading.Lock()
 		self._stopped = threading.Event()
 		self._pairs: list[_Pair] = []
@@ -51,11 +52,12 @@ class CuttingProxy:
 	def __exit__(self, *exc):
 		self.stop()
 
-	def cut_after(self, marker: bytes) -> None:
+	def cut_after(self, marker: bytes, drop: bool = True) -> None:
 		"""The next client chunk that contains ``marker`` reaches the broker; nothing after it
-		comes back, and the connection is dropped."""
+		comes back, and the connection is dropped (``drop=False``: it stays open and silent, an
+		ack lost without a word)."""
 		with self._lock:
-			self._marker = marker
+			self._marker, self._drop = marker, drop
 
 	def stop(self) -> None:
 		self._stopped.set()
@@ -97,10 +99,12 @@ class CuttingProxy:
 						self._marker = None
 						pair.cutting = True
 				pair.server.sendall(data)
-				if hit:
+				if hit and self._drop:
 					pair.answered.wait(ANSWER_WAIT_SECONDS)  # the broker has handled it
 					self.cuts += 1
 					break
+				if hit:
+					self.cuts += 1  # silent from now on: the client's data still reaches the broker
 				tail = (tail + data)[-4096:]
 		except OSError:
 			pass

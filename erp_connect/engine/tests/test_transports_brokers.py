@@ -425,3 +425,58 @@ def test_a_message_becomes_records_or_a_clear_problem():
 		streams.records_of_message(b"\xff", "")
 	with pytest.raises(ValueError, match="expected an object"):
 		streams.records_of_message(b'"text"', "")
+
+
+# -- an ack lost on a connection that stays open: the timeout -----------------------------------
+@needs(NATS_PORT, "NATS")
+def test_nats_pubAck_lost_on_an_open_connection_is_retry_after_the_timeout(stream):
+	name, root = stream
+	e = event()
+	with CuttingProxy(NATS_PORT) as proxy:
+		transport = nats_transport(proxy.port, timeout=1)
+		try:
+			proxy.cut_after(e.event_id.encode(), drop=False)
+			(lost,) = transport.send(Route(root + ".{doctype}"), [e])
+		finally:
+			transport.close()
+	assert lost.verdict.outcome is Outcome.RETRY and "no PubAck within 1 s" in lost.verdict.reason
+	resender = nats_transport()
+	try:
+		(resent,) = resender.send(Route(root + ".{doctype}"), [e])
+	finally:
+		resender.close()
+	assert "duplicate" in resent.verdict.reason
+	assert stream_messages(name) == 1
+
+
+@needs(AMQP_PORT, "RabbitMQ")
+def test_rabbitmq_confirm_lost_on_an_open_connection_is_retry_after_the_timeout(rabbit_queue):
+	import time
+
+	_channel, _queue, root = rabbit_queue
+	e = event()
+	with CuttingProxy(AMQP_PORT) as proxy:
+		transport = rabbit_transport(proxy.port, timeout=1)
+		try:
+			proxy.cut_after(e.payload.encode()[-24:], drop=False)
+			started = time.monotonic()
+			(lost,) = transport.send(Route("amq.topic/" + root + ".{doctype}"), [e])
+			waited = time.monotonic() - started
+		finally:
+			transport.close()
+	assert lost.verdict.outcome is Outcome.RETRY and "no publisher confirm within 1 s" in lost.verdict.reason
+	assert waited < 3
+
+
+@needs(MQTT_PORT, "Mosquitto")
+def test_mqtt_puback_lost_on_an_open_connection_is_retry_after_the_timeout(mqtt_subscriber):
+	root, _received = mqtt_subscriber
+	e = event()
+	with CuttingProxy(MQTT_PORT) as proxy:
+		transport = mqtt_transport(proxy.port, timeout=1)
+		try:
+			proxy.cut_after(e.event_id.encode(), drop=False)
+			(lost,) = transport.send(Route(root + "/{doctype}"), [e])
+		finally:
+			transport.close()
+	assert lost.verdict.outcome is Outcome.RETRY and "no PUBACK within 1 s" in lost.verdict.reason
