@@ -266,3 +266,21 @@ class TestOtherBrokers(PushTestCase):
 		[message] = received
 		self.assertEqual((message.topic, message.qos), (f"{root}/customer/after_insert", 1))
 		self.assertEqual(frappe.parse_json(message.payload.decode())["id"], event.event_id)
+
+
+class TestStreamPreview(PushTestCase):
+	fake_remote = False
+
+	def test_the_rule_preview_shows_the_message_a_broker_gets(self):
+		self.connector = self.make_connector(
+			connector_type="NATS JetStream", base_url=NATS_URL, allow_private_network=1
+		)
+		rule = self.make_rule(
+			self.connector.name, "Customer", ("on_update",), CUSTOMER_MAP, target_path="erp.{doctype}.{event}"
+		)
+		customer = make_customer()
+		shown = rule.preview(customer.name)
+		self.assertEqual(shown["method"], "PUBLISH")
+		self.assertIn("subject erp.customer.on_update", shown["url"])
+		body = frappe.parse_json(shown["body"])
+		self.assertEqual(shown["headers"]["Nats-Msg-Id"], body["id"])

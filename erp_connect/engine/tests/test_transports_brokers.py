@@ -480,3 +480,17 @@ def test_mqtt_puback_lost_on_an_open_connection_is_retry_after_the_timeout(mqtt_
 		finally:
 			transport.close()
 	assert lost.verdict.outcome is Outcome.RETRY and "no PUBACK within 1 s" in lost.verdict.reason
+
+
+def test_the_preview_of_a_broker_message_is_what_is_published():
+	e = event(seq=5)
+	for kind, target, where, extra in (
+		("NATS JetStream", "", "subject erp.sales_order.after_insert", "Nats-Msg-Id"),
+		("RabbitMQ", "", "exchange amq.topic routing key erp.sales_order.after_insert", "message_id"),
+		("MQTT", "", "topic erp/sales_order/after_insert", "erp-event-seq"),
+	):
+		shown = transports.kind(kind)(Endpoint("x://h", 2, True, {}, SECRET)).message_preview(target, e)
+		assert shown["method"] == "PUBLISH" and where in shown["url"], shown
+		assert shown["headers"][extra] in (e.event_id, "5")
+		assert signing.verify(SECRET, shown["headers"], e.payload) == e.event_id
+	assert transports.kind("Webhook")(Endpoint("http://h")).message_preview("/x", e) is None

@@ -83,6 +83,11 @@ class Transport:
 		"""A readable problem with a base URL for this kind, or '' when it is usable."""
 		return http.validate_url(url)
 
+	def message_preview(self, target: str | None, event: OutboundEvent) -> dict | None:
+		"""What a broker kind publishes for ``event`` (method, where, headers); None for HTTP kinds,
+		whose preview is the request itself."""
+		return None
+
 	def close(self) -> None:
 		"""Let go of connections (the drain calls it when its run ends); HTTP keeps none open."""
 

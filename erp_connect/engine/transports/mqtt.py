@@ -72,6 +72,13 @@ class MqttTransport(base.Transport):
 			return [streams.dead(names, f"the MQTT broker refused the message on {message.target}: {reason}")]
 		return [streams.delivered(names, f"PUBACK from the MQTT broker on {message.target}")]
 
+	def message_preview(self, target: str | None, event: base.OutboundEvent) -> dict:
+		message = streams.message_of(
+			event, target or DEFAULT_TOPIC, streams.mqtt_token, self.endpoint.signing_secret
+		)
+		where = f"{self.endpoint.base_url} topic {message.target} (QoS 1, not retained)"
+		return {"method": "PUBLISH", "url": where, "headers": message.headers}
+
 	def ping(self) -> http.Response:
 		started = time.monotonic()
 		self._connected(streams.Deadline(self.endpoint.timeout))

@@ -107,6 +107,17 @@ class NatsJetStreamTransport(base.Transport):
 		nc = await self._connection(deadline)
 		return await nc.jetstream().publish(subject, body, timeout=deadline.left(), headers=headers)
 
+	def message_preview(self, target: str | None, event: base.OutboundEvent) -> dict:
+		message = streams.message_of(
+			event, target or DEFAULT_SUBJECT, streams.nats_token, self.endpoint.signing_secret
+		)
+		headers = {"Nats-Msg-Id": message.event_id, **message.headers}
+		return {
+			"method": "PUBLISH",
+			"url": f"{self.endpoint.base_url} subject {message.target}",
+			"headers": headers,
+		}
+
 	def ping(self) -> http.Response:
 		"""Connect and ask for the JetStream account: the server answers and JetStream is on."""
 		started = time.monotonic()

@@ -87,6 +87,19 @@ class RabbitMqTransport(base.Transport):
 			return [streams.retry(names, f"{type(e).__name__}: {reason} (no confirm; sent again later)")]
 		return [streams.delivered(names, f"confirmed by RabbitMQ on {where}")]
 
+	def message_preview(self, target: str | None, event: base.OutboundEvent) -> dict:
+		exchange, key_template = exchange_and_key(target or DEFAULT_TARGET)
+		message = streams.message_of(event, key_template, streams.amqp_token, self.endpoint.signing_secret)
+		properties = {
+			"content_type": "application/json",
+			"delivery_mode": "2",
+			"message_id": message.event_id,
+			"type": message.type,
+		}
+		where = f"{self.endpoint.base_url} exchange {exchange or '(default)'} routing key {message.target}"
+		headers = {k: v for k, v in message.headers.items() if k != "Content-Type"}
+		return {"method": "PUBLISH", "url": where, "headers": {**properties, **headers}}
+
 	def ping(self) -> http.Response:
 		started = time.monotonic()
 		connection = self._channel().connection
