@@ -58,7 +58,12 @@ def check_target(url: str, allow_private: bool = False) -> None:
 	problem = validate_url(url)
 	if problem:
 		raise BlockedTargetError(problem)
-	host = urlsplit(url).hostname
+	check_host(urlsplit(url).hostname, allow_private)
+
+
+def check_host(host: str, allow_private: bool = False) -> None:
+	"""Raise BlockedTargetError unless every address ``host`` resolves to is public (or allowed):
+	the SSRF guard of every kind, HTTP or broker."""
 	check_host_name(host)
 	if allow_private:
 		return

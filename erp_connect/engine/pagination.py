@@ -22,7 +22,9 @@ PAGE, OFFSET, CURSOR, NEXT_LINK, LINK_HEADER, FRAPPE = (
 	"Link Header",
 	"Frappe Site",
 )
-STYLES = (PAGE, OFFSET, CURSOR, NEXT_LINK, LINK_HEADER, FRAPPE)
+# a stream's durable consumer (NATS JetStream): messages, acknowledged after their commit
+STREAM = "Stream Consumer"
+STYLES = (PAGE, OFFSET, CURSOR, NEXT_LINK, LINK_HEADER, FRAPPE, STREAM)
 # styles whose position is a count of rows: a record that changes during a run moves to the end
 # of the list and shifts the rows after it, so such a run must not advance the watermark
 COUNTING_STYLES = (PAGE, OFFSET)

@@ -93,6 +93,31 @@ PRESETS = {
 			)
 		],
 	},
+	"Event Bus (NATS JetStream)": {
+		"connector_type": "NATS JetStream",
+		"base_url": "nats://127.0.0.1:4222",
+		"help": (
+			"Publish every change of Customers and Items, and submitted or cancelled Sales Orders, to "
+			"NATS JetStream on subjects erp.<doctype>.<event> (erp.customer.on_update). Set the Base URL "
+			"to your NATS server (nats://user:password@host:4222) and create a stream whose subjects "
+			"cover erp.> with a duplicate window (nats stream add ERP --subjects 'erp.>' --dupe-window 2h): "
+			"a message no stream takes is dead-lettered, one whose PubAck is lost is sent again with the "
+			"same Nats-Msg-Id and stored once."
+		),
+		"push": [
+			{
+				"doctype": d,
+				"events": events,
+				"payload_mode": "Whole Document",
+				"target": "erp.{doctype}.{event}",
+			}
+			for d, events in (
+				("Customer", ["after_insert", "on_update", "on_trash"]),
+				("Item", ["after_insert", "on_update", "on_trash"]),
+				("Sales Order", ["on_submit", "on_cancel"]),
+			)
+		],
+	},
 	"WooCommerce": {
 		"connector_type": "WooCommerce",
 		"help": "Products and customers pulled from /wp-json/wc/v3; orders arrive as webhooks.",

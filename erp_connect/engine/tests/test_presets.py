@@ -1,7 +1,7 @@
 import jinja2
 import pytest
 
-from erp_connect.engine import mapping, presets
+from erp_connect.engine import mapping, presets, transports
 
 
 def render(template: str, context: dict) -> str:
@@ -19,7 +19,18 @@ def test_every_preset_rule_is_valid(name):
 	for spec in preset.get("pull", []) + preset.get("inbound", []) + preset.get("push", []):
 		for rule in rules(spec.get("map") or []):
 			assert mapping.rule_problems(rule) == [], (name, spec["doctype"], rule)
-	assert preset["connector_type"] in ("Webhook", "REST API", "Frappe Site", "WooCommerce", "Shopify")
+	assert preset["connector_type"] in transports.KINDS
+	kind = transports.kind(preset["connector_type"])
+	assert kind.calls_out or not preset.get("push"), name
+	if preset.get("base_url"):
+		assert kind.url_problem(preset["base_url"]) == "", name
+
+
+def test_the_event_bus_preset_publishes_on_erp_subjects():
+	preset = presets.PRESETS["Event Bus (NATS JetStream)"]
+	assert preset["connector_type"] == "NATS JetStream"
+	assert {p["target"] for p in preset["push"]} == {"erp.{doctype}.{event}"}
+	assert {p["doctype"] for p in preset["push"]} == {"Customer", "Item", "Sales Order"}
 
 
 def test_a_woocommerce_order_maps_to_a_sales_order():

@@ -3,6 +3,9 @@ and one line here; nothing else branches on the connector's type."""
 
 from erp_connect.engine.transports.base import Endpoint, OutboundEvent, Route, SendResult, Transport
 from erp_connect.engine.transports.frappe_site import FrappeSiteTransport
+from erp_connect.engine.transports.mqtt import MqttTransport
+from erp_connect.engine.transports.nats_jetstream import NatsJetStreamTransport
+from erp_connect.engine.transports.rabbitmq import RabbitMqTransport
 from erp_connect.engine.transports.webhook import InboundOnly, RestApiTransport, WebhookTransport
 
 KINDS: dict[str, type[Transport]] = {
@@ -12,6 +15,9 @@ KINDS: dict[str, type[Transport]] = {
 	"WooCommerce": RestApiTransport,
 	"Shopify": RestApiTransport,
 	"POS": InboundOnly,
+	"NATS JetStream": NatsJetStreamTransport,
+	"RabbitMQ": RabbitMqTransport,
+	"MQTT": MqttTransport,
 }
 
 

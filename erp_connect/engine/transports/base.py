@@ -72,10 +72,24 @@ class Transport:
 	calls_out = True
 	one_document_per_request = False  # the remote's API takes one document at a time
 	adopts_same_names = False  # a pull finds the local document of the same name (shared names)
+	reads_stream = False  # pull rules read messages (fetch_messages + ack) instead of pages
 
 	def __init__(self, endpoint: Endpoint):
 		self.endpoint = endpoint
 		self._local = threading.local()
+
+	@classmethod
+	def url_problem(cls, url: str) -> str:
+		"""A readable problem with a base URL for this kind, or '' when it is usable."""
+		return http.validate_url(url)
+
+	def message_preview(self, target: str | None, event: OutboundEvent) -> dict | None:
+		"""What a broker kind publishes for ``event`` (method, where, headers); None for HTTP kinds,
+		whose preview is the request itself."""
+		return None
+
+	def close(self) -> None:
+		"""Let go of connections (the drain calls it when its run ends); HTTP keeps none open."""
 
 	def batch_size(self, requested: int) -> int:
 		return 1 if self.one_document_per_request else max(requested or 1, 1)

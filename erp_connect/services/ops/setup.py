@@ -3,6 +3,7 @@
 import frappe
 from frappe import _
 
+from erp_connect.engine import transports
 from erp_connect.engine.presets import PRESETS, field_map_rows
 from erp_connect.install import CONNECT_API_USER
 
@@ -16,6 +17,9 @@ def apply_preset(connector: str, preset: str) -> dict:
 	spec = PRESETS[preset]
 	doc = frappe.get_doc("Connector", connector)
 	doc.connector_type = spec["connector_type"]
+	moved = bool(spec.get("base_url")) and bool(transports.kind(doc.connector_type).url_problem(doc.base_url))
+	if moved:  # an http URL cannot be a broker's: start from the preset's example
+		doc.base_url = spec["base_url"]
 	if spec.get("receive"):
 		doc.receive_scheme = spec["receive"]["scheme"]
 		doc.receive_signature_header = spec["receive"]["header"]
@@ -31,6 +35,7 @@ def apply_preset(connector: str, preset: str) -> dict:
 			{
 				**{f"event_{e}": 1 for e in push["events"]},
 				"payload_mode": push.get("payload_mode") or "Mapped Fields",
+				**({"target_path": push["target"]} if push.get("target") else {}),
 				"field_map": field_map_rows(push.get("map")),
 			},
 		)
@@ -65,6 +70,8 @@ def apply_preset(connector: str, preset: str) -> dict:
 			},
 		)
 	steps = spec["help"]
+	if moved:
+		steps += " " + _("The Base URL was set to {0}: change it to your server.").format(doc.base_url)
 	if (spec.get("pull") or spec.get("inbound")) and not doc.api_user:
 		steps += " " + _(
 			"Set the API User: pulls and received webhooks write as it (a user with the role {0} and "

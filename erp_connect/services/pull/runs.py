@@ -6,6 +6,11 @@ when the run starts, minus the rule's overlap, and saved only after the last pag
 another Frappe site it is the newest remote ``modified`` read, minus the overlap: that site's own
 clock, which its filter compares with.
 
+Streams. A pull rule on a stream connector (NATS JetStream) reads the rule's durable consumer
+instead of pages: each batch's records are committed first and its messages acknowledged after,
+so a run that dies in between leaves them to JetStream, which hands them out again after its ack
+wait (the upsert then finds them unchanged). There is no watermark: the consumer is the position.
+
 Resuming. Each page's records and the position of the next page are committed together, so a run
 that is killed continues at the first page it had not committed: nothing is skipped, and a page
 read twice is recognised as unchanged. Runs of one rule never overlap (a database lock, which dies
@@ -23,9 +28,10 @@ import requests
 from frappe import _
 from frappe.utils import add_to_date, get_datetime, now_datetime
 
-from erp_connect.engine import http, pagination
+from erp_connect.engine import http, pagination, transports
 from erp_connect.engine.retry import parse_retry_after
-from erp_connect.engine.transports import frappe_site
+from erp_connect.engine.transports import frappe_site, streams
+from erp_connect.engine.transports.nats_jetstream import durable_name
 from erp_connect.services.common import alerts
 from erp_connect.services.common.locks import named_lock
 from erp_connect.services.common.rates import count_in_window
@@ -41,6 +47,7 @@ MAX_TRIES = 4  # per page, for timeouts, 5xx and 429
 MAX_WAIT_SECONDS = 60  # a longer Retry-After ends the run; the next run continues from the same page
 MAX_ERRORS_KEPT = 200  # per run; the counts stay exact
 RECORD_EXCERPT = 2000
+MAX_STREAM_BATCHES = 100  # a run reads at most this many batches of messages; the next run goes on
 THROTTLE_WINDOW_SECONDS = 60  # Requests per Minute to the Remote is counted per window
 
 
@@ -126,7 +133,7 @@ class Puller:
 			# the connector's checked API user writes, so Frappe's permissions apply; never the
 			# scheduler's own user
 			with run_as_api_user(self.connector.api_user, _("Connector {0}").format(self.connector.name)):
-				self.read_pages()
+				self.read()
 		except PullFailed as e:
 			self.stop(e)
 		except NotAWriter as e:
@@ -183,6 +190,53 @@ class Puller:
 		return pagination.format_since(
 			get_datetime(self.rule.watermark).replace(tzinfo=zone), self.spec.since_format
 		)
+
+	def read(self) -> None:
+		kind = transports.kind(self.connector.connector_type)
+		if kind.reads_stream:
+			self.read_stream(kind(self.connector.endpoint()))
+		else:
+			self.read_pages()
+
+	def read_stream(self, transport) -> None:
+		"""Batches of the rule's durable consumer: the records committed, then the messages acked."""
+		subject, durable = self.rule.list_path.strip(), durable_name(self.rule.name)
+		try:
+			for _batch in range(MAX_STREAM_BATCHES):
+				try:
+					messages = transport.fetch_messages(subject, durable, self.spec.page_size or 100)
+				except Exception as e:
+					raise PullFailed(_("cannot read {0} from the stream: {1}").format(subject, _problem(e)))
+				if not messages:
+					break
+				records, unreadable = [], []
+				for message in messages:
+					try:
+						records += streams.records_of_message(message.data, self.spec.records_path)
+					except ValueError as e:  # it never becomes a record: kept on the run, and acked
+						unreadable.append((message, str(e)))
+				if records:
+					self.apply(records)
+				else:
+					self.sync_run.pages = (self.sync_run.pages or 0) + 1
+				self.keep_unreadable(unreadable)
+				self.save_position(None)  # commits the batch's records
+				try:
+					transport.ack(messages)
+				except Exception as e:  # committed: handed out again later, and found unchanged
+					raise PullFailed(
+						_("the stream did not take the acknowledgements: {0}").format(_problem(e))
+					)
+		finally:
+			transport.close()
+
+	def keep_unreadable(self, unreadable: list) -> None:
+		run = self.sync_run
+		for message, problem in unreadable:
+			run.failed = (run.failed or 0) + 1
+			if len(run.errors) < MAX_ERRORS_KEPT:
+				record = message.data[:RECORD_EXCERPT].decode("utf-8", "replace")
+				run.append("errors", {"external_id": message.message_id, "error": problem, "record": record})
 
 	def read_pages(self) -> None:
 		while self.request:
@@ -332,6 +386,10 @@ class Puller:
 			except ValueError:
 				raise PullFailed(_("the remote's answer is not JSON"))
 		raise PullFailed(_("no page"))  # not reached
+
+
+def _problem(error: BaseException) -> str:
+	return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def throttle(connector) -> None:

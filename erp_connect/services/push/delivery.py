@@ -157,6 +157,14 @@ class Drainer:
 		}
 		self.deadline = time.monotonic() + max_seconds
 		linger = wake.Linger(waking.wake_value(name), time.monotonic())
+		try:
+			self.drain_claims(stats, linger)
+		finally:
+			self.transport.close()  # a broker connection ends with the run
+		return stats
+
+	def drain_claims(self, stats: dict, linger: wake.Linger) -> None:
+		name = self.connector.name
 		helpers_called = self.helper
 		with ThreadPoolExecutor(self.max_in_flight) as self.pool:
 			while True:
@@ -187,7 +195,6 @@ class Drainer:
 					stats[r.verdict.outcome.value] += len(r.names)
 				if slow_down or backoff_until(name):
 					break  # the receiver asked us to slow down, or a target went away
-		return stats
 
 	# -- claiming --------------------------------------------------------------------------------
 	def claim(self) -> tuple[Claim, list[dict]] | None:
@@ -340,7 +347,7 @@ class Drainer:
 		delivered_by_code: dict[int, list[str]] = {}
 		for r in results:
 			if r.verdict.outcome is Outcome.DELIVERED:
-				delivered_by_code.setdefault(r.status_code, []).extend(r.names)
+				delivered_by_code.setdefault(r.status_code or 0, []).extend(r.names)  # 0: not HTTP
 		delivered = 0
 		for code, names in delivered_by_code.items():
 			frappe.db.sql(

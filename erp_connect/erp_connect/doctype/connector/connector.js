@@ -25,7 +25,14 @@ frappe.ui.form.on("Connector", {
 					fieldname: "preset",
 					fieldtype: "Select",
 					label: __("This connector is"),
-					options: ["Webhook Receiver", "REST API", "Another ERPNext Site", "WooCommerce", "Shopify"],
+					options: [
+						"Webhook Receiver",
+						"REST API",
+						"Another ERPNext Site",
+						"WooCommerce",
+						"Shopify",
+						"Event Bus (NATS JetStream)",
+					],
 					reqd: 1,
 				},
 				({ preset }) =>

@@ -37,7 +37,17 @@ class Connector(Document):
 		connected_app: DF.Link | None
 		connector_name: DF.Data
 		dry_run: DF.Check
-		connector_type: DF.Literal["Webhook", "REST API", "Frappe Site", "WooCommerce", "Shopify", "POS"]
+		connector_type: DF.Literal[
+			"Webhook",
+			"REST API",
+			"Frappe Site",
+			"WooCommerce",
+			"Shopify",
+			"POS",
+			"NATS JetStream",
+			"RabbitMQ",
+			"MQTT",
+		]
 		enabled: DF.Check
 		max_in_flight: DF.Int
 		password: DF.Password | None
@@ -64,7 +74,7 @@ class Connector(Document):
 
 	def validate_base_url(self):
 		self.base_url = (self.base_url or "").strip().rstrip("/")
-		problem = http.validate_url(self.base_url)
+		problem = transports.kind(self.connector_type).url_problem(self.base_url)
 		if problem:
 			frappe.throw(_("Base URL is not valid: {0}").format(problem), title=_("Invalid Base URL"))
 
@@ -101,16 +111,21 @@ class Connector(Document):
 	def test_connection(self) -> dict:
 		"""Send a signed ping (POST for webhook receivers, GET for APIs) and report what came back."""
 		self.check_permission("write")
+		transport = self.transport()
 		try:
-			response = self.transport().ping()
+			response = transport.ping()
 		except Exception as e:
 			return {"ok": False, "message": classify_exception(e).reason}
+		finally:
+			transport.close()
 		ok = 200 <= response.status < 300
 		return {
 			"ok": ok,
 			"status": response.status,
 			"elapsed_ms": round(response.elapsed * 1000),
-			"message": _("Reached {0}: HTTP {1}").format(self.base_url, response.status),
+			"message": _("Reached {0}: HTTP {1}").format(self.base_url, response.status)
+			if self.base_url.startswith(("http://", "https://"))
+			else _("Reached {0}: {1}").format(self.base_url, response.body.decode("utf-8", "replace")),
 		}
 
 	@frappe.whitelist()

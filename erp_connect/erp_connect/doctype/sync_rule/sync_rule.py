@@ -11,6 +11,7 @@ from frappe.utils import now_datetime
 
 from erp_connect.engine import mapping, outbound
 from erp_connect.engine.specs import MAPPED_FIELDS, InboundSpec, PushSpec
+from erp_connect.engine.transports import OutboundEvent
 from erp_connect.services.common.doctypes import sync_refusal
 from erp_connect.services.common.templates import template_problem
 from erp_connect.services.inbound import access
@@ -251,6 +252,14 @@ class SyncRule(FieldMapped, Document):
 			body = render_payload(self.push_spec(), doc.as_dict(convert_dates_to_str=True), ref)
 		except mapping.MappingError as e:
 			return {"error": str(e), "problems": e.problems}
+		try:
+			published = connector.transport().message_preview(
+				self.target_path, OutboundEvent("preview", ref.event_id, body)
+			)
+		except ValueError as e:  # a subject / topic template that cannot name the event
+			return {"error": str(e), "problems": [str(e)]}
+		if published:  # a broker: the message, not an HTTP request
+			return {**published, "body": body, "dry_run": bool(connector.dry_run)}
 		auth_headers = {k: MASK for k in connector.auth_headers()}  # never show a secret
 		headers = outbound.request_headers(
 			ref.event_id, body, connector.secret("signing_secret"), auth_headers

@@ -1,0 +1,277 @@
+"""NATS JetStream: each event is one message on a subject, delivered when JetStream's PubAck says
+a stream stored it.
+
+The subject comes from the rule's target (default ``erp.{doctype}.{event}``: ``erp.customer.
+after_insert``). ``Nats-Msg-Id`` is the event id, so a retry after a lost PubAck is stored once
+(JetStream drops a repeated id within the stream's duplicate window and acks it as a duplicate).
+
+nats-py is asyncio; the drain sends from several threads. Each transport runs one event loop in
+a background thread with one connection to the server, and every send is a coroutine handed to
+that loop (requests on one NATS connection run side by side). ``close()`` ends both.
+"""
+
+import asyncio
+import concurrent.futures
+import re
+import threading
+import time
+from collections.abc import Sequence
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from erp_connect.engine import http, pagination
+from erp_connect.engine.transports import base, streams
+
+SCHEMES = ("nats", "tls")
+DEFAULT_SUBJECT = "erp.{doctype}.{event}"
+CLOSE_SECONDS = 2.0
+# a pull that dies before its commit leaves its messages to JetStream, which hands them out again
+# after this long (its upserts are idempotent, so a message applied twice changes nothing)
+ACK_WAIT_SECONDS = 300.0
+FETCH_WAIT_SECONDS = 1.0  # how long a fetch waits for messages: none by then, the run is done
+
+
+def durable_name(rule: str) -> str:
+	"""The durable consumer of one pull rule (JetStream keeps its position between runs)."""
+	return "erp_connect_" + re.sub(r"[^A-Za-z0-9_-]", "_", rule)
+
+
+async def _quiet(_error=None) -> None:
+	"""nats-py logs every connection error itself; the send's result already says what happened."""
+
+
+class NatsJetStreamTransport(base.Transport):
+	one_document_per_request = True  # one message per event
+	reads_stream = True  # pull rules read a durable consumer
+	ack_wait = ACK_WAIT_SECONDS
+
+	def __init__(self, endpoint: base.Endpoint):
+		super().__init__(endpoint)
+		self._lock = threading.Lock()
+		self._loop: asyncio.AbstractEventLoop | None = None
+		self._thread: threading.Thread | None = None
+		self._nc = None  # the connection; only touched inside the loop
+		self._connecting: asyncio.Lock | None = None
+		self._subscriptions: dict = {}  # (subject, durable) -> pull subscription, on the connection
+
+	@classmethod
+	def url_problem(cls, url: str) -> str:
+		return streams.url_problem(url, SCHEMES)
+
+	# -- sending ---------------------------------------------------------------------------------
+	def send(self, route: base.Route, events: Sequence[base.OutboundEvent]) -> list[base.SendResult]:
+		(event,) = events
+		names = [event.name]
+		try:
+			message = streams.message_of(
+				event, route.target or DEFAULT_SUBJECT, streams.nats_token, self.endpoint.signing_secret
+			)
+		except streams.BadTarget as e:
+			return [streams.dead(names, str(e))]
+		headers = {"Nats-Msg-Id": message.event_id, **message.headers}
+		deadline = streams.Deadline(self.endpoint.timeout)
+		try:
+			ack = self._run(self._publish(message.target, message.body, headers, deadline), deadline)
+		except nats.js.errors.NoStreamResponseError:
+			return [
+				streams.dead(
+					names,
+					f"no JetStream stream takes subject {message.target}: add a stream whose subjects "
+					"match it (or change the rule's target), then retry",
+				)
+			]
+		except nats.js.errors.APIError as e:
+			if e.code is None or e.code >= 500:
+				return [streams.retry(names, f"JetStream error {e.code}: {e.description}")]
+			return [streams.dead(names, f"JetStream refused the message ({e.code}): {e.description}")]
+		except http.BlockedTargetError as e:
+			return [streams.dead(names, f"{type(e).__name__}: {e}")]
+		except (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError):
+			self._forget_connection()
+			return [streams.retry(names, f"no PubAck within {self.endpoint.timeout:g} s (sent again later)")]
+		except (concurrent.futures.CancelledError, asyncio.CancelledError):
+			self._forget_connection()
+			return [streams.retry(names, "the connection closed before the PubAck arrived")]
+		except (nats.errors.Error, OSError) as e:
+			self._forget_connection()
+			return [streams.retry(names, f"{type(e).__name__}: {e}")]
+		reason = f"stored in JetStream stream {ack.stream} as seq {ack.seq}"
+		if ack.duplicate:
+			reason = f"JetStream stream {ack.stream} already had it (duplicate id, seq {ack.seq})"
+		return [streams.delivered(names, reason)]
+
+	async def _publish(self, subject: str, body: bytes, headers: dict, deadline: streams.Deadline):
+		nc = await self._connection(deadline)
+		return await nc.jetstream().publish(subject, body, timeout=deadline.left(), headers=headers)
+
+	def message_preview(self, target: str | None, event: base.OutboundEvent) -> dict:
+		message = streams.message_of(
+			event, target or DEFAULT_SUBJECT, streams.nats_token, self.endpoint.signing_secret
+		)
+		headers = {"Nats-Msg-Id": message.event_id, **message.headers}
+		return {
+			"method": "PUBLISH",
+			"url": f"{self.endpoint.base_url} subject {message.target}",
+			"headers": headers,
+		}
+
+	def ping(self) -> http.Response:
+		"""Connect and ask for the JetStream account: the server answers and JetStream is on."""
+		started = time.monotonic()
+		deadline = streams.Deadline(self.endpoint.timeout)
+
+		async def account():
+			nc = await self._connection(deadline)
+			return await nc.jetstream(timeout=deadline.left()).account_info()
+
+		info = self._run(account(), deadline)
+		return streams.answered(
+			time.monotonic() - started, f"JetStream: {info.streams} streams, {info.consumers} consumers"
+		)
+
+	@classmethod
+	def pull_defaults(cls, doctype: str) -> dict:
+		"""A pull rule reads a durable consumer; its List Path is the subject filter."""
+		return {"pagination_style": pagination.STREAM, "since_param": "", "modified_field": ""}
+
+	# -- consuming (pull rules) --------------------------------------------------------------------
+	def fetch_messages(self, subject: str, durable: str, batch: int) -> list[streams.StreamMessage]:
+		"""Up to ``batch`` messages of the durable consumer ``durable`` on ``subject`` (created the
+		first time, explicit acks); [] when none came within a second. Nothing is acked here: call
+		``ack`` once what they carried is committed."""
+		deadline = streams.Deadline(self.endpoint.timeout)
+
+		async def fetch():
+			nc = await self._connection(deadline)
+			key = (subject, durable)
+			subscription = self._subscriptions.get(key)
+			if subscription is None:
+				config = ConsumerConfig(
+					durable_name=durable,
+					ack_policy=AckPolicy.EXPLICIT,
+					ack_wait=self.ack_wait,
+					filter_subject=subject,
+				)
+				js = nc.jetstream(timeout=deadline.left())
+				subscription = await js.pull_subscribe(subject, durable=durable, config=config)
+				self._subscriptions[key] = subscription
+			try:
+				messages = await subscription.fetch(batch, timeout=min(FETCH_WAIT_SECONDS, deadline.left()))
+			except nats.errors.TimeoutError:
+				return []
+			return [
+				streams.StreamMessage(m.data, m.subject, (m.headers or {}).get("Nats-Msg-Id"), m)
+				for m in messages
+			]
+
+		return self._run(fetch(), deadline)
+
+	def ack(self, messages: Sequence[streams.StreamMessage]) -> None:
+		"""Acknowledge messages whose records are committed; JetStream confirms each ack."""
+		deadline = streams.Deadline(max(self.endpoint.timeout, 0.05 * len(messages)))
+
+		async def ack_all():
+			for message in messages:
+				await message.handle.ack_sync(timeout=deadline.left())
+
+		self._run(ack_all(), deadline)
+
+	# -- the connection and its loop --------------------------------------------------------------
+	async def _connection(self, deadline: streams.Deadline):
+		if self._connecting is None:
+			self._connecting = asyncio.Lock()
+		async with self._connecting:
+			nc = self._nc
+			if nc is not None and nc.is_connected:
+				return nc
+			self._nc = None
+			self._subscriptions = {}  # they lived on the old connection
+			if nc is not None:
+				await _close_quietly(nc)
+			endpoint = self.endpoint
+			broker = streams.broker_of(endpoint.base_url, SCHEMES, endpoint.allow_private)
+			try:
+				# one attempt (max_reconnect_attempts=0 would mean "try forever")
+				connecting = nats.connect(
+					servers=[endpoint.base_url],
+					name="erp_connect",
+					connect_timeout=deadline.left(),
+					allow_reconnect=False,
+					max_reconnect_attempts=1,
+					reconnect_time_wait=0.1,
+					error_cb=_quiet,
+					user=broker.username,
+					password=broker.password,
+				)
+				self._nc = await asyncio.wait_for(connecting, deadline.left())
+			except nats.errors.NoServersError:
+				raise ConnectionRefusedError(
+					f"cannot connect to the NATS server at {broker.host}:{broker.port or 4222}"
+				)
+			return self._nc
+
+	def _run(self, coroutine, deadline: streams.Deadline):
+		"""Run ``coroutine`` on this transport's loop and wait for it (bounded by the deadline)."""
+		future = asyncio.run_coroutine_threadsafe(coroutine, self._started_loop())
+		try:
+			return future.result(deadline.left() + 1)
+		except concurrent.futures.TimeoutError:
+			future.cancel()
+			raise
+
+	def _started_loop(self) -> asyncio.AbstractEventLoop:
+		with self._lock:
+			if self._loop is None:
+				loop = asyncio.new_event_loop()
+				thread = threading.Thread(target=loop.run_forever, name="erp_connect-nats", daemon=True)
+				thread.start()
+				self._loop, self._thread = loop, thread
+			return self._loop
+
+	def _forget_connection(self) -> None:
+		"""After a failure, the next send connects afresh."""
+		loop = self._loop
+		if loop is None:
+			return
+
+		async def forget():
+			nc, self._nc = self._nc, None
+			if nc is not None:
+				await _close_quietly(nc)
+
+		future = asyncio.run_coroutine_threadsafe(forget(), loop)
+		try:
+			future.result(CLOSE_SECONDS)
+		except Exception:
+			future.cancel()
+
+	def close(self) -> None:
+		with self._lock:
+			loop, thread = self._loop, self._thread
+			self._loop = self._thread = None
+		if loop is None:
+			return
+
+		async def shut():
+			nc, self._nc = self._nc, None
+			if nc is not None:
+				await _close_quietly(nc)
+
+		try:
+			asyncio.run_coroutine_threadsafe(shut(), loop).result(CLOSE_SECONDS)
+		except Exception:
+			pass
+		loop.call_soon_threadsafe(loop.stop)
+		thread.join(CLOSE_SECONDS)
+		if not thread.is_alive():
+			loop.close()
+
+
+async def _close_quietly(nc) -> None:
+	try:
+		await asyncio.wait_for(nc.close(), CLOSE_SECONDS)
+	except Exception:
+		pass
