@@ -54,7 +54,12 @@ def check_target(url: str, allow_private: bool = False) -> None:
 	problem = validate_url(url)
 	if problem:
 		raise BlockedTargetError(problem)
-	host = urlsplit(url).hostname
+	check_host(urlsplit(url).hostname, allow_private)
+
+
+def check_host(host: str, allow_private: bool = False) -> None:
+	"""Raise BlockedTargetError unless every address ``host`` resolves to is public (or allowed);
+	also what transports that do not speak HTTP check before they connect."""
 	check_host_name(host)
 	if allow_private:
 		return

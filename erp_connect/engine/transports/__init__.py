@@ -3,6 +3,7 @@ and one line here; nothing else branches on the connector's type."""
 
 from erp_connect.engine.transports.base import Endpoint, OutboundEvent, Route, SendResult, Transport
 from erp_connect.engine.transports.frappe_site import FrappeSiteTransport
+from erp_connect.engine.transports.postgres_replica import PostgresReplicaTransport
 from erp_connect.engine.transports.webhook import InboundOnly, RestApiTransport, WebhookTransport
 
 KINDS: dict[str, type[Transport]] = {
@@ -12,6 +13,7 @@ KINDS: dict[str, type[Transport]] = {
 	"WooCommerce": RestApiTransport,
 	"Shopify": RestApiTransport,
 	"POS": InboundOnly,
+	"PostgreSQL": PostgresReplicaTransport,
 }
 
 

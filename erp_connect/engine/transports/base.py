@@ -46,6 +46,7 @@ class Route:
 	target: str  # a path below the base URL, a full URL, or a subject/topic for brokers
 	method: str = "POST"
 	batch_size: int = 1
+	table: object = None  # kinds that mirror tables (``mirrors_tables``): the rule's doctype's layout
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Transport:
 	calls_out = True
 	one_document_per_request = False  # the remote's API takes one document at a time
 	adopts_same_names = False  # a pull finds the local document of the same name (shared names)
+	mirrors_tables = False  # routes carry the layout of their doctype (Route.table): SQL replicas
 
 	def __init__(self, endpoint: Endpoint):
 		self.endpoint = endpoint
@@ -91,6 +93,14 @@ class Transport:
 		msg_id = outbound.new_event_id()
 		headers = outbound.request_headers(msg_id, b"", endpoint.signing_secret, endpoint.auth_headers)
 		return self.request("GET", endpoint.base_url, None, headers)
+
+	def close(self) -> None:
+		"""Let go of connections the sends opened (the drain calls it when it ends)."""
+
+	@classmethod
+	def url_problem(cls, url: str) -> str:
+		"""A readable problem with a connector's base URL for this kind, or '' when it is usable."""
+		return http.validate_url(url)
 
 	@classmethod
 	def pull_defaults(cls, doctype: str) -> dict:

@@ -64,7 +64,7 @@ class Connector(Document):
 
 	def validate_base_url(self):
 		self.base_url = (self.base_url or "").strip().rstrip("/")
-		problem = http.validate_url(self.base_url)
+		problem = transports.kind(self.connector_type).url_problem(self.base_url)
 		if problem:
 			frappe.throw(_("Base URL is not valid: {0}").format(problem), title=_("Invalid Base URL"))
 
