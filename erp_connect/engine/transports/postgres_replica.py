@@ -79,6 +79,7 @@ class Table:
 	columns: Mapping[str, str] = field(default_factory=dict)  # fieldname → PostgreSQL type
 	children: Mapping[str, "Table"] = field(default_factory=dict)  # table fieldname → child rows
 	child: bool = False
+	skipped: frozenset[str] = frozenset()  # fields never mirrored (passwords)
 
 
 def table_name(doctype: str) -> str:
@@ -115,6 +116,7 @@ def describe(
 			for parentfield, (child_doctype, child_fields) in (children or {}).items()
 		},
 		child,
+		frozenset(fieldname for fieldname, fieldtype in fields if not column_type(fieldtype)),
 	)
 
 
@@ -200,7 +202,7 @@ def row_of(event: base.OutboundEvent, table: Table | None, schema: str) -> Row:
 			)
 			rows = value if isinstance(value, list) else []
 			children.append(_child_rows(child, key, rows, name, table.doctype))
-		elif value == [] or not IDENTIFIER.match(key) or key.startswith("_") or key in ("doctype", "name"):
+		elif value == [] or key == "name" or not _mirrored(key, table):
 			continue  # an empty table the layout does not know, Frappe's own underscore fields
 		else:
 			types[key] = table.columns.get(key) or inferred_type(value)
@@ -213,6 +215,16 @@ def row_of(event: base.OutboundEvent, table: Table | None, schema: str) -> Row:
 	values["_event_id"] = event.event_id
 	types.update(_deleted="boolean", _cancelled="boolean", _event_id="text")
 	return Row(event, table, name, values, types, children)
+
+
+def _mirrored(key: str, table: Table) -> bool:
+	"""Frappe's own underscore fields and what the layout skips are not mirrored."""
+	return (
+		bool(IDENTIFIER.match(key))
+		and not key.startswith("_")
+		and key != "doctype"
+		and key not in table.skipped
+	)
 
 
 def _is_rows(value) -> bool:
@@ -236,12 +248,7 @@ def _child_rows(table: Table, parentfield: str, rows: list, parent: str, parentt
 	for i, row in enumerate(rows, 1):
 		values = {}
 		for key, value in row.items():
-			if (
-				not IDENTIFIER.match(key)
-				or key.startswith("_")
-				or key == "doctype"
-				or isinstance(value, list)
-			):
+			if not _mirrored(key, table) or isinstance(value, list):
 				continue
 			types.setdefault(key, table.columns.get(key) or CHILD_STANDARD.get(key) or inferred_type(value))
 			values[key] = value
