@@ -1,0 +1,142 @@
+"""The PostgreSQL analytics replica end to end: a save → Sync Event → drain → a row in the real
+PostgreSQL on 127.0.0.1:5432, in a schema of the test's own (dropped afterwards)."""
+
+import socket
+import unittest
+
+import frappe
+
+from erp_connect.testing.base import TEST_PREFIX, make_customer
+from erp_connect.testing.push import PushTestCase
+
+HOST, PORT, DATABASE = "127.0.0.1", 5432, "erp_connect_test"
+URL = f"postgresql://postgres@{HOST}:{PORT}/{DATABASE}"
+
+
+def _port_open() -> bool:
+	try:
+		with socket.create_connection((HOST, PORT), timeout=1):
+			return True
+	except OSError:
+		return False
+
+
+def _connect(database: str = DATABASE):
+	import psycopg
+
+	return psycopg.connect(
+		f"postgresql://postgres@{HOST}:{PORT}/{database}", autocommit=True, row_factory=psycopg.rows.dict_row
+	)
+
+
+@unittest.skipUnless(_port_open(), "no PostgreSQL on 127.0.0.1:5432")
+class TestReplica(PushTestCase):
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		with _connect("postgres") as admin:
+			if not admin.execute("select 1 from pg_database where datname = %s", [DATABASE]).fetchone():
+				admin.execute(f'create database "{DATABASE}"')
+
+	def setUp(self):
+		super().setUp()
+		self.schema = "erp_connect_t_" + frappe.generate_hash(length=8).lower()
+		self.addCleanup(self.drop_schema)
+		self.connector = self.make_connector(
+			connector_type="PostgreSQL", base_url=URL, replica_schema=self.schema, timeout_seconds=5
+		)
+
+	def drop_schema(self):
+		with _connect() as conn:
+			conn.execute(f'drop schema if exists "{self.schema}" cascade')
+
+	def replica_rule(self, doctype="Customer", **fields):
+		return self.make_rule(
+			self.connector.name,
+			doctype,
+			("after_insert", "on_update", "on_trash"),
+			payload_mode="Whole Document",
+			target_path="",
+			**fields,
+		)
+
+	def rows(self, table="customer", where="true", params=()):
+		with _connect() as conn:
+			return conn.execute(
+				f'select * from "{self.schema}"."{table}" where {where} order by name', params
+			).fetchall()
+
+	def test_a_saved_customer_is_a_row_its_update_a_newer_row_its_deletion_a_flag(self):
+		self.replica_rule()
+		customer = make_customer(TEST_PREFIX + "Replica Co")
+		self.drain()
+		(row,) = self.rows(where="name = %s", params=[customer.name])
+		self.assertEqual(row["customer_name"], TEST_PREFIX + "Replica Co")
+		self.assertEqual(row["customer_group"], "All Customer Groups")
+		self.assertIs(row["disabled"], False)
+		self.assertIs(row["_deleted"], False)
+		self.assertEqual(row["modified"], frappe.db.get_value("Customer", customer.name, "modified"))
+		self.assertTrue(all(e.status == "Delivered" for e in self.events_of(customer)))
+
+		customer.reload()
+		customer.customer_name = TEST_PREFIX + "Replica Co Renamed"
+		customer.disabled = 1
+		customer.save()
+		self.drain()
+		(row,) = self.rows(where="name = %s", params=[customer.name])
+		self.assertEqual(row["customer_name"], TEST_PREFIX + "Replica Co Renamed")
+		self.assertIs(row["disabled"], True)
+		self.assertEqual(row["modified"], frappe.db.get_value("Customer", customer.name, "modified"))
+
+		customer.delete()
+		self.drain()
+		(row,) = self.rows(where="name = %s", params=[customer.name])
+		self.assertIs(row["_deleted"], True)
+		self.assertEqual(row["customer_name"], TEST_PREFIX + "Replica Co Renamed")
+		events = self.events_of(customer)
+		self.assertEqual([e.doc_event for e in events][-1], "on_trash")
+		self.assertTrue(all(e.status == "Delivered" for e in events), [e.last_error for e in events])
+
+	def test_child_tables_are_tables_typed_from_the_meta(self):
+		self.replica_rule()
+		company = frappe.db.get_value("Company", {}, "name")
+		customer = make_customer(credit_limits=[{"company": company, "credit_limit": 1234.5}])
+		self.drain()
+		(line,) = self.rows("customer_credit_limit", "parent = %s", [customer.name])
+		self.assertEqual(float(line["credit_limit"]), 1234.5)
+		self.assertEqual((line["parentfield"], line["parenttype"]), ("credit_limits", "Customer"))
+		with _connect() as conn:
+			types = {
+				r["column_name"]: r["data_type"]
+				for r in conn.execute(
+					"select column_name, data_type from information_schema.columns"
+					" where table_schema = %s and table_name = 'customer'",
+					[self.schema],
+				)
+			}
+		self.assertEqual(types["disabled"], "boolean")
+		self.assertEqual(types["modified"], "timestamp without time zone")
+		self.assertEqual(types["customer_name"], "text")
+		self.assertNotIn("credit_limits", types)
+
+	def test_a_replica_that_cannot_be_reached_is_retried(self):
+		self.connector.base_url = "postgresql://postgres@127.0.0.1:1/nowhere"
+		self.connector.save()
+		self.replica_rule()
+		customer = make_customer()
+		self.drain()
+		first, *later = self.events_of(customer)  # an insert is after_insert and on_update
+		self.assertEqual(first.status, "Retrying")
+		self.assertIn("OperationalError", first.last_error)
+		self.assertTrue(all(e.status == "Pending" for e in later))  # waiting for the first, in order
+
+	def test_the_base_url_and_schema_are_checked_for_the_kind(self):
+		self.assertEqual(self.connector.base_url, URL)
+		with self.assertRaises(frappe.ValidationError):
+			self.make_connector(connector_type="Webhook", base_url=URL)
+		with self.assertRaises(frappe.ValidationError):
+			self.make_connector(connector_type="PostgreSQL", base_url="https://db.example.com")
+		with self.assertRaises(frappe.ValidationError):
+			self.make_connector(connector_type="PostgreSQL", base_url=URL, replica_schema="pg_catalog")
+		result = self.connector.test_connection()
+		self.assertTrue(result["ok"], result)
