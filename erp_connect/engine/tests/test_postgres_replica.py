@@ -10,7 +10,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from erp_connect.engine import outbound, transports
+from erp_connect.engine import http, outbound, transports
 from erp_connect.engine.retry import Outcome
 from erp_connect.engine.transports import Endpoint, OutboundEvent, Route
 from erp_connect.engine.transports import postgres_replica as pr
@@ -336,3 +336,52 @@ def test_layout_from_meta():
 	assert pr.table_name("Sales Invoice Item") == "sales_invoice_item"
 	assert pr.schema_problem("erpnext") == "" and pr.schema_problem("pg_catalog")
 	assert pr.schema_problem("Robert'); drop")
+
+
+def test_probe_reaches_the_port_without_logging_in(database):
+	transports.kind("PostgreSQL")(Endpoint(database, timeout=1, allow_private=True)).probe()
+	with pytest.raises(OSError):
+		transports.kind("PostgreSQL")(
+			Endpoint("postgresql://u@127.0.0.1:1/db", timeout=1, allow_private=True)
+		).probe()
+	with pytest.raises(http.BlockedTargetError):
+		transports.kind("PostgreSQL")(Endpoint(database, timeout=1)).probe()
+
+
+def test_backfill_copies_documents_and_keeps_what_events_wrote_since(transport, schema):
+	table = customer_table(schema)
+	transport.send(
+		Route("", table=table), [event("CUST-2", "2026-12-02 10:00:00", {"customer_name": "by event"})]
+	)
+	documents = [
+		{
+			"name": f"CUST-{n}",
+			"modified": "2026-12-01 10:00:00",
+			"customer_name": f"copied {n}",
+			"credit_limit": n * 1.5,
+			"disabled": n % 2,
+			"docstatus": 0,
+			"items": [{"name": f"L{n}-{i}", "qty": i, "doctype": "Customer Item"} for i in range(n)],
+		}
+		for n in range(1, 4)
+	]
+	assert transport.backfill(table, documents) == 2  # CUST-2 has a newer row already
+	one, two, three = rows(schema)
+	assert (
+		one["customer_name"] == "copied 1"
+		and one["disabled"] is True
+		and three["credit_limit"] == Decimal("4.5")
+	)
+	assert two["customer_name"] == "by event"
+	assert [(r["parent"], r["name"]) for r in rows(schema, "customer_item", "parent, name")] == [
+		("CUST-1", "L1-0"),
+		("CUST-3", "L3-0"),
+		("CUST-3", "L3-1"),
+		("CUST-3", "L3-2"),
+	]
+	assert transport.backfill(table, documents) == 2  # resuming a chunk again changes nothing
+	assert len(rows(schema)) == 3 and len(rows(schema, "customer_item")) == 4
+	transport.drop_table(table)
+	assert rows(schema, "customer_item") == []
+	assert transport.backfill(table, documents) == 3  # rebuilt
+	assert rows(schema)[1]["customer_name"] == "copied 2"

@@ -94,6 +94,11 @@ class Transport:
 		headers = outbound.request_headers(msg_id, b"", endpoint.signing_secret, endpoint.auth_headers)
 		return self.request("GET", endpoint.base_url, None, headers)
 
+	def probe(self) -> None:
+		"""Raise when the system cannot be reached (the health check: no auth, no side effect)."""
+		endpoint = self.endpoint
+		self.request("HEAD", endpoint.base_url, None, {})
+
 	def close(self) -> None:
 		"""Let go of connections the sends opened (the drain calls it when it ends)."""
 

@@ -17,6 +17,7 @@ same ``modified`` the deletion wins), so replaying every event converges to the 
 import base64
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -176,7 +177,7 @@ def url_problem(url: str) -> str:
 class Row:
 	"""One event as the rows it writes."""
 
-	event: base.OutboundEvent
+	event: base.OutboundEvent | None  # None for a backfill
 	table: Table
 	name: str
 	values: dict  # column → value (as the event has it)
@@ -193,7 +194,16 @@ def row_of(event: base.OutboundEvent, table: Table | None, schema: str) -> Row:
 	data = data if isinstance(data, dict) else {}
 	if table is None or table.doctype != envelope["doctype"]:
 		table = Table(schema, table_name(envelope["doctype"]), envelope["doctype"], dict(STANDARD))
-	name = str(envelope["name"])
+	deleted = str(envelope.get("type", "")).endswith(".on_trash")
+	row = document_row(table, str(envelope["name"]), data, deleted, event.event_id, envelope.get("timestamp"))
+	row.event = event
+	return row
+
+
+def document_row(
+	table: Table, name: str, data: dict, deleted: bool = False, event_id: str | None = None, timestamp=None
+) -> "Row":
+	"""The rows one version of a document writes (an event's data, or a document a backfill read)."""
 	values, types, children = {}, {}, []
 	for key, value in data.items():
 		if key in table.children or _is_rows(value):
@@ -208,13 +218,13 @@ def row_of(event: base.OutboundEvent, table: Table | None, schema: str) -> Row:
 			types[key] = table.columns.get(key) or inferred_type(value)
 			values[key] = value
 	values["name"], types["name"] = name, "text"
-	values["modified"] = data.get("modified") or envelope.get("timestamp")
+	values["modified"] = data.get("modified") or timestamp
 	types["modified"] = "timestamp"
-	values["_deleted"] = str(envelope.get("type", "")).endswith(".on_trash")
+	values["_deleted"] = deleted
 	values["_cancelled"] = _int(data.get("docstatus")) == 2
-	values["_event_id"] = event.event_id
+	values["_event_id"] = event_id
 	types.update(_deleted="boolean", _cancelled="boolean", _event_id="text")
-	return Row(event, table, name, values, types, children)
+	return Row(None, table, name, values, types, children)
 
 
 def _mirrored(key: str, table: Table) -> bool:
@@ -332,6 +342,15 @@ class PostgresReplicaTransport(base.Transport):
 		for conn in connections:
 			conn.close()
 
+	def probe(self) -> None:
+		"""The database's port answers (no login: the health check has no secrets)."""
+		parts = urlsplit(self.endpoint.base_url)
+		problem = url_problem(self.endpoint.base_url)
+		if problem:
+			raise http.BlockedTargetError(problem)
+		http.check_host(parts.hostname, self.endpoint.allow_private)
+		socket.create_connection((parts.hostname, parts.port or 5432), timeout=self.endpoint.timeout).close()
+
 	def ping(self) -> http.Response:
 		started = time.monotonic()
 		conn = self.connect()
@@ -429,6 +448,74 @@ class PostgresReplicaTransport(base.Transport):
 				),
 			)
 			conn.execute(statement, [as_text(values[c], types[c]) for c in columns])
+
+	# -- backfill and rebuild ----------------------------------------------------------------------
+	def backfill(self, table: Table, documents: Sequence[dict]) -> int:
+		"""Write a chunk of documents as they are now (whole-document dicts, distinct names) with
+		COPY, in one transaction: into a staging table, then upserted like events (a row an event
+		wrote since, newer, is kept) with the child rows of what was applied. Returns how many
+		documents were applied. Raises psycopg errors (the caller retries the chunk)."""
+		rows = [document_row(table, str(doc["name"]), doc) for doc in documents]
+		if not rows:
+			return 0
+		conn = self.connection()
+		self.prepare(conn, rows)
+		columns = list(dict.fromkeys(c for row in rows for c in row.values))
+		types = {c: t for row in rows for c, t in row.types.items()}
+		target, stage = sql.Identifier(table.schema, table.name), sql.Identifier("erp_connect_stage")
+		names = sql.SQL(", ").join(map(sql.Identifier, columns))
+		with conn.transaction():
+			conn.execute(
+				sql.SQL("create temp table {} (like {} including defaults) on commit drop").format(
+					stage, target
+				)
+			)
+			with conn.cursor().copy(sql.SQL("copy {} ({}) from stdin").format(stage, names)) as copy:
+				for row in rows:
+					copy.write_row([as_text(row.values.get(c), types[c]) for c in columns])
+			applied = {
+				r[0]
+				for r in conn.execute(
+					sql.SQL(
+						"insert into {target} as t ({names}, _replicated_at) select {names}, now() from {stage}"
+						" on conflict (name) do update set {updates}, _replicated_at = now()"
+						" where t.modified is null"
+						" or (excluded.modified, excluded._deleted) >= (t.modified, t._deleted)"
+						" returning name"
+					).format(
+						target=target,
+						names=names,
+						stage=stage,
+						updates=sql.SQL(", ").join(
+							sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c))
+							for c in columns
+							if c != "name"
+						),
+					)
+				)
+			}
+			for row in rows:
+				if row.name in applied:
+					for child, parentfield, child_rows, child_types in row.children:
+						self.replace_children(conn, child, parentfield, row, child_rows, child_types)
+		return len(applied)
+
+	def drop_table(self, table: Table) -> None:
+		"""Drop a doctype's table and delete its rows of the child tables (other doctypes may share
+		a child table: Sales Taxes and Charges); a rebuild fills them again."""
+		conn = self.connection()
+		with conn.transaction():
+			conn.execute("select pg_advisory_xact_lock(hashtext(%s))", ["erp_connect:" + table.schema])
+			conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(table.schema, table.name)))
+			for child in table.children.values():
+				if existing_columns(conn, child):
+					conn.execute(
+						sql.SQL("delete from {} where parenttype = %s").format(
+							sql.Identifier(child.schema, child.name)
+						),
+						[table.doctype],
+					)
+		self._columns.clear()
 
 	# -- the schema ------------------------------------------------------------------------------
 	def prepare(self, conn: psycopg.Connection, rows: list[Row]) -> None:
