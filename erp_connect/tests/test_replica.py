@@ -6,6 +6,7 @@ import unittest
 
 import frappe
 
+from erp_connect.services.push import replica
 from erp_connect.testing.base import TEST_PREFIX, make_customer
 from erp_connect.testing.push import PushTestCase
 
@@ -140,3 +141,43 @@ class TestReplica(PushTestCase):
 			self.make_connector(connector_type="PostgreSQL", base_url=URL, replica_schema="pg_catalog")
 		result = self.connector.test_connection()
 		self.assertTrue(result["ok"], result)
+
+	def test_the_first_sync_copies_the_documents_already_there_and_resumes(self):
+		before = [make_customer() for _ in range(3)]
+		frappe.db.commit()
+		rule = self.replica_rule()
+		frappe.db.commit()
+		self.assertEqual(frappe.db.get_value("Sync Rule", rule.name, "backfill_status"), "Queued")
+		first = replica.backfill(rule.name, max_seconds=0, chunk=2)  # one chunk, then it hands over
+		self.assertEqual(
+			(first.status, first.copied, first.total), ("Running", 2, frappe.db.count("Customer"))
+		)
+		self.assertEqual(len(self.rows()), 2)
+		done = replica.backfill(rule.name, chunk=2)  # goes on after the cursor
+		self.assertEqual((done.status, done.copied), ("Done", frappe.db.count("Customer")))
+		names = [r["name"] for r in self.rows()]
+		self.assertEqual(len(names), len(set(names)))
+		self.assertEqual(len(names), frappe.db.count("Customer"))
+		self.assertTrue({c.name for c in before} <= set(names))
+
+	def test_rebuild_table_command_drops_and_copies_again(self):
+		from erp_connect.tests.test_commands import bench
+
+		rule = self.replica_rule()
+		customer = make_customer(
+			credit_limits=[{"company": frappe.db.get_value("Company", {}), "credit_limit": 7}]
+		)
+		frappe.db.commit()
+		with _connect() as conn:  # a table that went wrong
+			conn.execute(f'create schema if not exists "{self.schema}"')
+			conn.execute(f'create table "{self.schema}".customer (name text primary key, modified timestamp)')
+			conn.execute(f"insert into \"{self.schema}\".customer values ('stale', now())")
+		result = bench("rebuild-table", self.connector.name, "Customer")
+		self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+		self.assertIn("Customer: Done", result.stdout)
+		names = {r["name"] for r in self.rows()}
+		self.assertNotIn("stale", names)
+		self.assertIn(customer.name, names)
+		self.assertEqual(len(self.rows("customer_credit_limit", "parent = %s", [customer.name])), 1)
+		self.assertEqual(frappe.db.get_value("Sync Rule", rule.name, "backfill_status"), "Done")
+		self.assertEqual(bench("rebuild-table", self.connector.name, "Item").returncode, 2)
