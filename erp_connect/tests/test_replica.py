@@ -181,3 +181,15 @@ class TestReplica(PushTestCase):
 		self.assertEqual(len(self.rows("customer_credit_limit", "parent = %s", [customer.name])), 1)
 		self.assertEqual(frappe.db.get_value("Sync Rule", rule.name, "backfill_status"), "Done")
 		self.assertEqual(bench("rebuild-table", self.connector.name, "Item").returncode, 2)
+
+	def test_a_backfill_whose_job_died_is_queued_again_by_the_sweep(self):
+		from frappe.utils import now_datetime
+		from frappe.utils.background_jobs import is_job_enqueued
+
+		rule = self.replica_rule()
+		frappe.db.set_value("Sync Rule", rule.name, "backfill_status", "Running")  # its worker died
+		frappe.db.commit()
+		minutes = {now_datetime().strftime("%Y%m%d%H%M")}
+		replica.sweep()
+		minutes.add(now_datetime().strftime("%Y%m%d%H%M"))
+		self.assertTrue(any(is_job_enqueued(f"erp_connect:backfill:{rule.name}:{m}") for m in minutes))

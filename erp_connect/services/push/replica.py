@@ -9,6 +9,7 @@ from frappe.model import no_value_fields
 
 from erp_connect.engine import transports
 from erp_connect.engine.transports.postgres_replica import DEFAULT_SCHEMA, Table, describe
+from erp_connect.services.common import jobs
 from erp_connect.services.common.locks import named_lock
 
 
@@ -72,6 +73,15 @@ def enqueue_backfill(rule: str) -> None:
 		enqueue_after_commit=True,
 		rule=rule,
 	)
+
+
+def sweep() -> None:
+	"""Every minute: a backfill that is not Done or Failed goes on (its job died, or was never
+	taken); a second job of a rule finds the first one's lock taken and returns at once."""
+	for rule in frappe.get_all(
+		"Sync Rule", {"enabled": 1, "backfill_status": ("in", ("Queued", "Running"))}, pluck="name"
+	):
+		jobs.enqueue_sweep(BACKFILL, "backfill", rule, queue="long", timeout=BACKFILL_JOB_TIMEOUT, rule=rule)
 
 
 def backfill(
