@@ -4,6 +4,7 @@ listens there). Each test writes into a schema of its own and drops it."""
 import random
 import secrets
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -385,3 +386,24 @@ def test_backfill_copies_documents_and_keeps_what_events_wrote_since(transport, 
 	assert rows(schema, "customer_item") == []
 	assert transport.backfill(table, documents) == 3  # rebuilt
 	assert rows(schema)[1]["customer_name"] == "copied 2"
+
+
+def test_a_batch_that_runs_out_of_time_hands_the_rest_back(database, schema):
+	t = transports.kind("PostgreSQL")(Endpoint(database, timeout=0.3, allow_private=True))
+	route = Route("", table=customer_table(schema))
+	slow = event("CUST-0", "2026-12-01 10:00:00", {"customer_name": "slow"})
+	rest = [event(f"CUST-{n}", "2026-12-01 10:00:00") for n in range(1, 4)]
+	original = t.upsert
+
+	def slow_upsert(conn, row):
+		original(conn, row)
+		if row.name == "CUST-0":
+			time.sleep(0.4)
+
+	t.upsert = slow_upsert
+	try:
+		got = outcomes(t.send(route, [slow, *rest]))
+	finally:
+		t.close()
+	assert got == {slow.name: Outcome.DELIVERED, **{e.name: Outcome.RETRY for e in rest}}
+	assert [r["name"] for r in rows(schema)] == ["CUST-0"]

@@ -387,8 +387,13 @@ class PostgresReplicaTransport(base.Transport):
 		"""One transaction; each row under a savepoint. The commit acknowledges every row that
 		was not refused."""
 		delivered, failed = [], []
+		deadline = time.monotonic() + self.endpoint.timeout  # a request's length: what its lease allows
 		with conn.transaction():
-			for row in rows:
+			for i, row in enumerate(rows):
+				if time.monotonic() > deadline:
+					late = [r.event.name for r in rows[i:]]
+					failed.append(base.SendResult(late, Verdict(Outcome.RETRY, "the batch ran out of time")))
+					break
 				try:
 					with conn.transaction():
 						self.upsert(conn, row)
@@ -454,10 +459,21 @@ class PostgresReplicaTransport(base.Transport):
 		"""Write a chunk of documents as they are now (whole-document dicts, distinct names) with
 		COPY, in one transaction: into a staging table, then upserted like events (a row an event
 		wrote since, newer, is kept) with the child rows of what was applied. Returns how many
-		documents were applied. Raises psycopg errors (the caller retries the chunk)."""
+		documents were applied. A deadlock with the events written meanwhile is tried again (three
+		times); other psycopg errors are raised."""
 		rows = [document_row(table, str(doc["name"]), doc) for doc in documents]
 		if not rows:
 			return 0
+		for attempt in range(3):
+			try:
+				return self._copy(table, rows)
+			except psycopg.errors.TransactionRollbackError:
+				if attempt == 2:
+					raise
+				time.sleep(0.2 * (attempt + 1))
+		return 0  # not reached
+
+	def _copy(self, table: Table, rows: list[Row]) -> int:
 		conn = self.connection()
 		self.prepare(conn, rows)
 		columns = list(dict.fromkeys(c for row in rows for c in row.values))
