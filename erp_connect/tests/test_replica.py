@@ -7,7 +7,7 @@ import unittest
 import frappe
 
 from erp_connect.services.push import replica
-from erp_connect.testing.base import TEST_PREFIX, make_customer
+from erp_connect.testing.base import TEST_PREFIX, make_customer, make_item, make_sales_invoice
 from erp_connect.testing.push import PushTestCase
 
 HOST, PORT, DATABASE = "127.0.0.1", 5432, "erp_connect_test"
@@ -36,8 +36,18 @@ class TestReplica(PushTestCase):
 	def setUpClass(cls):
 		super().setUpClass()
 		with _connect("postgres") as admin:
-			if not admin.execute("select 1 from pg_database where datname = %s", [DATABASE]).fetchone():
+			cls.made_database = not admin.execute(
+				"select 1 from pg_database where datname = %s", [DATABASE]
+			).fetchone()
+			if cls.made_database:
 				admin.execute(f'create database "{DATABASE}"')
+
+	@classmethod
+	def tearDownClass(cls):
+		if cls.made_database:
+			with _connect("postgres") as admin:
+				admin.execute(f'drop database if exists "{DATABASE}" with (force)')
+		super().tearDownClass()
 
 	def setUp(self):
 		super().setUp()
@@ -193,3 +203,43 @@ class TestReplica(PushTestCase):
 		replica.sweep()
 		minutes.add(now_datetime().strftime("%Y%m%d%H%M"))
 		self.assertTrue(any(is_job_enqueued(f"erp_connect:backfill:{rule.name}:{m}") for m in minutes))
+
+	def test_a_submitted_invoice_is_in_sales_by_day_until_it_is_cancelled(self):
+		self.make_rule(
+			self.connector.name,
+			"Sales Invoice",
+			("on_submit", "on_cancel"),
+			payload_mode="Whole Document",
+			target_path="",
+		)
+		item = make_item()
+		invoice = make_sales_invoice(make_customer().name, [(item.name, 2, 10.125), (item.name, 1, 5)])
+		self.drain()
+		(row,) = self.rows("sales_invoice", "name = %s", [invoice.name])
+		self.assertEqual((row["docstatus"], row["_cancelled"]), (1, False))
+		self.assertEqual(float(row["base_grand_total"]), invoice.base_grand_total)
+		lines = self.rows("sales_invoice_item", "parent = %s", [invoice.name])
+		self.assertEqual(sorted(float(r["qty"]) for r in lines), [1.0, 2.0])
+		sales_by_day = f"""select posting_date as day, count(*) as invoices, sum(base_grand_total) as revenue
+			from "{self.schema}".sales_invoice where docstatus = 1 and not _deleted and not _cancelled
+			group by posting_date order by posting_date"""
+		with _connect() as conn:
+			(day,) = conn.execute(sales_by_day).fetchall()
+		self.assertEqual((str(day["day"]), day["invoices"]), (str(invoice.posting_date), 1))
+		self.assertEqual(float(day["revenue"]), invoice.base_grand_total)
+		best_sellers = f"""select i.item_code, sum(i.qty) as qty, sum(i.base_net_amount) as amount
+			from "{self.schema}".sales_invoice s
+			join "{self.schema}".sales_invoice_item i on i.parent = s.name and i.parenttype = 'Sales Invoice'
+			where s.docstatus = 1 and not s._deleted and s.posting_date > current_date - 30
+			group by i.item_code order by amount desc limit 20"""
+		with _connect() as conn:
+			(best,) = conn.execute(best_sellers).fetchall()
+		self.assertEqual((best["item_code"], float(best["qty"])), (item.name, 3.0))
+
+		invoice.reload()
+		invoice.cancel()
+		self.drain()
+		(row,) = self.rows("sales_invoice", "name = %s", [invoice.name])
+		self.assertEqual((row["docstatus"], row["_cancelled"]), (2, True))
+		with _connect() as conn:
+			self.assertEqual(conn.execute(sales_by_day).fetchall(), [])
