@@ -141,6 +141,16 @@ class TestReplica(PushTestCase):
 		self.assertIn("OperationalError", first.last_error)
 		self.assertTrue(all(e.status == "Pending" for e in later))  # waiting for the first, in order
 
+	def test_a_replica_on_a_private_address_needs_allow_private_network(self):
+		self.connector.allow_private_network = 0
+		self.connector.save()
+		self.replica_rule()
+		customer = make_customer()
+		self.drain()
+		first = self.events_of(customer)[0]
+		self.assertEqual(first.status, "Dead")
+		self.assertIn("non-public address", first.last_error)
+
 	def test_the_base_url_and_schema_are_checked_for_the_kind(self):
 		self.assertEqual(self.connector.base_url, URL)
 		with self.assertRaises(frappe.ValidationError):

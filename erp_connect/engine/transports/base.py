@@ -96,8 +96,7 @@ class Transport:
 
 	def probe(self) -> None:
 		"""Raise when the system cannot be reached (the health check: no auth, no side effect)."""
-		endpoint = self.endpoint
-		self.request("HEAD", endpoint.base_url, None, {})
+		self.request("HEAD", self.endpoint.base_url, None, {})
 
 	def close(self) -> None:
 		"""Let go of connections the sends opened (the drain calls it when it ends)."""
