@@ -440,8 +440,10 @@ class PostgresReplicaTransport(base.Transport):
 			),
 			[row.name, row.table.doctype, parentfield],
 		)
+		by_columns: dict[tuple, list[dict]] = {}  # rows of one doctype have the same fields
 		for values in child_rows:
-			columns = list(values)
+			by_columns.setdefault(tuple(values), []).append(values)
+		for columns, group in by_columns.items():
 			statement = sql.SQL(
 				"insert into {target} ({columns}) values ({values}) on conflict (parent, name) do update set {updates}"
 			).format(
@@ -452,7 +454,8 @@ class PostgresReplicaTransport(base.Transport):
 					sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in columns
 				),
 			)
-			conn.execute(statement, [as_text(values[c], types[c]) for c in columns])
+			with conn.cursor() as cursor:  # one round trip for the rows (pipelined)
+				cursor.executemany(statement, [[as_text(v[c], types[c]) for c in columns] for v in group])
 
 	# -- backfill and rebuild ----------------------------------------------------------------------
 	def backfill(self, table: Table, documents: Sequence[dict]) -> int:
