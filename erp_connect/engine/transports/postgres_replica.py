@@ -513,10 +513,7 @@ class PostgresReplicaTransport(base.Transport):
 					)
 				)
 			}
-			for row in rows:
-				if row.name in applied:
-					for child, parentfield, child_rows, child_types in row.children:
-						self.replace_children(conn, child, parentfield, row, child_rows, child_types)
+			copy_children(conn, table, [row for row in rows if row.name in applied])
 		return len(applied)
 
 	def drop_table(self, table: Table) -> None:
@@ -561,6 +558,37 @@ class PostgresReplicaTransport(base.Transport):
 		"""A table or column that is gone (dropped by a rebuild): look at the schema again next time."""
 		if isinstance(error, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
 			self._columns.clear()
+
+
+def copy_children(conn: psycopg.Connection, table: Table, rows: list[Row]) -> None:
+	"""Replace the child rows of the parents a backfill chunk applied: one delete and one COPY per
+	child table."""
+	tables: dict[tuple[str, str, str], tuple[Table, list[str], list[dict], dict]] = {}
+	for row in rows:
+		for child, parentfield, child_rows, types in row.children:
+			_, parents, all_rows, all_types = tables.setdefault(
+				(child.schema, child.name, parentfield), (child, [], [], {})
+			)
+			parents.append(row.name)
+			all_rows.extend(child_rows)
+			all_types.update({c: t for c, t in types.items() if c not in all_types})
+	for (_, _, parentfield), (child, parents, child_rows, types) in tables.items():
+		target = sql.Identifier(child.schema, child.name)
+		conn.execute(
+			sql.SQL("delete from {} where parenttype = %s and parentfield = %s and parent = any(%s)").format(
+				target
+			),
+			[table.doctype, parentfield, parents],
+		)
+		if not child_rows:
+			continue
+		columns = list(dict.fromkeys(c for values in child_rows for c in values))
+		statement = sql.SQL("copy {} ({}) from stdin").format(
+			target, sql.SQL(", ").join(map(sql.Identifier, columns))
+		)
+		with conn.cursor().copy(statement) as copy:
+			for values in child_rows:
+				copy.write_row([as_text(values.get(c), types[c]) for c in columns])
 
 
 def _need(needed: dict, table: Table, columns: dict) -> None:
