@@ -37,7 +37,7 @@ def _connectors(name: str | None) -> list[str]:
 
 @click.group("erp-connect")
 def erp_connect():
-	"""Operate erp_connect: status, drain, retry-dead, replay, run-pull, doctor."""
+	"""Operate erp_connect: status, drain, retry-dead, replay, run-pull, rebuild-table, doctor."""
 
 
 @erp_connect.command("status")
@@ -182,6 +182,35 @@ def run_pull(context, rule, full_resync=False):
 		+ (f"; {run.message}" if run.message else "")
 	)
 	_done(0 if run.status in ("Succeeded", "Completed with Errors") else 1)
+
+
+@erp_connect.command("rebuild-table")
+@click.argument("connector")
+@click.argument("doctype")
+@click.option("--resume", is_flag=True, help="go on from where the last backfill stopped; drop nothing")
+@pass_context
+def rebuild_table(context, connector, doctype, resume=False):
+	"""Drop DOCTYPE's table in CONNECTOR's PostgreSQL replica and copy every document again, in
+	this process, showing progress. Exits 1 when the copy failed."""
+	_connect(context)
+	import frappe
+
+	from erp_connect.services.push import replica
+
+	_connectors(connector)
+	if not replica.mirrors_tables(connector):
+		click.echo(f"{connector} is not a PostgreSQL replica", err=True)
+		_done(2)
+	echo = lambda p: click.echo(f"{doctype}: {p.copied} of {p.total} copied, up to {p.cursor}")  # noqa: E731
+	results = replica.rebuild(connector, doctype, resume=resume, echo=echo)
+	if not results:
+		click.echo(f"no push rule of {connector} mirrors {doctype}", err=True)
+		_done(2)
+	for p in results:
+		click.echo(
+			f"{doctype}: {p.status}, {p.copied} of {p.total} copied" + (f"; {p.message}" if p.message else "")
+		)
+	_done(0 if all(p.status == "Done" for p in results) else 1)
 
 
 @erp_connect.command("doctor")

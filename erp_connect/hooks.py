@@ -53,6 +53,7 @@ scheduler_events = {
 			"erp_connect.services.inbound.imports.sweep",
 			"erp_connect.services.pull.runs.run_due_rules",
 			"erp_connect.services.pos.applier.sweep",
+			"erp_connect.services.push.replica.sweep",
 		]
 	},
 	"daily": [

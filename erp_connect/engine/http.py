@@ -63,7 +63,7 @@ def check_target(url: str, allow_private: bool = False) -> None:
 
 def check_host(host: str, allow_private: bool = False) -> None:
 	"""Raise BlockedTargetError unless every address ``host`` resolves to is public (or allowed):
-	the SSRF guard of every kind, HTTP or broker."""
+	the SSRF guard of every kind, HTTP, broker or database, checked before it connects."""
 	check_host_name(host)
 	if allow_private:
 		return

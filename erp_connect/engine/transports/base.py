@@ -46,6 +46,7 @@ class Route:
 	target: str  # a path below the base URL, a full URL, or a subject/topic for brokers
 	method: str = "POST"
 	batch_size: int = 1
+	table: object = None  # kinds that mirror tables (``mirrors_tables``): the rule's doctype's layout
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class Transport:
 	one_document_per_request = False  # the remote's API takes one document at a time
 	adopts_same_names = False  # a pull finds the local document of the same name (shared names)
 	reads_stream = False  # pull rules read messages (fetch_messages + ack) instead of pages
+	mirrors_tables = False  # routes carry the layout of their doctype (Route.table): SQL replicas
 
 	def __init__(self, endpoint: Endpoint):
 		self.endpoint = endpoint
@@ -105,6 +107,10 @@ class Transport:
 		msg_id = outbound.new_event_id()
 		headers = outbound.request_headers(msg_id, b"", endpoint.signing_secret, endpoint.auth_headers)
 		return self.request("GET", endpoint.base_url, None, headers)
+
+	def probe(self) -> None:
+		"""Raise when the system cannot be reached (the health check: no auth, no side effect)."""
+		self.request("HEAD", self.endpoint.base_url, None, {})
 
 	@classmethod
 	def pull_defaults(cls, doctype: str) -> dict:

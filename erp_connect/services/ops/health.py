@@ -206,13 +206,11 @@ def _unreachable_targets() -> list[dict]:
 	):
 		if not transports.kind(c.connector_type).calls_out:
 			continue  # terminals call us, we never call them
+		endpoint = transports.Endpoint(
+			c.base_url, min(c.timeout_seconds or 5, 5), allow_private=bool(c.allow_private_network)
+		)
 		try:
-			http.send(
-				"HEAD",
-				c.base_url,
-				timeout=min(c.timeout_seconds or 5, 5),
-				allow_private=bool(c.allow_private_network),
-			)
+			transports.kind(c.connector_type)(endpoint).probe()
 		except (requests.RequestException, http.BlockedTargetError, OSError) as e:
 			found.append(
 				_problem(

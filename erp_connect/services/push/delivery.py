@@ -31,6 +31,7 @@ from erp_connect.erp_connect.doctype.sync_event.sync_event import DOCUMENT_INDEX
 from erp_connect.services.common import alerts, jobs
 from erp_connect.services.common.locks import named_lock
 from erp_connect.services.common.status import DEAD, DELIVERED, RETRYING, SENDING, UNFINISHED, WAITING
+from erp_connect.services.push import replica
 from erp_connect.services.push import wake as waking
 from erp_connect.services.push.outbox import clear_rules_cache
 
@@ -132,7 +133,7 @@ class Drainer:
 		self.rules = frappe.get_all(
 			"Sync Rule",
 			{"connector": connector, "enabled": 1, "direction": "Push"},
-			["name", "target_path", "http_method", "batch_size"],
+			["name", "reference_doctype", "target_path", "http_method", "batch_size"],
 		)
 		self.timeout = self.connector.timeout_seconds or http.DEFAULT_TIMEOUT_SECONDS
 		self.lease_seconds = 3 * self.timeout + 5
@@ -151,20 +152,25 @@ class Drainer:
 		):
 			return stats
 		self.transport = self.kind(self.connector.endpoint())
-		self.routes = {
-			r.name: Route(r.target_path, r.http_method or "POST", self.transport.batch_size(r.batch_size))
-			for r in self.rules
-		}
+		self.routes = {r.name: self.route_of(r) for r in self.rules}
+		try:
+			return self.drain_claims(stats, max_seconds)
+		finally:
+			self.transport.close()  # a broker or database connection ends with the run
+
+	def route_of(self, rule) -> Route:
+		"""Where a rule's events go; for a replica also the layout of the rule's doctype."""
+		table = None
+		if self.kind.mirrors_tables:
+			table = replica.table_of(replica.schema_of(self.connector), rule.reference_doctype)
+		return Route(
+			rule.target_path, rule.http_method or "POST", self.transport.batch_size(rule.batch_size), table
+		)
+
+	def drain_claims(self, stats: dict, max_seconds: float) -> dict:
+		name = self.connector.name
 		self.deadline = time.monotonic() + max_seconds
 		linger = wake.Linger(waking.wake_value(name), time.monotonic())
-		try:
-			self.drain_claims(stats, linger)
-		finally:
-			self.transport.close()  # a broker connection ends with the run
-		return stats
-
-	def drain_claims(self, stats: dict, linger: wake.Linger) -> None:
-		name = self.connector.name
 		helpers_called = self.helper
 		with ThreadPoolExecutor(self.max_in_flight) as self.pool:
 			while True:
@@ -195,6 +201,7 @@ class Drainer:
 					stats[r.verdict.outcome.value] += len(r.names)
 				if slow_down or backoff_until(name):
 					break  # the receiver asked us to slow down, or a target went away
+		return stats
 
 	# -- claiming --------------------------------------------------------------------------------
 	def claim(self) -> tuple[Claim, list[dict]] | None:

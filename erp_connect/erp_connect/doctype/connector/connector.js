@@ -58,8 +58,10 @@ function show_health(frm) {
 			h.pending, h.retrying, h.dead, h.delivered_24h,
 		]);
 		const reason = h.reason ? `: ${frappe.utils.escape_html(h.reason)}` : "";
+		// the lag: how old the oldest change is that has not reached the system yet
+		const lag = h.oldest_waiting_seconds ? ` &middot; ${__("lag {0} s", [h.oldest_waiting_seconds])}` : "";
 		frm.dashboard.set_headline_alert(
-			`<b>${__(frappe.utils.to_title_case(h.state))}</b>${reason} &middot; ${counts}`,
+			`<b>${__(frappe.utils.to_title_case(h.state))}</b>${reason} &middot; ${counts}${lag}`,
 			BANNER_COLOURS[h.state]
 		);
 	});

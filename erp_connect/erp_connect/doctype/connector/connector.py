@@ -7,6 +7,7 @@ from frappe.model.document import Document
 
 from erp_connect.engine import auth, http, signing, transports
 from erp_connect.engine.retry import classify_exception
+from erp_connect.engine.transports import postgres_replica
 from erp_connect.engine.transports.base import join_url
 from erp_connect.services.common.doctypes import sync_refusal
 from erp_connect.services.common.users import writer_problem
@@ -47,10 +48,12 @@ class Connector(Document):
 			"NATS JetStream",
 			"RabbitMQ",
 			"MQTT",
+			"PostgreSQL",
 		]
 		enabled: DF.Check
 		max_in_flight: DF.Int
 		password: DF.Password | None
+		replica_schema: DF.Data | None
 		signing_secret: DF.Password | None
 		timeout_seconds: DF.Float
 		username: DF.Data | None
@@ -58,6 +61,7 @@ class Connector(Document):
 
 	def validate(self):
 		self.validate_base_url()
+		self.validate_replica_schema()
 		self.validate_timeout()
 		self.validate_max_in_flight()
 		self.validate_auth_settings()
@@ -77,6 +81,12 @@ class Connector(Document):
 		problem = transports.kind(self.connector_type).url_problem(self.base_url)
 		if problem:
 			frappe.throw(_("Base URL is not valid: {0}").format(problem), title=_("Invalid Base URL"))
+
+	def validate_replica_schema(self):
+		self.replica_schema = (self.replica_schema or "").strip() or postgres_replica.DEFAULT_SCHEMA
+		problem = postgres_replica.schema_problem(self.replica_schema)
+		if problem:
+			frappe.throw(_("Replica Schema is not valid: {0}").format(problem))
 
 	def validate_timeout(self):
 		if not self.timeout_seconds:

@@ -125,6 +125,9 @@ class SyncRule(FieldMapped, Document):
 
 	def on_update(self):
 		clear_rules_cache()
+		from erp_connect.services.push.replica import start_backfill_on_first_sync
+
+		start_backfill_on_first_sync(self)
 
 	def on_trash(self):
 		clear_rules_cache()
