@@ -217,9 +217,11 @@ def drain_and_measure(connector: str) -> dict:
 
 
 # -- helpers --------------------------------------------------------------------------------------------
-def start_receiver() -> tuple[subprocess.Popen, str]:
+def start_receiver(delay: float = 0) -> tuple[subprocess.Popen, str]:
 	process = subprocess.Popen(
-		[sys.executable, "-m", "erp_connect.testing.remote"], stdout=subprocess.PIPE, text=True
+		[sys.executable, "-m", "erp_connect.testing.remote", "--delay", str(delay)],
+		stdout=subprocess.PIPE,
+		text=True,
 	)
 	url = process.stdout.readline().strip()
 	return process, url

@@ -67,6 +67,7 @@ class RemoteSystem:
 		self._lock = threading.Lock()
 		self.keep_requests = keep_requests  # off for load tests: count only
 		self.count = 0
+		self.ids: set = set()  # the webhook-ids seen: a load test's duplicate sends are count - len(ids)
 		self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
 		self._defaults: dict[str, Reply] = {}
 		self._lists: dict[str, ListEndpoint] = {}
@@ -123,6 +124,7 @@ class RemoteSystem:
 			self._lists.clear()
 			self.requests.clear()
 			self.count = 0
+			self.ids.clear()
 
 	# -- inspection ----------------------------------------------------------------------------
 	def received(self, path: str | None = None) -> list[RecordedRequest]:
@@ -203,7 +205,9 @@ class RemoteSystem:
 				headers = {k.lower(): v for k, v in self.headers.items()}
 
 				if parts.path == "/_count":  # for a receiver running in another process
-					return self._respond(Reply(200, {"requests": remote.count}))
+					return self._respond(
+						Reply(200, {"requests": remote.count, "distinct_ids": len(remote.ids)})
+					)
 				endpoint = remote._lists.get(parts.path)
 				if endpoint is not None and self.command == "GET" and not remote._scripts.get(parts.path):
 					reply = remote._list_page(endpoint, parts.path, query)
@@ -212,6 +216,7 @@ class RemoteSystem:
 
 				with remote._lock:
 					remote.count += 1
+					remote.ids.add(headers.get("webhook-id"))
 					if remote.keep_requests:
 						remote.requests.append(
 							RecordedRequest(
@@ -274,8 +279,11 @@ def main() -> None:
 
 	parser = argparse.ArgumentParser(description=main.__doc__)
 	parser.add_argument("--port", type=int, default=0)
+	parser.add_argument("--delay", type=float, default=0, help="seconds before each answer")
 	args = parser.parse_args()
 	remote = RemoteSystem(port=args.port, keep_requests=False)
+	if args.delay:
+		remote.set_default("*", Reply(200, delay=args.delay))
 	print(remote.url, flush=True)
 	remote._server.serve_forever(0.05)
 
