@@ -111,15 +111,15 @@ class Claim:
 
 
 def call_helpers(connector: str) -> None:
-	"""A backlog: more drains of this connector, one per slot (deduplicated), so that every free RQ
-	worker takes part; they claim disjoint documents, so per-document order holds."""
+	"""A backlog: more drains of this connector, one per slot, so that every free RQ worker takes
+	part; they claim disjoint documents, so per-document order holds. Job ids of this minute, so a
+	helper left "started" by a killed worker blocks its slot for a minute at most."""
 	for slot in range(1, DRAINS_PER_CONNECTOR):
-		frappe.enqueue(
+		jobs.enqueue_sweep(
 			waking.DRAIN,
-			queue="default",
+			"drain-helper",
+			f"{connector}:{slot}",
 			timeout=waking.DRAIN_JOB_TIMEOUT,
-			job_id=f"erp_connect:drain:{connector}:helper-{slot}",
-			deduplicate=True,
 			connector=connector,
 			helper=True,
 		)
