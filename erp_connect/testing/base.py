@@ -280,7 +280,7 @@ def _wait_until_up(url: str, site: str, process: subprocess.Popen) -> str:
 		try:
 			if requests.get(url + "/api/method/ping", headers={"Host": site}, timeout=2).ok:
 				return url
-		except requests.ConnectionError:
+		except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading
 			time.sleep(0.2)
 	process.terminate()
 	raise RuntimeError(f"the web server of {site} did not start within 60 s")

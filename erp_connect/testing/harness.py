@@ -58,12 +58,17 @@ from erp_connect.testing.remote import RemoteSystem, Reply
 
 SECONDS_ENV = "ERP_CONNECT_HARNESS_SECONDS"
 SEED_ENV = "ERP_CONNECT_HARNESS_SEED"
-DEFAULT_SECONDS = 90  # the fault schedule; setting up, settling and checking add about a minute
+DEFAULT_SECONDS = 100  # the fault schedule; setting up, settling and checking add about a minute
 SETTLE_SECONDS = 120  # at most, after the faults stop
 CLIENT_TIMEOUT = 2  # the connector's timeout: latencies of 0-3 s fall on both sides of it
 MAX_WORKERS = 3
 SAVERS = 2
 HANG_SECONDS = 8  # a hang: well past the client timeout, ended early when the client leaves
+LEASE_SECONDS = 3 * CLIENT_TIMEOUT + 5  # what the drain claims events for (delivery.Drainer)
+DRIP_SECONDS = LEASE_SECONDS + 4  # an answer that drips for longer than the lease, a byte at a time
+# receiver behaviours under which no crash is injected (see schedule), and that come early
+UNCRASHED = ("slow", "trickle")
+UNCRASHED_PHASE_SECONDS = LEASE_SECONDS + 10
 NAME = TEST_PREFIX + "H "  # every record the harness makes starts with this
 
 CUSTOMER_MAP = [("name", "id"), ("customer_name", "name"), ("customer_type", "type")]
@@ -78,6 +83,8 @@ INVARIANTS = {
 	"saves have events": "every committed save has its outbox events (no lost events)",
 	"delivered or dead": "every committed event is delivered at least once, or Dead with a reason",
 	"never in flight twice": "no event id is in flight twice at once (no send under an expired lease)",
+	"never multiplied": "an event the receiver acknowledged is sent again only after a crash"
+	" (a worker or its database connection killed) since: a slow receiver never multiplies delivery",
 	"per-document order": "per document, the first deliveries of its events come in seq order",
 	"feed misses nothing": "every committed change is seen by the change feed at least once",
 	"inbound written once": "replayed upserts write each external id once, and never answer 5xx",
@@ -99,6 +106,8 @@ MOODS = {
 		(8, lambda r: Reply(200, delay=r.uniform(0, 0.5))),
 		(2, lambda r: Reply(200, delay=HANG_SECONDS)),
 	],
+	# never silent for as long as the client's read timeout, slower in all than the lease
+	"trickle": [(1, lambda r: Reply(200, {"ok": True}, drip_seconds=DRIP_SECONDS, drip_every=1.5))],
 }
 
 
@@ -155,6 +164,7 @@ class Harness:
 		self.committed: list[str] = []  # customers committed so far (any may be updated)
 		self.held: set[str] = set()  # customers inside a saver's open transaction
 		self.workers: list[subprocess.Popen] = []
+		self.crashes: list[float] = []  # when a worker or a worker's database connection was killed
 		self.savers: list[Saver] = []
 		self.stop_reading = threading.Event()
 		self.feed_seen: dict[str, str] = {}  # customer -> greatest modified the feed returned
@@ -163,6 +173,7 @@ class Harness:
 		self.inbound_ids: set[str] = set()
 		self.http_pool = ThreadPoolExecutor(6)
 		self.mood = "healthy"
+		self.timeline: list[tuple[float, str]] = []  # (time.time(), receiver mood from then on)
 		self.counter = 0
 
 	# -- the whole run --------------------------------------------------------------------------
@@ -271,31 +282,73 @@ class Harness:
 	# -- the fault schedule -------------------------------------------------------------------
 	def schedule(self, deadline: float) -> None:
 		"""Phases of 6-15 s, each with a receiver mood (every mood once first, in random order)
-		and random actions; bounded in time and in count."""
+		and random actions; the slow and trickle phases (early in the run) are made to show a
+		multiplied delivery if there can be one (see uncrashed_phase). Bounded in time and count."""
 		moods = list(MOODS)
 		self.rng.shuffle(moods)
+		for mood in UNCRASHED:  # within the first five phases, so even a short run has them
+			at = moods.index(mood)
+			if at >= 5:
+				swap = self.rng.choice([i for i in range(5) if moods[i] not in UNCRASHED])
+				moods[at], moods[swap] = moods[swap], moods[at]
+		moods.reverse()  # popped from the end
 		gone_at = time.monotonic() + self.rng.uniform(0.2, 0.8) * (deadline - time.monotonic())
 		for _phase in range(1000):
 			if time.monotonic() >= deadline:
 				break
 			self.mood = moods.pop() if moods else self.rng.choice(list(MOODS))
+			self.timeline.append((time.time(), self.mood))
 			self.stats[f"phase {self.mood}"] += 1
 			phase_end = min(deadline, time.monotonic() + self.rng.uniform(6, 15))
-			if self.mood in ("slow", "near timeout"):
-				# a backlog of many documents under a slow receiver, drained by several workers
-				self.burst(self.rng.randint(40, 80))
-				self.extra_drain()
+			if self.mood in UNCRASHED:
+				self.uncrashed_phase(self.mood)
+				continue
 			for _step in range(500):
 				if time.monotonic() >= phase_end:
 					break
 				if gone_at and time.monotonic() >= gone_at:
-					self.remote.script("/gone", Reply(410, "this hook is gone"))
-					self.stats["410 scripted"] += 1
+					# gone for good, as a 410 says: a 410 that a crash kept from being recorded
+					# comes again
+					self.remote.set_responder("/gone", lambda: Reply(410, "this hook is gone"))
+					self.stats["410 from now on"] += 1
 					gone_at = 0
 				self.step()
 				self.collect_savers()
 				time.sleep(self.rng.uniform(0.02, 0.4))
 		self.collect_savers()
+
+	def uncrashed_phase(self, mood: str) -> None:
+		"""A slow receiver with no crash injected, so that a delivery multiplied by slowness alone
+		can be told from the re-sends a crash explains (at-least-once). First a healthy receiver
+		until nothing is being sent (bounded), so that no drain is stuck in an older send; then
+		"slow": a backlog of 100-140 new documents (one claim of a drain, which takes longer to
+		send than its lease at 0-3 s a request), "trickle": a few saves answered a byte at a time
+		for longer than the lease; and a drain queued every second (as other machines' sweepers
+		would) with workers free to run them. If a lease can run out under a send, one of them
+		claims the events again while the first drain still sends them (trickle) or after the
+		receiver acknowledged them (slow). Nothing else happens in this phase."""
+		self.mood = "healthy"
+		self.timeline.append((time.time(), "healthy"))
+		quiet_by = time.monotonic() + 25
+		while time.monotonic() < quiet_by and self.being_sent():
+			self.collect_savers()
+			time.sleep(0.5)
+		self.mood = mood
+		self.timeline.append((time.time(), mood))
+		while len(self.alive()) < MAX_WORKERS + 1:
+			self.workers.append(start_worker(burst=False))
+			self.stats["workers started"] += 1
+		if mood == "slow":
+			self.burst(self.rng.randint(100, 140))
+		else:
+			self.quick_saves()
+		phase_end = time.monotonic() + UNCRASHED_PHASE_SECONDS
+		for _ in range(200):
+			if time.monotonic() >= phase_end:
+				break
+			self.extra_drain()
+			self.collect_savers()
+			time.sleep(1)
 
 	def step(self) -> None:
 		actions = (
@@ -402,6 +455,7 @@ class Harness:
 	def kill_a_worker(self) -> None:
 		alive = self.alive()
 		if alive:
+			self.crashes.append(time.time())
 			kill_worker(self.rng.choice(alive))
 			self.stats["workers killed"] += 1
 			if len(alive) == 1:
@@ -449,6 +503,7 @@ class Harness:
 			return
 		connection = self.rng.choice(sorted(ids))
 		try:
+			self.crashes.append(time.time())
 			frappe.db.sql(f"kill connection {int(connection)}")
 			self.stats["db connections killed"] += 1
 		except Exception as e:  # it may have closed meanwhile
@@ -535,7 +590,7 @@ class Harness:
 		"""No more faults: a healthy receiver, two workers, sweeps, and retries made due now (the
 		clock moved forward); until every event is finished, or the deadline."""
 		self.mood = "healthy"
-		self.remote.set_responder("/gone", lambda: Reply(200))
+		self.timeline.append((time.time(), "settling"))
 		for _ in range(2 - len(self.alive())):
 			self.workers.append(start_worker(burst=False))
 		wait_savers = time.monotonic() + 20
@@ -569,6 +624,23 @@ class Harness:
 			time.sleep(1)  # let the last answers reach the remote's log
 		self.stop_reading.set()
 		self.reader.join(60)
+
+	def being_sent(self) -> int:
+		"""Events of the main connector that a drain holds, or that are due now."""
+		frappe.db.commit()
+		return frappe.db.sql(
+			"""select count(*) from `tabSync Event` where connector = %s
+			and (status = 'Sending' or (status in ('Pending', 'Retrying') and next_attempt_at <= %s))""",
+			(self.main, now_datetime()),
+		)[0][0]
+
+	def mood_at(self, at: float) -> str:
+		mood = "healthy"
+		for since, name in self.timeline:
+			if since > at:
+				break
+			mood = name
+		return mood
 
 	def unfinished(self) -> int:
 		count = frappe.db.count("Sync Event", {"connector": self.main, "status": ("in", UNFINISHED)})
@@ -627,17 +699,30 @@ class Harness:
 				if x.started_at < ends:
 					v["never in flight twice"].append(
 						f"{event_id}: a request started {ends - x.started_at:.2f} s before the previous one ended"
-						f" ({len(xs)} requests in all)"
+						f" ({len(xs)} requests in all; receiver {self.mood_at(x.started_at)})"
 					)
+					self.stats[f"in flight twice under {self.mood_at(x.started_at)}"] += 1
 					break
 				ends = max(ends, x.ended_at)
-		self.stats["events sent more than once after a 2xx"] = sum(
-			1
-			for xs in exchanges.values()
-			if any(x.answered_2xx for x in xs)
-			and sorted(xs, key=lambda x: x.started_at)[-1].started_at
-			> min(x.ended_at for x in xs if x.answered_2xx)
-		)
+		# never multiplied: after an acknowledgement the client surely read (answered 2xx well
+		# within its timeout), the event is sent again only if a crash came in between
+		for event_id, xs in exchanges.items():
+			acks = [x for x in xs if x.answered_2xx and x.ended_at - x.started_at < CLIENT_TIMEOUT - 0.5]
+			if not acks:
+				continue
+			ack = min(acks, key=lambda x: x.started_at)
+			again = [x for x in xs if x.started_at > ack.ended_at]
+			if again:
+				self.stats["events sent again after an acknowledgement"] += 1
+			for x in again:
+				if not any(ack.started_at - 0.5 <= c <= x.started_at + 0.5 for c in self.crashes):
+					v["never multiplied"].append(
+						f"{event_id}: acknowledged, then sent again {x.started_at - ack.ended_at:.1f} s later"
+						f" with no crash in between ({len(xs)} requests in all; receiver"
+						f" {self.mood_at(ack.started_at)} at the acknowledgement)"
+					)
+					self.stats[f"multiplied under {self.mood_at(ack.started_at)}"] += 1
+					break
 
 		# per-document order of first deliveries
 		by_document = defaultdict(list)
@@ -687,13 +772,12 @@ class Harness:
 				v["410 disables the rule"].append(
 					f"rule {self.gone_rule} enabled={not gone_disabled} reason={reason!r}"
 				)
-			gone_events = [e for e in events if e.connector == self.gone]
-			if len(gone_events) < len({s.name for s in self.saves if self.is_insert(s)}):
-				v["410 disables the rule"].append("events of the disabled rule were lost")
-
-	def is_insert(self, save: Save) -> bool:
-		first = next(s for s in self.saves if s.name == save.name)
-		return first is save
+			kept = {e.event_id for e in events if e.connector == self.gone}
+			sent = {x.event_id for x in self.remote.exchanges_of("/gone") if x.event_id}
+			if sent - kept:
+				v["410 disables the rule"].append(
+					f"events of the disabled rule were lost: {sorted(sent - kept)[:3]}"
+				)
 
 
 def worker_connection_ids(workers: list[subprocess.Popen]) -> set[int]:

@@ -34,6 +34,10 @@ class Reply:
 	headers: dict[str, str] = field(default_factory=dict)
 	delay: float = 0.0  # seconds to wait before answering (a slow receiver); ends early if the client leaves
 	reset: bool = False  # read the request, then reset the connection instead of answering
+	# send the body one byte every ``drip_every`` seconds for ``drip_seconds``: slower in all than
+	# any client timeout, yet never silent for long enough that a read timeout fires
+	drip_seconds: float = 0.0
+	drip_every: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,8 @@ class Exchange:
 	event_id: str  # the webhook-id header ("" without one)
 	body: bytes
 	started_at: float
-	ended_at: float
+	ended_at: float  # answered: when the last byte of the answer started to go out (the client
+	# cannot have had the answer earlier), otherwise when we saw the client leave
 	status: int  # what we answered, or meant to
 	outcome: str  # "answered", "client gone" (before or while answering) or "reset"
 
@@ -243,7 +248,7 @@ class RemoteSystem:
 				headers = {k.lower(): v for k, v in self.headers.items()}
 
 				if parts.path == "/_count":  # for a receiver running in another process
-					return self._respond(Reply(200, {"requests": remote.count}))
+					return self._respond(Reply(200, {"requests": remote.count}))[0]
 				endpoint = remote._lists.get(parts.path)
 				if endpoint is not None and self.command == "GET" and not remote._scripts.get(parts.path):
 					reply = remote._list_page(endpoint, parts.path, query)
@@ -259,19 +264,20 @@ class RemoteSystem:
 							)
 						)
 				started_at = time.time()
+				ended_at = None
 				if reply.reset:
 					outcome = self._reset()
 				elif reply.delay and not self._wait_unless_client_left(reply.delay):
 					outcome = "client gone"
 				else:
-					outcome = self._respond(reply)
+					outcome, ended_at = self._respond(reply)
 				if parts.path != "/_count" and remote.keep_requests:
 					exchange = Exchange(
 						parts.path,
 						headers.get("webhook-id", ""),
 						body,
 						started_at,
-						time.time(),
+						ended_at or time.time(),
 						reply.status,
 						outcome,
 					)
@@ -304,25 +310,38 @@ class RemoteSystem:
 					pass
 				return "reset"
 
-			def _respond(self, reply: Reply):
+			def _respond(self, reply: Reply) -> tuple[str, float | None]:
+				"""Answer; returns the outcome and when the last byte started to go out."""
 				payload = reply.body
 				content_type = "application/octet-stream"
 				if isinstance(payload, dict | list):
 					payload, content_type = json.dumps(payload).encode(), "application/json"
 				elif isinstance(payload, str):
 					payload, content_type = payload.encode(), "text/plain; charset=utf-8"
+				drops = int(reply.drip_seconds / reply.drip_every) if reply.drip_seconds else 0
+				if drops:
+					payload = b" " * max(0, drops + 1 - len(payload)) + payload  # JSON allows the spaces
 				try:
+					last = time.time()
 					self.send_response(reply.status)
 					self.send_header("Content-Type", content_type)
 					self.send_header("Content-Length", str(len(payload)))
 					for name, value in reply.headers.items():
 						self.send_header(name, value)
 					self.end_headers()
+					if drops:
+						self.wfile.flush()
+						for i in range(len(payload) - 1):
+							self.wfile.write(payload[i : i + 1])
+							self.wfile.flush()
+							time.sleep(reply.drip_every if i < drops else 0)
+						payload = payload[-1:]
+						last = time.time()
 					self.wfile.write(payload)
 					self.wfile.flush()
-					return "answered"
+					return "answered", last
 				except (BrokenPipeError, ConnectionResetError):
-					return "client gone"  # the client gave up (e.g. its timeout fired first)
+					return "client gone", None  # the client gave up (e.g. its timeout fired first)
 
 			do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 

@@ -83,6 +83,16 @@ def test_a_reset_after_the_body_was_read(remote):
 	assert requests.get(remote.url + "/reset").status_code == 200  # the server goes on
 
 
+def test_a_dripping_answer_outlasts_a_read_timeout(remote):
+	remote.script("/drip", Reply(200, {"ok": True}, drip_seconds=1.2, drip_every=0.3))
+	started = time.monotonic()
+	r = requests.post(remote.url + "/drip", data=b"{}", timeout=0.5)  # no read waits 0.5 s
+	assert r.json() == {"ok": True}
+	assert time.monotonic() - started >= 1.2
+	[x] = remote.exchanges_of("/drip")
+	assert x.outcome == "answered" and x.ended_at - x.started_at >= 1.2
+
+
 def test_a_responder_picks_each_reply(remote):
 	replies = iter([Reply(500), Reply(201)])
 	remote.set_responder("/r", lambda: next(replies))
