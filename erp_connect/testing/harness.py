@@ -8,8 +8,8 @@ For a bounded time it drives, from one seed (``random.Random(seed)``):
   ``modified`` order; bursts of new documents;
 - receiver behaviours of the fake remote (testing/remote.py), changed every phase: latency
   0-3 s around a 2 s client timeout, 500, 429 with Retry-After, connection resets after the body
-  was read, hangs past the client timeout; a 410 once, on a rule of its own connector (410
-  disables the rule);
+  was read, hangs past the client timeout, answers that drip a byte at a time for longer than the
+  drain's lease; from some point on 410, on a rule of its own connector (410 disables the rule);
 - real RQ workers (long-running, several at once) killed with SIGKILL at random points and new
   ones started; extra drains queued as other machines' sweepers would; sweeps;
 - this site's Redis keys deleted (only keys with the site's prefix, and only this site's queued
@@ -58,7 +58,7 @@ from erp_connect.testing.remote import RemoteSystem, Reply
 
 SECONDS_ENV = "ERP_CONNECT_HARNESS_SECONDS"
 SEED_ENV = "ERP_CONNECT_HARNESS_SEED"
-DEFAULT_SECONDS = 100  # the fault schedule; setting up, settling and checking add about a minute
+DEFAULT_SECONDS = 120  # the fault schedule; setting up, settling and checking add about a minute
 SETTLE_SECONDS = 120  # at most, after the faults stop
 CLIENT_TIMEOUT = 2  # the connector's timeout: latencies of 0-3 s fall on both sides of it
 MAX_WORKERS = 3
@@ -175,6 +175,7 @@ class Harness:
 		self.mood = "healthy"
 		self.timeline: list[tuple[float, str]] = []  # (time.time(), receiver mood from then on)
 		self.counter = 0
+		self.gone_at = 0.0  # when the /gone target starts answering 410 (monotonic; 0: done)
 
 	# -- the whole run --------------------------------------------------------------------------
 	def run(self) -> Findings:
@@ -274,9 +275,10 @@ class Harness:
 		if hasattr(self, "remote"):
 			self.remote.stop()
 		frappe.db.rollback()
-		for name in (getattr(self, "main", None), getattr(self, "gone", None)):
-			if name:
-				frappe.cache.delete_value(delivery._backoff_key(name))
+		ours = {getattr(self, "main", None), getattr(self, "gone", None)} - {None}
+		for name in ours:
+			frappe.cache.delete_value(delivery._backoff_key(name))
+		drop_queued_jobs(lambda kwargs: kwargs.get("connector") in ours)  # drains nobody ran
 		delete_test_data()
 
 	# -- the fault schedule -------------------------------------------------------------------
@@ -292,7 +294,7 @@ class Harness:
 				swap = self.rng.choice([i for i in range(5) if moods[i] not in UNCRASHED])
 				moods[at], moods[swap] = moods[swap], moods[at]
 		moods.reverse()  # popped from the end
-		gone_at = time.monotonic() + self.rng.uniform(0.2, 0.8) * (deadline - time.monotonic())
+		self.gone_at = time.monotonic() + self.rng.uniform(0.2, 0.7) * (deadline - time.monotonic())
 		for _phase in range(1000):
 			if time.monotonic() >= deadline:
 				break
@@ -306,21 +308,24 @@ class Harness:
 			for _step in range(500):
 				if time.monotonic() >= phase_end:
 					break
-				if gone_at and time.monotonic() >= gone_at:
-					# gone for good, as a 410 says: a 410 that a crash kept from being recorded
-					# comes again
-					self.remote.set_responder("/gone", lambda: Reply(410, "this hook is gone"))
-					self.stats["410 from now on"] += 1
-					gone_at = 0
+				self.maybe_gone()
 				self.step()
 				self.collect_savers()
 				time.sleep(self.rng.uniform(0.02, 0.4))
 		self.collect_savers()
 
+	def maybe_gone(self) -> None:
+		"""Once its time has come, the /gone target answers 410 for good, as a 410 says (so a 410
+		that a crash kept from being recorded comes again)."""
+		if self.gone_at and time.monotonic() >= self.gone_at:
+			self.remote.set_responder("/gone", lambda: Reply(410, "this hook is gone"))
+			self.stats["410 from now on"] += 1
+			self.gone_at = 0
+
 	def uncrashed_phase(self, mood: str) -> None:
 		"""A slow receiver with no crash injected, so that a delivery multiplied by slowness alone
 		can be told from the re-sends a crash explains (at-least-once). First a healthy receiver
-		until nothing is being sent (bounded), so that no drain is stuck in an older send; then
+		until nothing is being sent (at most 8 s), so that no drain is stuck in an older send; then
 		"slow": a backlog of 100-140 new documents (one claim of a drain, which takes longer to
 		send than its lease at 0-3 s a request), "trickle": a few saves answered a byte at a time
 		for longer than the lease; and a drain queued every second (as other machines' sweepers
@@ -329,7 +334,7 @@ class Harness:
 		receiver acknowledged them (slow). Nothing else happens in this phase."""
 		self.mood = "healthy"
 		self.timeline.append((time.time(), "healthy"))
-		quiet_by = time.monotonic() + 25
+		quiet_by = time.monotonic() + 8
 		while time.monotonic() < quiet_by and self.being_sent():
 			self.collect_savers()
 			time.sleep(0.5)
@@ -348,6 +353,7 @@ class Harness:
 				break
 			self.extra_drain()
 			self.collect_savers()
+			self.maybe_gone()
 			time.sleep(1)
 
 	def step(self) -> None:
@@ -486,15 +492,8 @@ class Harness:
 		prefix (wake-up counters, backoffs, cached rules, ...) and this site's queued jobs. Other
 		sites' and benches' keys share these databases, so no FLUSHDB."""
 		frappe.cache.delete_keys("")
-		from frappe.utils.background_jobs import get_queue
-
-		dropped = 0
-		for job in get_queue("default").get_jobs():
-			if (job.kwargs or {}).get("site") == frappe.local.site:
-				job.delete()
-				dropped += 1
 		self.stats["redis flushes"] += 1
-		self.stats["queued jobs dropped"] += dropped
+		self.stats["queued jobs dropped"] += drop_queued_jobs(lambda kwargs: True)
 
 	def kill_db_connection(self) -> None:
 		"""KILL CONNECTION of a database connection held by a worker or its work horse."""
@@ -615,6 +614,7 @@ class Harness:
 			frappe.db.commit()
 			if n % 5 == 0:
 				self.sweep()
+				self.extra_drain()  # a sweep of this minute may still show as started by a killed worker
 			if not self.unfinished():
 				settled_at = time.monotonic()
 				break
@@ -778,6 +778,19 @@ class Harness:
 				v["410 disables the rule"].append(
 					f"events of the disabled rule were lost: {sorted(sent - kept)[:3]}"
 				)
+
+
+def drop_queued_jobs(matches) -> int:
+	"""Delete this site's queued jobs whose keyword arguments ``matches``; returns how many."""
+	from frappe.utils.background_jobs import get_queue
+
+	dropped = 0
+	for job in get_queue("default").get_jobs():
+		kwargs = job.kwargs or {}
+		if kwargs.get("site") == frappe.local.site and matches(kwargs.get("kwargs") or {}):
+			job.delete()
+			dropped += 1
+	return dropped
 
 
 def worker_connection_ids(workers: list[subprocess.Popen]) -> set[int]:

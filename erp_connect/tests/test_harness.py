@@ -1,7 +1,7 @@
 """The harness (testing/harness.py): a randomized fault-injection run, then one test per invariant.
 
 The run prints its seed; replay a failure with ERP_CONNECT_HARNESS_SEED=N, and make it longer or
-shorter with ERP_CONNECT_HARNESS_SECONDS (default 100 s of faults, plus settling). The soak mode:
+shorter with ERP_CONNECT_HARNESS_SECONDS (default 120 s of faults, plus settling). The soak mode:
 ``bench --site SITE execute erp_connect.testing.harness.soak --kwargs "{'minutes': 10, 'seed': 7}"``.
 """
 
