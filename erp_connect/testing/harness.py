@@ -327,9 +327,9 @@ class Harness:
 		can be told from the re-sends a crash explains (at-least-once). First a healthy receiver
 		until nothing is being sent (at most 8 s), so that no drain is stuck in an older send; then
 		"slow": a backlog of 100-140 new documents (one claim of a drain, which takes longer to
-		send than its lease at 0-3 s a request), "trickle": a few saves answered a byte at a time
-		for longer than the lease; and a drain queued every second (as other machines' sweepers
-		would) with workers free to run them. If a lease can run out under a send, one of them
+		send than its lease at 0-3 s a request), "trickle": 8 new documents (what one drain sends
+		at once) answered a byte at a time for longer than the lease; and a drain queued every
+		second (as other machines' sweepers would) with workers free to run them. If a lease can run out under a send, one of them
 		claims the events again while the first drain still sends them (trickle) or after the
 		receiver acknowledged them (slow). Nothing else happens in this phase."""
 		self.mood = "healthy"
@@ -346,7 +346,7 @@ class Harness:
 		if mood == "slow":
 			self.burst(self.rng.randint(100, 140))
 		else:
-			self.quick_saves()
+			self.burst(delivery.SEND_CONCURRENCY)  # as many as one drain sends at once
 		phase_end = time.monotonic() + UNCRASHED_PHASE_SECONDS
 		for _ in range(200):
 			if time.monotonic() >= phase_end:
