@@ -283,17 +283,16 @@ class Harness:
 
 	# -- the fault schedule -------------------------------------------------------------------
 	def schedule(self, deadline: float) -> None:
-		"""Phases of 6-15 s, each with a receiver mood (every mood once first, in random order)
-		and random actions; the slow and trickle phases (early in the run) are made to show a
-		multiplied delivery if there can be one (see uncrashed_phase). Bounded in time and count."""
-		moods = list(MOODS)
-		self.rng.shuffle(moods)
-		for mood in UNCRASHED:  # within the first five phases, so even a short run has them
-			at = moods.index(mood)
-			if at >= 5:
-				swap = self.rng.choice([i for i in range(5) if moods[i] not in UNCRASHED])
-				moods[at], moods[swap] = moods[swap], moods[at]
-		moods.reverse()  # popped from the end
+		"""Phases of 6-15 s, each with a receiver mood and random actions; the slow and trickle
+		phases (the first two) are made to show a multiplied delivery if there can be one (see
+		uncrashed_phase). Bounded in time and count."""
+		# the slow and trickle phases first (in random order), so that every run of a minute or
+		# more has them; then every other mood once, in random order; then moods at random
+		first = list(UNCRASHED)
+		rest = [m for m in MOODS if m not in UNCRASHED]
+		self.rng.shuffle(first)
+		self.rng.shuffle(rest)
+		moods = [*first, *rest][::-1]  # popped from the end
 		self.gone_at = time.monotonic() + self.rng.uniform(0.2, 0.7) * (deadline - time.monotonic())
 		for _phase in range(1000):
 			if time.monotonic() >= deadline:
