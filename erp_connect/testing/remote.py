@@ -1,5 +1,8 @@
 """A fake external system for tests: a real HTTP server on 127.0.0.1 that records every request,
-answers with scripted replies (2xx, 500, 429 + Retry-After, 410, slow), and serves paginated lists.
+answers with scripted replies (2xx, 500, 429 + Retry-After, 410, slow, a hang past the client's
+timeout, a connection reset after the body was read), and serves paginated lists. Every exchange
+is also kept with the time it started and ended (``exchanges``), so a test can tell whether one
+event was ever in flight twice at once.
 
 Frappe-free, so both test tiers use it:
 
@@ -10,9 +13,13 @@ Frappe-free, so both test tiers use it:
 """
 
 import json
+import select
+import socket
+import struct
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -33,7 +40,12 @@ class Reply:
 	status: int = 200
 	body: bytes | str | dict | list = b""
 	headers: dict[str, str] = field(default_factory=dict)
-	delay: float = 0.0  # seconds to wait before answering (a slow receiver)
+	delay: float = 0.0  # seconds to wait before answering (a slow receiver); ends early if the client leaves
+	reset: bool = False  # read the request, then reset the connection instead of answering
+	# send the body one byte every ``drip_every`` seconds for ``drip_seconds``: slower in all than
+	# any client timeout, yet never silent for long enough that a read timeout fires
+	drip_seconds: float = 0.0
+	drip_every: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,28 @@ class RecordedRequest:
 	body: bytes
 	received_at: float
 	status: int  # what we answered
+
+	def json(self):
+		return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class Exchange:
+	"""One request from the moment its body was read to the moment it ended: the answer was
+	written, the connection was reset, or the client went away (its timeout, or it was killed)."""
+
+	path: str
+	event_id: str  # the webhook-id header ("" without one)
+	body: bytes
+	started_at: float
+	ended_at: float  # answered: when the last byte of the answer started to go out (the client
+	# cannot have had the answer earlier), otherwise when we saw the client leave
+	status: int  # what we answered, or meant to
+	outcome: str  # "answered", "client gone" (before or while answering) or "reset"
+
+	@property
+	def answered_2xx(self) -> bool:
+		return self.outcome == "answered" and 200 <= self.status < 300
 
 	def json(self):
 		return json.loads(self.body)
@@ -70,8 +104,10 @@ class RemoteSystem:
 		self.ids: set = set()  # the webhook-ids seen: a load test's duplicate sends are count - len(ids)
 		self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
 		self._defaults: dict[str, Reply] = {}
+		self._responders: dict[str, Callable[[], Reply]] = {}
 		self._lists: dict[str, ListEndpoint] = {}
 		self.requests: list[RecordedRequest] = []
+		self.exchanges: list[Exchange] = []
 		self._server = ThreadingHTTPServer((host, port), self._handler_class())
 		self._server.daemon_threads = True
 		self._thread: threading.Thread | None = None
@@ -108,6 +144,15 @@ class RemoteSystem:
 		with self._lock:
 			self._defaults[path] = reply
 
+	def set_responder(self, path: str, responder: Callable[[], Reply] | None) -> None:
+		"""Answer every unscripted request to ``path`` with a reply that ``responder()`` picks then
+		(e.g. at random); None removes it."""
+		with self._lock:
+			if responder is None:
+				self._responders.pop(path, None)
+			else:
+				self._responders[path] = responder
+
 	def serve_list(self, path: str, records: list[dict], **options) -> ListEndpoint:
 		"""Serve ``records`` at ``path`` as a paginated list; the test may change them between reads."""
 		endpoint = ListEndpoint(records=records, **options)
@@ -121,8 +166,10 @@ class RemoteSystem:
 		with self._lock:
 			self._scripts.clear()
 			self._defaults.clear()
+			self._responders.clear()
 			self._lists.clear()
 			self.requests.clear()
+			self.exchanges.clear()
 			self.count = 0
 			self.ids.clear()
 
@@ -130,6 +177,10 @@ class RemoteSystem:
 	def received(self, path: str | None = None) -> list[RecordedRequest]:
 		with self._lock:
 			return [r for r in self.requests if path is None or r.path == path]
+
+	def exchanges_of(self, path: str | None = None) -> list[Exchange]:
+		with self._lock:
+			return [x for x in self.exchanges if path is None or x.path == path]
 
 	def wait_for_requests(
 		self, count: int, path: str | None = None, timeout: float = 10.0
@@ -150,6 +201,10 @@ class RemoteSystem:
 		with self._lock:
 			if self._scripts.get(path):
 				return self._scripts[path].popleft()
+			responder = self._responders.get(path)
+		if responder is not None:
+			return responder()
+		with self._lock:
 			return self._defaults.get(path) or self._defaults.get("*") or Reply(200, {"ok": True})
 
 	def _list_page(self, endpoint: ListEndpoint, path: str, query: dict[str, str]) -> Reply:
@@ -207,7 +262,7 @@ class RemoteSystem:
 				if parts.path == "/_count":  # for a receiver running in another process
 					return self._respond(
 						Reply(200, {"requests": remote.count, "distinct_ids": len(remote.ids)})
-					)
+					)[0]
 				endpoint = remote._lists.get(parts.path)
 				if endpoint is not None and self.command == "GET" and not remote._scripts.get(parts.path):
 					reply = remote._list_page(endpoint, parts.path, query)
@@ -223,27 +278,85 @@ class RemoteSystem:
 								self.command, parts.path, query, headers, body, time.time(), reply.status
 							)
 						)
-				if reply.delay:
-					time.sleep(reply.delay)
-				self._respond(reply)
+				started_at = time.time()
+				ended_at = None
+				if reply.reset:
+					outcome = self._reset()
+				elif reply.delay and not self._wait_unless_client_left(reply.delay):
+					outcome = "client gone"
+				else:
+					outcome, ended_at = self._respond(reply)
+				if parts.path != "/_count" and remote.keep_requests:
+					exchange = Exchange(
+						parts.path,
+						headers.get("webhook-id", ""),
+						body,
+						started_at,
+						ended_at or time.time(),
+						reply.status,
+						outcome,
+					)
+					with remote._lock:
+						remote.exchanges.append(exchange)
 
-			def _respond(self, reply: Reply):
+			def _wait_unless_client_left(self, seconds: float) -> bool:
+				"""Sleep ``seconds``; False as soon as the client closes its end (it gave up)."""
+				deadline = time.monotonic() + seconds
+				while (left := deadline - time.monotonic()) > 0:
+					readable, _, _ = select.select([self.connection], [], [], min(left, 0.05))
+					if readable:
+						try:
+							if not self.connection.recv(1, socket.MSG_PEEK):
+								self.close_connection = True
+								return False
+						except OSError:
+							self.close_connection = True
+							return False
+						time.sleep(min(left, 0.05))  # pipelined bytes: not a hang-up
+				return True
+
+			def _reset(self) -> str:
+				"""Drop the connection with a TCP reset (SO_LINGER 0), as a crashing proxy does."""
+				self.close_connection = True
+				try:
+					self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+					self.connection.close()
+				except OSError:
+					pass
+				return "reset"
+
+			def _respond(self, reply: Reply) -> tuple[str, float | None]:
+				"""Answer; returns the outcome and when the last byte started to go out."""
 				payload = reply.body
 				content_type = "application/octet-stream"
 				if isinstance(payload, dict | list):
 					payload, content_type = json.dumps(payload).encode(), "application/json"
 				elif isinstance(payload, str):
 					payload, content_type = payload.encode(), "text/plain; charset=utf-8"
+				drops = int(reply.drip_seconds / reply.drip_every) if reply.drip_seconds else 0
+				if drops:
+					payload = b" " * max(0, drops + 1 - len(payload)) + payload  # JSON allows the spaces
 				try:
+					last = time.time()
 					self.send_response(reply.status)
 					self.send_header("Content-Type", content_type)
 					self.send_header("Content-Length", str(len(payload)))
 					for name, value in reply.headers.items():
 						self.send_header(name, value)
 					self.end_headers()
+					if drops:
+						self.wfile.flush()
+						for i in range(len(payload) - 1):
+							self.wfile.write(payload[i : i + 1])
+							self.wfile.flush()
+							time.sleep(reply.drip_every if i < drops else 0)
+						payload = payload[-1:]
+						last = time.time()
 					self.wfile.write(payload)
+					self.wfile.flush()
+					return "answered", last
 				except (BrokenPipeError, ConnectionResetError):
-					pass  # the client gave up (e.g. its timeout fired first)
+					return "client gone", None  # the client gave up (e.g. its timeout fired first)
 
 			do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 

@@ -48,6 +48,59 @@ def test_slow_reply(remote):
 	assert time.monotonic() - started >= 0.3
 
 
+def test_exchanges_keep_when_each_request_started_and_ended(remote):
+	remote.script("/hook", Reply(200, delay=0.2))
+	requests.post(remote.url + "/hook", data=b"{}", headers={"webhook-id": "evt_1"})
+	[x] = remote.exchanges_of("/hook")
+	assert (x.event_id, x.status, x.outcome, x.answered_2xx) == ("evt_1", 200, "answered", True)
+	assert x.ended_at - x.started_at >= 0.2
+
+
+def test_a_hang_ends_when_the_client_gives_up(remote):
+	remote.script("/hang", Reply(200, delay=30))
+	started = time.monotonic()
+	with pytest.raises(requests.exceptions.ReadTimeout):
+		requests.post(remote.url + "/hang", data=b"{}", timeout=0.3)
+	assert time.monotonic() - started < 5
+	deadline = time.monotonic() + 5
+	while not remote.exchanges_of("/hang") and time.monotonic() < deadline:
+		time.sleep(0.02)
+	[x] = remote.exchanges_of("/hang")
+	assert x.outcome == "client gone" and not x.answered_2xx
+	assert x.ended_at - x.started_at < 2  # the server noticed at once, not after 30 s
+
+
+def test_a_reset_after_the_body_was_read(remote):
+	remote.script("/reset", Reply(reset=True))
+	with pytest.raises(requests.exceptions.ConnectionError):
+		requests.post(remote.url + "/reset", data=b"payload", headers={"webhook-id": "evt_2"})
+	[seen] = remote.received("/reset")
+	assert seen.body == b"payload"
+	deadline = time.monotonic() + 5
+	while not remote.exchanges_of("/reset") and time.monotonic() < deadline:
+		time.sleep(0.02)
+	assert [x.outcome for x in remote.exchanges_of("/reset")] == ["reset"]
+	assert requests.get(remote.url + "/reset").status_code == 200  # the server goes on
+
+
+def test_a_dripping_answer_outlasts_a_read_timeout(remote):
+	remote.script("/drip", Reply(200, {"ok": True}, drip_seconds=1.2, drip_every=0.3))
+	started = time.monotonic()
+	r = requests.post(remote.url + "/drip", data=b"{}", timeout=0.5)  # no read waits 0.5 s
+	assert r.json() == {"ok": True}
+	assert time.monotonic() - started >= 1.2
+	[x] = remote.exchanges_of("/drip")
+	assert x.outcome == "answered" and x.ended_at - x.started_at >= 1.2
+
+
+def test_a_responder_picks_each_reply(remote):
+	replies = iter([Reply(500), Reply(201)])
+	remote.set_responder("/r", lambda: next(replies))
+	assert [requests.get(remote.url + "/r").status_code for _ in range(2)] == [500, 201]
+	remote.set_responder("/r", None)
+	assert requests.get(remote.url + "/r").status_code == 200
+
+
 def test_wait_for_requests_times_out_with_a_message(remote):
 	with pytest.raises(AssertionError, match="expected 1 requests"):
 		remote.wait_for_requests(1, timeout=0.1)
