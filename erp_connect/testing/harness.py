@@ -345,7 +345,7 @@ class Harness:
 		if mood == "slow":
 			self.burst(self.rng.randint(100, 140))
 		else:
-			self.burst(delivery.SEND_CONCURRENCY)  # as many as one drain sends at once
+			self.burst(delivery.DEFAULT_IN_FLIGHT)  # as many as one drain sends at once
 		phase_end = time.monotonic() + UNCRASHED_PHASE_SECONDS
 		for _ in range(200):
 			if time.monotonic() >= phase_end:
