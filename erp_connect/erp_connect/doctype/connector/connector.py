@@ -28,16 +28,19 @@ class Connector(Document):
 	if TYPE_CHECKING:
 		from frappe.types import DF
 
+		from erp_connect.erp_connect.doctype.connector_access.connector_access import ConnectorAccess
+
 		allow_private_network: DF.Check
+		allowed_doctypes: DF.Table[ConnectorAccess]
 		api_key: DF.Password | None
 		api_key_header: DF.Data | None
 		api_secret: DF.Password | None
+		api_user: DF.Link | None
 		auth_type: DF.Literal["None", "Bearer Token", "API Key Header", "Basic", "Frappe Token", "OAuth 2.0"]
 		base_url: DF.Data
 		bearer_token: DF.Password | None
 		connected_app: DF.Link | None
 		connector_name: DF.Data
-		dry_run: DF.Check
 		connector_type: DF.Literal[
 			"Webhook",
 			"REST API",
@@ -50,10 +53,20 @@ class Connector(Document):
 			"MQTT",
 			"PostgreSQL",
 		]
+		dry_run: DF.Check
 		enabled: DF.Check
+		failing_since: DF.Datetime | None
 		max_in_flight: DF.Int
 		password: DF.Password | None
+		paused: DF.Check
+		rate_limit_per_minute: DF.Int
+		receive_doctype: DF.Link | None
+		receive_id_header: DF.Data | None
+		receive_scheme: DF.Literal["Standard Webhooks", "HMAC-SHA256 Header"]
+		receive_secret: DF.Password | None
+		receive_signature_header: DF.Data | None
 		replica_schema: DF.Data | None
+		requests_per_minute: DF.Int
 		signing_secret: DF.Password | None
 		timeout_seconds: DF.Float
 		username: DF.Data | None

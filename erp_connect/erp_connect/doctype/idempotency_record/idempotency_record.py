@@ -6,7 +6,21 @@ from frappe.model.document import Document
 
 
 class IdempotencyRecord(Document):
-	pass
+	# begin: auto-generated types
+	# This code is auto-generated. Do not modify anything in this block.
+
+	from typing import TYPE_CHECKING
+
+	if TYPE_CHECKING:
+		from frappe.types import DF
+
+		connector: DF.Link
+		expires_at: DF.Datetime | None
+		idempotency_key: DF.Data
+		request_hash: DF.Data | None
+		response: DF.Code | None
+		status_code: DF.Int
+	# end: auto-generated types
 
 
 def on_doctype_update():

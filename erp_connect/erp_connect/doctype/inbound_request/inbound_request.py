@@ -6,6 +6,28 @@ from frappe.model.document import Document
 
 
 class InboundRequest(Document):
+	# begin: auto-generated types
+	# This code is auto-generated. Do not modify anything in this block.
+
+	from typing import TYPE_CHECKING
+
+	if TYPE_CHECKING:
+		from frappe.types import DF
+
+		attempts: DF.Int
+		body: DF.Code | None
+		body_hash: DF.Data | None
+		connector: DF.Link
+		delivery_id: DF.Data
+		error: DF.SmallText | None
+		headers: DF.Code | None
+		next_attempt_at: DF.Datetime | None
+		processed_at: DF.Datetime | None
+		received_at: DF.Datetime | None
+		result: DF.Code | None
+		status: DF.Literal["Received", "Processed", "Failed"]
+
+	# end: auto-generated types
 	@frappe.whitelist()
 	def retry(self):
 		"""Process this request again now (Desk button)."""

@@ -6,6 +6,33 @@ from frappe.model.document import Document
 
 
 class POSOperation(Document):
+	# begin: auto-generated types
+	# This code is auto-generated. Do not modify anything in this block.
+
+	from typing import TYPE_CHECKING
+
+	if TYPE_CHECKING:
+		from frappe.types import DF
+
+		applied_at: DF.Datetime | None
+		attempts: DF.Int
+		claim_token: DF.Data | None
+		client_id: DF.Data
+		client_timestamp: DF.Datetime | None
+		content_hash: DF.Data | None
+		depends_on: DF.SmallText | None
+		error: DF.SmallText | None
+		flag: DF.SmallText | None
+		lease_until: DF.Datetime | None
+		op_type: DF.Literal["customer", "sales_invoice", "stock_adjustment"]
+		payload: DF.Code | None
+		received_at: DF.Datetime | None
+		reference_doctype: DF.Link | None
+		reference_name: DF.DynamicLink | None
+		reserved_name: DF.Data | None
+		status: DF.Literal["Queued", "Applying", "Applied", "Flagged", "Failed"]
+		terminal: DF.Link
+	# end: auto-generated types
 	"""One operation a terminal recorded offline: the ledger row that makes replays harmless."""
 
 	@frappe.whitelist()

@@ -9,6 +9,30 @@ from erp_connect.services.common.users import writer_problem
 
 
 class POSTerminal(Document):
+	# begin: auto-generated types
+	# This code is auto-generated. Do not modify anything in this block.
+
+	from typing import TYPE_CHECKING
+
+	if TYPE_CHECKING:
+		from frappe.types import DF
+
+		api_user: DF.Link
+		backlog: DF.Int
+		company: DF.Link | None
+		connector: DF.Link
+		enabled: DF.Check
+		failed: DF.Int
+		flagged: DF.Int
+		last_pull_at: DF.Datetime | None
+		last_push_at: DF.Datetime | None
+		pos_profile: DF.Link
+		price_list: DF.Link | None
+		stock_policy: DF.Literal["Block", "Accept and Flag", "Accept and Reconcile"]
+		terminal_name: DF.Data
+		warehouse: DF.Link | None
+
+	# end: auto-generated types
 	def validate(self):
 		self.validate_profile()
 		self.validate_api_user()

@@ -11,6 +11,53 @@ from erp_connect.erp_connect.doctype.sync_rule.sync_rule import FieldMapped
 
 
 class PullRule(FieldMapped, Document):
+	# begin: auto-generated types
+	# This code is auto-generated. Do not modify anything in this block.
+
+	from typing import TYPE_CHECKING
+
+	if TYPE_CHECKING:
+		from frappe.types import DF
+
+		from erp_connect.erp_connect.doctype.sync_field_map.sync_field_map import SyncFieldMap
+
+		auth_failures: DF.Int
+		conflict_policy: DF.Literal["Park for Review", "ERPNext Wins", "Remote Wins"]
+		connector: DF.Link
+		cron: DF.Data | None
+		cursor_param: DF.Data | None
+		enabled: DF.Check
+		field_map: DF.Table[SyncFieldMap]
+		id_field: DF.Data
+		interval_minutes: DF.Int
+		last_run: DF.Link | None
+		list_path: DF.Data | None
+		modified_field: DF.Data | None
+		next_path: DF.Data | None
+		next_run_at: DF.Datetime | None
+		offset_param: DF.Data | None
+		overlap_seconds: DF.Int
+		page_param: DF.Data | None
+		page_size: DF.Int
+		pagination_style: DF.Literal[
+			"Page Number",
+			"Offset",
+			"Cursor Token",
+			"Next Link",
+			"Link Header",
+			"Frappe Site",
+			"Stream Consumer",
+		]
+		paused: DF.Check
+		paused_reason: DF.SmallText | None
+		records_path: DF.Data | None
+		reference_doctype: DF.Link
+		resume_state: DF.Code | None
+		since_format: DF.Literal["ISO 8601", "Unix Seconds"]
+		since_param: DF.Data | None
+		size_param: DF.Data | None
+		watermark: DF.Datetime | None
+	# end: auto-generated types
 	direction = "Inbound"  # the field map reads external path -> ERPNext field
 
 	@property

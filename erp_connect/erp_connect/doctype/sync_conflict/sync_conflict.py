@@ -9,6 +9,25 @@ from frappe.model.document import Document
 
 
 class SyncConflict(Document):
+	# begin: auto-generated types
+	# This code is auto-generated. Do not modify anything in this block.
+
+	from typing import TYPE_CHECKING
+
+	if TYPE_CHECKING:
+		from frappe.types import DF
+
+		connector: DF.Link
+		detected_at: DF.Datetime | None
+		erpnext_data: DF.Code | None
+		external_id: DF.Data | None
+		pull_rule: DF.Link | None
+		reference_doctype: DF.Link
+		reference_name: DF.DynamicLink | None
+		remote_data: DF.Code | None
+		resolved_by: DF.Link | None
+		status: DF.Literal["Open", "Remote Applied", "ERPNext Kept"]
+	# end: auto-generated types
 	"""A record both sides changed since the last sync, parked for a person to decide."""
 
 	@frappe.whitelist()

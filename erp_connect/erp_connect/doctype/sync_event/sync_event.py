@@ -6,6 +6,34 @@ from frappe.model.document import Document
 
 
 class SyncEvent(Document):
+	# begin: auto-generated types
+	# This code is auto-generated. Do not modify anything in this block.
+
+	from typing import TYPE_CHECKING
+
+	if TYPE_CHECKING:
+		from frappe.types import DF
+
+		attempts: DF.Int
+		claim_token: DF.Data | None
+		connector: DF.Link | None
+		correlation_id: DF.Data | None
+		delivered_at: DF.Datetime | None
+		doc_event: DF.Data | None
+		event_id: DF.Data | None
+		last_error: DF.SmallText | None
+		last_response: DF.Code | None
+		last_status_code: DF.Int
+		lease_until: DF.Datetime | None
+		next_attempt_at: DF.Datetime | None
+		payload: DF.Code | None
+		reference_doctype: DF.Link | None
+		reference_name: DF.DynamicLink | None
+		seq: DF.Int
+		status: DF.Literal["Pending", "Sending", "Retrying", "Delivered", "Dead", "Dry Run"]
+		sync_rule: DF.Link | None
+
+	# end: auto-generated types
 	@frappe.whitelist()
 	def retry(self):
 		from erp_connect.services.push.events import retry_events

@@ -6,7 +6,23 @@ from frappe.model.document import Document
 
 
 class SyncLink(Document):
-	pass
+	# begin: auto-generated types
+	# This code is auto-generated. Do not modify anything in this block.
+
+	from typing import TYPE_CHECKING
+
+	if TYPE_CHECKING:
+		from frappe.types import DF
+
+		connector: DF.Link
+		content_hash: DF.Data | None
+		correlation_id: DF.Data | None
+		external_id: DF.Data
+		last_synced_at: DF.Datetime | None
+		local_hash: DF.Data | None
+		reference_doctype: DF.Link
+		reference_name: DF.DynamicLink
+	# end: auto-generated types
 
 
 # External ids match exactly. The site's collation folds case, accents and trailing spaces ("ABC",

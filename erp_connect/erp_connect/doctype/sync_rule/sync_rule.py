@@ -108,6 +108,41 @@ class FieldMapped:
 
 
 class SyncRule(FieldMapped, Document):
+	# begin: auto-generated types
+	# This code is auto-generated. Do not modify anything in this block.
+
+	from typing import TYPE_CHECKING
+
+	if TYPE_CHECKING:
+		from frappe.types import DF
+
+		from erp_connect.erp_connect.doctype.sync_field_map.sync_field_map import SyncFieldMap
+
+		backfill_copied: DF.Int
+		backfill_cursor: DF.Data | None
+		backfill_message: DF.SmallText | None
+		backfill_status: DF.Literal["", "Queued", "Running", "Done", "Failed"]
+		backfill_total: DF.Int
+		batch_size: DF.Int
+		condition: DF.Code | None
+		connector: DF.Link
+		direction: DF.Literal["Push", "Inbound"]
+		disabled_reason: DF.SmallText | None
+		enabled: DF.Check
+		event_after_insert: DF.Check
+		event_on_cancel: DF.Check
+		event_on_submit: DF.Check
+		event_on_trash: DF.Check
+		event_on_update: DF.Check
+		event_on_update_after_submit: DF.Check
+		external_id_path: DF.Data | None
+		field_map: DF.Table[SyncFieldMap]
+		http_method: DF.Literal["POST", "PUT", "PATCH"]
+		payload_mode: DF.Literal["Mapped Fields", "Whole Document"]
+		reference_doctype: DF.Link
+		target_path: DF.Data | None
+
+	# end: auto-generated types
 	def validate(self):
 		self.validate_reference_doctype()
 		if self.direction == "Push":
