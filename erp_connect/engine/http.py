@@ -35,15 +35,19 @@ class Response:
 	elapsed: float
 
 
-def validate_url(url: str) -> str:
-	"""Return a readable problem with the URL, or '' when it is a usable http(s) URL."""
+HTTP_SCHEMES = ("http", "https")
+
+
+def validate_url(url: str, schemes: tuple[str, ...] = HTTP_SCHEMES) -> str:
+	"""Return a readable problem with the URL, or '' when it is usable: one of ``schemes``
+	(http(s) by default; a broker's or a database's for their kinds), a host, a valid port."""
 	if not url or not isinstance(url, str):
 		return "the URL is empty"
 	if any(c.isspace() for c in url):
 		return "the URL contains white space"
 	parts = urlsplit(url)
-	if parts.scheme not in ("http", "https"):
-		return "the URL must start with http:// or https://"
+	if parts.scheme not in schemes:
+		return "the URL must start with " + " or ".join(f"{s}://" for s in schemes)
 	if not parts.hostname:
 		return "the URL has no host name"
 	try:

@@ -178,9 +178,16 @@ class RemoteSystem:
 		with self._lock:
 			return [r for r in self.requests if path is None or r.path == path]
 
-	def exchanges_of(self, path: str | None = None) -> list[Exchange]:
-		with self._lock:
-			return [x for x in self.exchanges if path is None or x.path == path]
+	def exchanges_of(self, path: str | None = None, wait_seconds: float = 0) -> list[Exchange]:
+		"""The finished exchanges (to ``path``). An exchange is logged just after its last byte went
+		out, so a client that has its answer may wait up to ``wait_seconds`` for the log."""
+		deadline = time.monotonic() + wait_seconds
+		while True:
+			with self._lock:
+				found = [x for x in self.exchanges if path is None or x.path == path]
+			if found or time.monotonic() >= deadline:
+				return found
+			time.sleep(0.01)
 
 	def wait_for_requests(
 		self, count: int, path: str | None = None, timeout: float = 10.0

@@ -80,10 +80,12 @@ class Transport:
 		self.endpoint = endpoint
 		self._local = threading.local()
 
+	schemes = http.HTTP_SCHEMES  # what a base URL of this kind starts with
+
 	@classmethod
 	def url_problem(cls, url: str) -> str:
 		"""A readable problem with a base URL for this kind, or '' when it is usable."""
-		return http.validate_url(url)
+		return http.validate_url(url, cls.schemes)
 
 	def message_preview(self, target: str | None, event: OutboundEvent) -> dict | None:
 		"""What a broker kind publishes for ``event`` (method, where, headers); None for HTTP kinds,

@@ -28,6 +28,7 @@ KEEPALIVE_SECONDS = 60
 
 
 class MqttTransport(base.Transport):
+	schemes = SCHEMES
 	one_document_per_request = True  # one message per event
 
 	def __init__(self, endpoint: base.Endpoint):
@@ -35,10 +36,6 @@ class MqttTransport(base.Transport):
 		self._lock = threading.Lock()
 		self._client: mqtt.Client | None = None
 		self._acks: dict[int, object] = {}  # message id -> the PUBACK's reason code
-
-	@classmethod
-	def url_problem(cls, url: str) -> str:
-		return streams.url_problem(url, SCHEMES)
 
 	def send(self, route: base.Route, events: Sequence[base.OutboundEvent]) -> list[base.SendResult]:
 		(event,) = events

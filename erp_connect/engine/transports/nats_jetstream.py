@@ -44,6 +44,7 @@ async def _quiet(_error=None) -> None:
 
 
 class NatsJetStreamTransport(base.Transport):
+	schemes = SCHEMES
 	one_document_per_request = True  # one message per event
 	reads_stream = True  # pull rules read a durable consumer
 	ack_wait = ACK_WAIT_SECONDS
@@ -56,10 +57,6 @@ class NatsJetStreamTransport(base.Transport):
 		self._nc = None  # the connection; only touched inside the loop
 		self._connecting: asyncio.Lock | None = None
 		self._subscriptions: dict = {}  # (subject, durable) -> pull subscription, on the connection
-
-	@classmethod
-	def url_problem(cls, url: str) -> str:
-		return streams.url_problem(url, SCHEMES)
 
 	# -- sending ---------------------------------------------------------------------------------
 	def send(self, route: base.Route, events: Sequence[base.OutboundEvent]) -> list[base.SendResult]:

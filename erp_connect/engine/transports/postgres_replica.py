@@ -142,21 +142,12 @@ def schema_problem(schema: str) -> str:
 
 def url_problem(url: str) -> str:
 	"""A readable problem with a ``postgresql://user@host:port/database`` URL, or ''."""
-	if not url or not isinstance(url, str):
-		return "the URL is empty"
-	if any(c.isspace() for c in url):
-		return "the URL contains white space"
-	parts = urlsplit(url)
-	if parts.scheme not in SCHEMES:
-		return "the URL must start with postgresql://"
-	if "," in parts.netloc:
+	if isinstance(url, str) and "," in urlsplit(url).netloc:
 		return "give one host, not several"
-	if not parts.hostname:
-		return "the URL has no host name"
-	try:
-		parts.port
-	except ValueError:
-		return "the URL has an invalid port"
+	problem = http.validate_url(url, SCHEMES)
+	if problem:
+		return problem
+	parts = urlsplit(url)
 	if parts.password is not None:
 		return "put the password in the connector's Password (Auth Type Basic), not in the URL"
 	if not parts.path.strip("/"):

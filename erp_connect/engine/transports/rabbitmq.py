@@ -30,16 +30,13 @@ def exchange_and_key(target: str) -> tuple[str, str]:
 
 
 class RabbitMqTransport(base.Transport):
+	schemes = SCHEMES
 	one_document_per_request = True  # one message per event
 
 	def __init__(self, endpoint: base.Endpoint):
 		super().__init__(endpoint)
 		self._lock = threading.Lock()
 		self._open: list = []  # every thread's connection, for close()
-
-	@classmethod
-	def url_problem(cls, url: str) -> str:
-		return streams.url_problem(url, SCHEMES)
 
 	def send(self, route: base.Route, events: Sequence[base.OutboundEvent]) -> list[base.SendResult]:
 		(event,) = events

@@ -23,24 +23,6 @@ class BadTarget(ValueError):
 	"""A rule's subject / topic template cannot name this event (permanent)."""
 
 
-def url_problem(url: str, schemes: tuple[str, ...]) -> str:
-	"""A readable problem with a broker URL (``nats://host:4222``), or '' when it is usable."""
-	if not url or not isinstance(url, str):
-		return "the URL is empty"
-	if any(c.isspace() for c in url):
-		return "the URL contains white space"
-	parts = urlsplit(url)
-	if parts.scheme not in schemes:
-		return "the URL must start with " + " or ".join(f"{s}://" for s in schemes)
-	if not parts.hostname:
-		return "the URL has no host name"
-	try:
-		parts.port  # raises ValueError on a malformed port
-	except ValueError:
-		return "the URL has an invalid port"
-	return ""
-
-
 @dataclass(frozen=True)
 class Broker:
 	scheme: str
@@ -54,7 +36,7 @@ class Broker:
 def broker_of(url: str, schemes: tuple[str, ...], allow_private: bool) -> Broker:
 	"""The parts of a broker URL, after the SSRF guard: a private or loopback broker only when the
 	connector allows private network targets (http.BlockedTargetError otherwise)."""
-	problem = url_problem(url, schemes)
+	problem = http.validate_url(url, schemes)
 	if problem:
 		raise http.BlockedTargetError(problem)
 	parts = urlsplit(url)
