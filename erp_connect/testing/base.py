@@ -189,12 +189,15 @@ def kill_worker(worker: subprocess.Popen) -> None:
 	import psutil
 
 	try:
-		children = psutil.Process(worker.pid).children(recursive=True)
+		parent = psutil.Process(worker.pid)
+		children = parent.children(recursive=True)
 	except psutil.NoSuchProcess:
-		children = []
-	for process in [*children, psutil.Process(worker.pid)]:
+		parent, children = None, []
+	# the worker first: alive, it would fork a horse for its next job while its horse dies
+	for process in [parent, *children]:
 		try:
-			process.send_signal(signal.SIGKILL)
+			if process is not None:
+				process.send_signal(signal.SIGKILL)
 		except psutil.NoSuchProcess:
 			pass
 	worker.wait(10)

@@ -8,6 +8,7 @@ from frappe.utils.background_jobs import get_queue
 
 from erp_connect.engine.transports import frappe_site
 from erp_connect.install import CONNECT_API_USER, CONNECT_MANAGER
+from erp_connect.services.common.locks import lock_name
 from erp_connect.services.pull import runs
 from erp_connect.testing.base import TEST_PREFIX, kill_worker, make_api_user, our_customers, start_worker
 from erp_connect.testing.cleanup import delete_test_data
@@ -107,6 +108,7 @@ class TestPull(PullTestCase):
 
 		endpoint.slow_from = None
 		self.remote.requests.clear()
+		self.wait_for(lambda: lock_is_free("pull", rule.name), 30)  # the killed run's connection is gone
 		resumed = self.run_pull(interrupted)
 		self.assertTrue(resumed.resumed)
 		self.assertEqual(self.remote.received("/customers")[0].query.get("cursor"), "200")
@@ -464,3 +466,7 @@ class TestConflicts(PullTestCase):
 		frappe.db.commit()
 		run = self.run_pull(frappe.get_doc("Pull Rule", rule.name))
 		self.assertEqual((run.updated, run.conflicts), (1, 0))
+
+
+def lock_is_free(kind: str, subject: str) -> bool:
+	return bool(frappe.db.sql("select is_free_lock(%s)", lock_name(kind, subject))[0][0])
