@@ -132,6 +132,22 @@ def our_customers() -> int:
 	return frappe.db.count("Customer", {"customer_name": ("like", TEST_PREFIX + "%")})
 
 
+def force_allowed(connector: str, doctype: str) -> None:
+	"""An Allowed DocTypes row put in the database past the connector's validation."""
+	frappe.get_doc(
+		{
+			"doctype": "Connector Access",
+			"parent": connector,
+			"parenttype": "Connector",
+			"parentfield": "allowed_doctypes",
+			"reference_doctype": doctype,
+			"can_create": 1,
+			"can_update": 1,
+		}
+	).db_insert()
+	frappe.db.commit()
+
+
 def make_item(code: str | None = None, **fields) -> "frappe.Document":
 	code = code or TEST_PREFIX + frappe.generate_hash(length=8)
 	if frappe.db.exists("Item", code):

@@ -11,6 +11,7 @@ from erp_connect.services.inbound import imports
 from erp_connect.testing.base import (
 	TEST_PREFIX,
 	HeldOpenTransaction,
+	force_allowed,
 	make_api_user,
 	make_item,
 	our_customers,
@@ -531,19 +532,3 @@ class TestBackgroundImport(InboundTestCase):
 			params={"connector": self.connector.name, "import_id": job["import"]},
 		)
 		self.assertEqual(theirs.status_code, 403)
-
-
-def force_allowed(connector: str, doctype: str) -> None:
-	"""An Allowed DocTypes row put in the database past the connector's validation."""
-	frappe.get_doc(
-		{
-			"doctype": "Connector Access",
-			"parent": connector,
-			"parenttype": "Connector",
-			"parentfield": "allowed_doctypes",
-			"reference_doctype": doctype,
-			"can_create": 1,
-			"can_update": 1,
-		}
-	).db_insert()
-	frappe.db.commit()

@@ -10,7 +10,14 @@ from erp_connect.engine.transports import frappe_site
 from erp_connect.install import CONNECT_API_USER, CONNECT_MANAGER
 from erp_connect.services.common.locks import lock_name
 from erp_connect.services.pull import runs
-from erp_connect.testing.base import TEST_PREFIX, kill_worker, make_api_user, our_customers, start_worker
+from erp_connect.testing.base import (
+	TEST_PREFIX,
+	force_allowed,
+	kill_worker,
+	make_api_user,
+	our_customers,
+	start_worker,
+)
 from erp_connect.testing.cleanup import delete_test_data
 from erp_connect.testing.pull import CUSTOMERS_ALLOWED, PULL_USER, PullTestCase, remote_customers, utc
 from erp_connect.testing.remote import Reply
@@ -385,21 +392,6 @@ class TestPullSecurity(PullTestCase):
 		run = self.run_pull(rule)
 		self.assertEqual(our_customers(), 0)
 		self.assertIn("Allowed DocTypes", run.message or "".join(e.error for e in run.errors))
-
-
-def force_allowed(connector: str, doctype: str) -> None:
-	frappe.get_doc(
-		{
-			"doctype": "Connector Access",
-			"parent": connector,
-			"parenttype": "Connector",
-			"parentfield": "allowed_doctypes",
-			"reference_doctype": doctype,
-			"can_create": 1,
-			"can_update": 1,
-		}
-	).db_insert()
-	frappe.db.commit()
 
 
 class TestConflicts(PullTestCase):

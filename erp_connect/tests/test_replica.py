@@ -1,7 +1,6 @@
 """The PostgreSQL analytics replica end to end: a save → Sync Event → drain → a row in the real
 PostgreSQL on 127.0.0.1:5432, in a schema of the test's own (dropped afterwards)."""
 
-import socket
 import unittest
 
 import frappe
@@ -9,17 +8,10 @@ import frappe
 from erp_connect.services.push import replica
 from erp_connect.testing.base import TEST_PREFIX, make_customer, make_item, make_sales_invoice
 from erp_connect.testing.push import PushTestCase
+from erp_connect.testing.servers import port_open
 
 HOST, PORT, DATABASE = "127.0.0.1", 5432, "erp_connect_test"
 URL = f"postgresql://postgres@{HOST}:{PORT}/{DATABASE}"
-
-
-def _port_open() -> bool:
-	try:
-		with socket.create_connection((HOST, PORT), timeout=1):
-			return True
-	except OSError:
-		return False
 
 
 def _connect(database: str = DATABASE):
@@ -30,7 +22,7 @@ def _connect(database: str = DATABASE):
 	)
 
 
-@unittest.skipUnless(_port_open(), "no PostgreSQL on 127.0.0.1:5432")
+@unittest.skipUnless(port_open(PORT, HOST), "no PostgreSQL on 127.0.0.1:5432")
 class TestReplica(PushTestCase):
 	@classmethod
 	def setUpClass(cls):

@@ -3,7 +3,6 @@ listens there). Each test writes into a schema of its own and drops it."""
 
 import random
 import secrets
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -15,21 +14,14 @@ from erp_connect.engine import http, outbound, transports
 from erp_connect.engine.retry import Outcome
 from erp_connect.engine.transports import Endpoint, OutboundEvent, Route
 from erp_connect.engine.transports import postgres_replica as pr
+from erp_connect.testing.servers import port_open
 
 HOST, PORT = "127.0.0.1", 5432
 DATABASE = "erp_connect_test"
 URL = f"postgresql://postgres@{HOST}:{PORT}/{DATABASE}"
 
 
-def _port_open() -> bool:
-	try:
-		with socket.create_connection((HOST, PORT), timeout=1):
-			return True
-	except OSError:
-		return False
-
-
-pytestmark = pytest.mark.skipif(not _port_open(), reason="no PostgreSQL on 127.0.0.1:5432")
+pytestmark = pytest.mark.skipif(not port_open(PORT, HOST), reason="no PostgreSQL on 127.0.0.1:5432")
 
 
 @pytest.fixture(scope="module")

@@ -16,18 +16,11 @@ import pytest
 from erp_connect.engine import outbound, signing, transports
 from erp_connect.engine.retry import Outcome
 from erp_connect.engine.transports import Endpoint, OutboundEvent, Route, streams
+from erp_connect.testing.servers import port_open
 from erp_connect.testing.tcp_proxy import CuttingProxy
 
 SECRET = signing.generate_secret()
 NATS_PORT, AMQP_PORT, MQTT_PORT = 4222, 5672, 1883
-
-
-def port_open(port: int) -> bool:
-	try:
-		with socket.create_connection(("127.0.0.1", port), timeout=1):
-			return True
-	except OSError:
-		return False
 
 
 def needs(port: int, what: str):
