@@ -6,6 +6,8 @@ from frappe.utils.dashboard import cache_source
 
 from erp_connect.services.common.status import DEAD, DELIVERED, UNFINISHED
 
+REPLICA_TYPE = "PostgreSQL"
+
 
 def _check() -> None:
 	frappe.has_permission("Sync Event", "read", throw=True)
@@ -25,6 +27,21 @@ def oldest_pending_age(filters=None) -> dict:
 	"""Number Card: how long the oldest event still waiting for delivery has waited (seconds)."""
 	_check()
 	oldest = frappe.db.sql("select min(creation) from `tabSync Event` where status in %s", [UNFINISHED])[0][0]
+	value = int(time_diff_in_seconds(now_datetime(), oldest)) if oldest else 0
+	return {"value": value, "fieldtype": "Duration"}
+
+
+@frappe.whitelist()
+def replica_lag(filters=None) -> dict:
+	"""Number Card: how long the oldest change not yet in an analytics replica (a PostgreSQL
+	connector) has waited, in seconds; 0 when every replica is up to date."""
+	_check()
+	oldest = frappe.db.sql(
+		"""select min(e.creation) from `tabSync Event` e
+		join `tabConnector` c on c.name = e.connector
+		where e.status in %s and c.connector_type = %s""",
+		[UNFINISHED, REPLICA_TYPE],
+	)[0][0]
 	value = int(time_diff_in_seconds(now_datetime(), oldest)) if oldest else 0
 	return {"value": value, "fieldtype": "Duration"}
 

@@ -107,9 +107,9 @@ def remove_frappe_webhooks() -> None:
 	frappe.cache.delete_value("webhooks")
 
 
-def bench_drain(connector: str, count: int, batch_size: int) -> dict:
+def bench_drain(connector: str, count: int, batch_size: int, target: str = "/hooks") -> dict:
 	"""erp_connect: a backlog of ``count`` events drained by one worker."""
-	rule = set_rule(connector, batch_size)
+	rule = set_rule(connector, batch_size, target=target)
 	seed_backlog(connector, rule, count)
 	get_queue("default").empty()
 	started = time.perf_counter()
@@ -231,28 +231,29 @@ def received(url: str) -> int:
 	return requests.get(url + "/_count", timeout=5).json()["requests"]
 
 
-def make_connector(url: str) -> str:
+def make_connector(url: str, name: str = CONNECTOR, **fields) -> str:
 	frappe.get_doc(
 		{
 			"doctype": "Connector",
-			"connector_name": CONNECTOR,
+			"connector_name": name,
 			"base_url": url,
 			"allow_private_network": 1,
 			"signing_secret": signing.generate_secret(),
+			**fields,
 		}
 	).insert(ignore_permissions=True)
 	frappe.db.commit()
-	return CONNECTOR
+	return name
 
 
-def set_rule(connector: str, batch_size: int, event: str = "after_insert") -> str:
+def set_rule(connector: str, batch_size: int, event: str = "after_insert", target: str = "/hooks") -> str:
 	rule = frappe.get_doc(
 		{
 			"doctype": "Sync Rule",
 			"connector": connector,
 			"reference_doctype": "Customer",
 			f"event_{event}": 1,
-			"target_path": "/hooks",
+			"target_path": target,
 			"batch_size": batch_size,
 			"field_map": [
 				{"erpnext_field": "name", "external_path": "id"},
@@ -336,13 +337,14 @@ def clear_events(connector: str) -> None:
 	frappe.db.commit()
 
 
-def cleanup() -> None:
+def cleanup(connectors: tuple = (CONNECTOR,)) -> None:
 	frappe.db.rollback()
-	frappe.db.delete("Sync Event", {"connector": CONNECTOR})
-	rules = frappe.get_all("Sync Rule", {"connector": CONNECTOR}, pluck="name")
-	frappe.db.delete("Sync Field Map", {"parent": ("in", rules or [""])})
-	frappe.db.delete("Sync Rule", {"connector": CONNECTOR})
-	frappe.db.delete("Connector", CONNECTOR)
+	for connector in connectors:
+		frappe.db.delete("Sync Event", {"connector": connector})
+		rules = frappe.get_all("Sync Rule", {"connector": connector}, pluck="name")
+		frappe.db.delete("Sync Field Map", {"parent": ("in", rules or [""])})
+		frappe.db.delete("Sync Rule", {"connector": connector})
+		frappe.db.delete("Connector", connector)
 	remove_frappe_webhooks()
 	frappe.db.delete("Customer", {"name": ("like", PREFIX + "%")})
 	frappe.db.commit()

@@ -57,6 +57,16 @@ def validate_url(url: str, schemes: tuple[str, ...] = HTTP_SCHEMES) -> str:
 	return ""
 
 
+def shown_url(url: str) -> str:
+	"""A URL fit to show a person: a password in it becomes ``***`` (broker URLs carry one)."""
+	parts = urlsplit(url or "")
+	if parts.password is None:
+		return url
+	user = parts.username or ""
+	host = parts.netloc.rpartition("@")[2]
+	return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
 def check_target(url: str, allow_private: bool = False) -> None:
 	"""Raise BlockedTargetError unless every address the host resolves to is public (or allowed)."""
 	problem = validate_url(url)

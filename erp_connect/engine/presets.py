@@ -50,6 +50,14 @@ SHOPIFY_ORDER = [
 	("items[].qty", "line_items[].quantity", NONE, None),
 	("items[].rate", "line_items[].price", NONE, None),
 ]
+SUBMITTABLE_EVENTS = [
+	"after_insert",
+	"on_update",
+	"on_submit",
+	"on_update_after_submit",
+	"on_cancel",
+	"on_trash",
+]
 SHARED_ITEM = [
 	(f, f, NONE, None) for f in ("item_code", "item_name", "item_group", "stock_uom", "description")
 ]
@@ -115,6 +123,27 @@ PRESETS = {
 				("Customer", ["after_insert", "on_update", "on_trash"]),
 				("Item", ["after_insert", "on_update", "on_trash"]),
 				("Sales Order", ["on_submit", "on_cancel"]),
+			)
+		],
+	},
+	"Analytics Replica (PostgreSQL)": {
+		"connector_type": "PostgreSQL",
+		"base_url": "postgresql://erp_replica@127.0.0.1:5432/analytics",
+		"help": (
+			"Mirror Customers, Items, Sales Orders and Sales Invoices (with their item rows) into "
+			"PostgreSQL tables for Metabase, Superset or any SQL tool: one table per doctype in the "
+			"Replica Schema (erpnext.sales_invoice, erpnext.sales_invoice_item, ...), the documents "
+			"already there copied first, then every save within seconds. Set the Base URL to your "
+			"database, Auth Type Basic with its user and password, and Allow Private Network Targets "
+			"for a database on your own network; Test Connection logs in."
+		),
+		"push": [
+			{"doctype": d, "events": events, "payload_mode": "Whole Document"}
+			for d, events in (
+				("Customer", ["after_insert", "on_update", "on_trash"]),
+				("Item", ["after_insert", "on_update", "on_trash"]),
+				("Sales Order", SUBMITTABLE_EVENTS),
+				("Sales Invoice", SUBMITTABLE_EVENTS),
 			)
 		],
 	},

@@ -133,6 +133,27 @@ class TestReplica(PushTestCase):
 		self.assertIn("OperationalError", first.last_error)
 		self.assertTrue(all(e.status == "Pending" for e in later))  # waiting for the first, in order
 
+	def test_the_workspace_shows_the_lag_of_the_replicas_alone(self):
+		from erp_connect.api import dashboard
+
+		self.connector.base_url = "postgresql://postgres@127.0.0.1:1/nowhere"  # nothing gets through
+		self.connector.save()
+		self.replica_rule()
+		webhook = self.make_connector(connector_type="Webhook", base_url="http://127.0.0.1:1/")
+		self.make_rule(webhook.name, "Customer", ("after_insert",))
+		customer = make_customer()
+		self.assertLess(dashboard.replica_lag()["value"], 5)  # just saved
+		mine = [e.name for e in self.events_of(customer) if e.connector == self.connector.name]
+		other = [e.name for e in self.events_of(customer) if e.connector == webhook.name]
+		age = "update `tabSync Event` set creation = now() - interval %s second where name in %s"
+		frappe.db.sql(age, (90, mine))
+		frappe.db.sql(age, (900, other))  # a webhook's backlog is not the replica's lag
+		self.assertTrue(90 <= dashboard.replica_lag()["value"] < 120)
+		frappe.db.sql("update `tabSync Event` set status = 'Delivered' where name in %s", [mine])
+		self.assertEqual(dashboard.replica_lag()["value"], 0)
+		card = frappe.get_doc("Number Card", "Replica Lag")
+		self.assertEqual(card.method, "erp_connect.api.dashboard.replica_lag")
+
 	def test_a_replica_on_a_private_address_needs_allow_private_network(self):
 		self.connector.allow_private_network = 0
 		self.connector.save()
@@ -245,3 +266,15 @@ class TestReplica(PushTestCase):
 		self.assertEqual((row["docstatus"], row["_cancelled"]), (2, True))
 		with _connect() as conn:
 			self.assertEqual(conn.execute(sales_by_day).fetchall(), [])
+
+	def test_the_analytics_preset_takes_a_sales_invoice_to_sales_by_day(self):
+		made = self.connector.apply_preset("Analytics Replica (PostgreSQL)")
+		self.assertEqual(len(made["created"]), 4)
+		self.connector.reload()
+		self.assertEqual(self.connector.base_url, URL)  # a PostgreSQL URL already: kept
+		invoice = make_sales_invoice(make_customer().name, [(make_item().name, 3, 7)])
+		self.drain()
+		(row,) = self.rows("sales_invoice", "name = %s", [invoice.name])
+		self.assertEqual((row["docstatus"], float(row["base_grand_total"])), (1, invoice.base_grand_total))
+		self.assertEqual(len(self.rows("customer", "name = %s", [invoice.customer])), 1)
+		self.assertEqual(len(self.rows("sales_invoice_item", "parent = %s", [invoice.name])), 1)

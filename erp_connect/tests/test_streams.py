@@ -191,6 +191,74 @@ class TestNatsJetStreamPull(PullTestCase):
 		js_call(lambda js: js.publish(f"{self.root}.customers.changed", body))
 
 
+class TestRabbitMqPull(PullTestCase):
+	"""A pull rule reading a RabbitMQ queue: a message is acked only after its upsert committed, and
+	one handed out again (a consumer killed between write and ack) makes no second document."""
+
+	fake_remote = False
+	url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+	def setUp(self):
+		super().setUp()
+		import pika
+
+		self.queue = f"erp_connect_test_{secrets.token_hex(4)}"
+		connection = pika.BlockingConnection(pika.URLParameters(self.url))
+		self.addCleanup(connection.close)
+		self.channel = connection.channel()
+		self.channel.queue_declare(self.queue)
+		self.addCleanup(self.channel.queue_delete, self.queue)
+		self.connector = self.make_connector(
+			connector_type="RabbitMQ",
+			base_url=self.url,
+			allow_private_network=1,
+			timeout_seconds=3,
+			api_user=PULL_USER,
+			allowed_doctypes=CUSTOMERS_ALLOWED,
+		)
+		self.rule = self.make_pull_rule(list_path=self.queue, records_path="", page_size=2)
+
+	def publish(self, bodies: list[bytes], ids: list[str] | None = None) -> None:
+		import pika
+
+		for body, message_id in zip(bodies, ids or [None] * len(bodies), strict=True):
+			self.channel.basic_publish("", self.queue, body, pika.BasicProperties(message_id=message_id))
+
+	def waiting(self) -> int:
+		return self.channel.queue_declare(self.queue, passive=True).method.message_count
+
+	def test_a_pull_rule_reads_the_queue_and_acks_only_what_it_committed(self):
+		self.assertEqual(self.rule.pagination_style, "Stream Consumer")  # the kind's default
+		customers = remote_customers(3)
+		self.publish([frappe.as_json(c).encode() for c in customers], ["m0", "m1", "m2"])
+		with patch.object(runs.Puller, "save_position", side_effect=RuntimeError("killed before commit")):
+			failed = self.run_pull(self.rule)
+		self.assertEqual(failed.status, "Failed")
+		self.assertEqual(our_customers(), 0)  # rolled back
+		self.assertEqual(self.waiting(), 3)  # read, never acked: back in the queue
+
+		run = self.run_pull(self.rule)
+		self.assertEqual((run.status, run.created, run.failed), ("Succeeded", 3, 0), run.message)
+		self.assertEqual(self.customer_of("c00001").customer_name, customers[1]["name"])
+		self.assertEqual(self.waiting(), 0)
+
+		# written, then killed before the ack: the broker hands it out again, and it changes nothing
+		self.publish([frappe.as_json(customers[0]).encode()], ["m0"])
+		with patch(
+			"erp_connect.engine.transports.rabbitmq.RabbitMqTransport.ack", side_effect=OSError("killed")
+		):
+			self.run_pull(self.rule)
+		self.assertEqual(self.waiting(), 1)
+		renamed = {**customers[1], "name": customers[1]["name"] + " renamed"}
+		self.publish([frappe.as_json(renamed).encode(), b"not json"])
+		again = self.run_pull(self.rule)
+		self.assertEqual((again.updated, again.unchanged, again.failed), (1, 1, 1), again.message)
+		self.assertIn("not JSON", again.errors[0].error)
+		self.assertEqual(our_customers(), 3)
+		self.assertEqual(self.customer_of("c00001").customer_name, renamed["name"])
+		self.assertEqual(self.waiting(), 0)
+
+
 class TestOtherBrokers(PushTestCase):
 	"""The same drain through RabbitMQ and MQTT: a Customer save arrives once, with its event id."""
 

@@ -108,3 +108,10 @@ def test_a_connection_is_made_to_the_address_that_was_checked(remote):
 	assert response.status == 200
 	with pytest.raises(BlockedTargetError):
 		http.send("GET", remote.url + "/ok", timeout=2, session=requests.Session())
+
+
+def test_a_url_shown_to_a_person_hides_its_password():
+	assert http.shown_url("nats://app:s3cret@broker:4222") == "nats://app:***@broker:4222"
+	assert http.shown_url("amqp://guest:p%40ss@127.0.0.1:5672/%2F") == "amqp://guest:***@127.0.0.1:5672/%2F"
+	assert http.shown_url("https://api.example.com/v1") == "https://api.example.com/v1"
+	assert http.shown_url("mqtt://only-user@h") == "mqtt://only-user@h"

@@ -399,3 +399,25 @@ def test_a_batch_that_runs_out_of_time_hands_the_rest_back(database, schema):
 		t.close()
 	assert got == {slow.name: Outcome.DELIVERED, **{e.name: Outcome.RETRY for e in rest}}
 	assert [r["name"] for r in rows(schema)] == ["CUST-0"]
+
+
+def test_the_preview_shows_the_rows_an_event_writes_and_writes_nothing(database, schema):
+	t = transports.kind("PostgreSQL")(Endpoint(database, timeout=5, allow_private=True), schema=schema)
+	e = event(
+		"C-1",
+		"2026-12-01 10:00:00",
+		{
+			"credit_limit": 5,
+			"items": [{"doctype": "Customer Item", "item_code": "I-1", "qty": 2}],
+		},
+	)
+	shown = t.message_preview("", e)
+	t.close()
+	assert shown["method"] == "UPSERT"
+	assert f"{schema}.customer" in shown["url"] and "customer_item" in shown["url"]
+	assert shown["headers"]["name"] == "C-1 (text)"
+	assert shown["headers"]["credit_limit"] == "5 (numeric)"
+	assert shown["headers"]["_event_id"] == f"{e.event_id} (text)"
+	assert shown["headers"]["items"] == "1 row in customer_item"
+	with psycopg.connect(database) as conn:
+		assert not conn.execute("select 1 from pg_namespace where nspname = %s", [schema]).fetchone()

@@ -33,6 +33,14 @@ def test_the_event_bus_preset_publishes_on_erp_subjects():
 	assert {p["doctype"] for p in preset["push"]} == {"Customer", "Item", "Sales Order"}
 
 
+def test_the_analytics_replica_preset_mirrors_whole_documents_with_every_change():
+	preset = presets.PRESETS["Analytics Replica (PostgreSQL)"]
+	assert transports.kind(preset["connector_type"]).mirrors_tables
+	assert {p["payload_mode"] for p in preset["push"]} == {"Whole Document"}
+	invoices = next(p for p in preset["push"] if p["doctype"] == "Sales Invoice")
+	assert {"on_submit", "on_cancel", "on_update_after_submit", "on_trash"} <= set(invoices["events"])
+
+
 def test_a_woocommerce_order_maps_to_a_sales_order():
 	order = {
 		"id": 727,

@@ -9,6 +9,7 @@ import json
 import secrets
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -131,6 +132,30 @@ def test_nats_publish_is_delivered_on_pubAck_with_headers_and_a_repeat_is_stored
 	assert stored.headers["erp-event-type"] == "Sales Order.after_insert"
 	assert stored.headers["erp-event-seq"] == "3"
 	assert signing.verify(SECRET, stored.headers, stored.data) == e.event_id
+
+
+@needs(NATS_PORT, "NATS")
+def test_nats_a_batch_is_published_at_once_and_each_event_gets_its_own_outcome():
+	from nats.js.api import StreamConfig
+
+	name, root = unique("ERPTEST_"), unique("erptest")
+	config = StreamConfig(name=name, subjects=[f"{root}.sales_order.>"], duplicate_window=120.0)
+	js_call(lambda js: js.add_stream(config))
+	transport = nats_transport()
+	orders = [event(n) for n in range(60)]
+	stray = event(99, doctype="Customer")  # root.customer.* is outside the stream's root.sales_order.>
+	try:
+		results = transport.send(Route(root + ".{doctype}.{event}"), [*orders[:30], stray, *orders[30:]])
+		again = transport.send(Route(root + ".{doctype}.{event}"), orders[:10])  # a retried part
+	finally:
+		transport.close()
+	by_name = {n: r.verdict for r in results for n in r.names}
+	assert len(by_name) == 61
+	assert by_name[stray.name].outcome is Outcome.DEAD and "no JetStream stream" in by_name[stray.name].reason
+	assert all(by_name[e.name].outcome is Outcome.DELIVERED for e in orders)
+	assert all("duplicate" in r.verdict.reason for r in again)
+	assert stream_messages(name) == 60
+	js_call(lambda js: js.delete_stream(name))
 
 
 @needs(NATS_PORT, "NATS")
@@ -286,6 +311,47 @@ def test_rabbitmq_connection_cut_before_the_confirm_is_retry(rabbit_queue):
 	assert ids == [e.event_id, e.event_id]
 
 
+@needs(AMQP_PORT, "RabbitMQ")
+def test_rabbitmq_queue_hands_out_messages_until_they_are_acked(rabbit_queue):
+	import pika
+
+	channel, queue, _root = rabbit_queue
+	for i in range(5):
+		properties = pika.BasicProperties(message_id=f"m{i}")
+		channel.basic_publish("", queue, json.dumps({"id": f"o{i}"}).encode(), properties)
+	reader = rabbit_transport()
+	try:
+		first = reader.fetch_messages(queue, "unused", 3)
+		assert [json.loads(m.data)["id"] for m in first] == ["o0", "o1", "o2"]
+		assert [m.message_id for m in first] == ["m0", "m1", "m2"]
+		reader.ack(first[:2])  # o2 "was not committed": it stays unacked
+		rest = reader.fetch_messages(queue, "unused", 10)
+		assert [json.loads(m.data)["id"] for m in rest] == ["o3", "o4"]
+		reader.ack(rest)
+		assert reader.fetch_messages(queue, "unused", 10) == []
+	finally:
+		reader.close()  # the unacked o2 goes back to the queue
+	again = rabbit_transport()
+	try:
+		(o2,) = again.fetch_messages(queue, "unused", 10)
+		assert json.loads(o2.data)["id"] == "o2"
+		again.ack([o2])
+		assert again.fetch_messages(queue, "unused", 10) == []
+	finally:
+		again.close()
+	assert channel.queue_declare(queue, passive=True).method.message_count == 0
+
+
+@needs(AMQP_PORT, "RabbitMQ")
+def test_rabbitmq_missing_queue_is_a_clear_error():
+	reader = rabbit_transport()
+	try:
+		with pytest.raises(ConnectionError, match="no queue named"):
+			reader.fetch_messages(unique("no_such_queue_"), "unused", 10)
+	finally:
+		reader.close()
+
+
 # -- MQTT -------------------------------------------------------------------------------------
 def mqtt_transport(port: int = MQTT_PORT, timeout: float = 3):
 	return transports.kind("MQTT")(Endpoint(f"mqtt://127.0.0.1:{port}", timeout, True, {}, SECRET))
@@ -310,8 +376,6 @@ def mqtt_subscriber():
 
 
 def wait_for(condition, seconds: float = 5) -> bool:
-	import time
-
 	ends = time.monotonic() + seconds
 	while time.monotonic() < ends:
 		if condition():
@@ -389,17 +453,16 @@ def test_nats_durable_consumer_hands_out_messages_until_they_are_acked(stream):
 	publish_raw(f"{root}.orders.new", [json.dumps({"id": f"o{i}"}).encode() for i in range(5)])
 	durable = durable_name("PULL-RULE 0001")
 	reader = nats_transport()
-	reader.ack_wait = 1.0  # short, so the test sees an unacked message handed out again
+	reader.ack_wait = 3.0  # short, so the test sees an unacked message handed out again
 	try:
 		first = reader.fetch_messages(f"{root}.orders.>", durable, 3)
+		handed_out = time.monotonic()
 		assert [json.loads(m.data)["id"] for m in first] == ["o0", "o1", "o2"]
 		reader.ack(first[:2])  # o2 "was not committed": it stays unacked
 		rest = reader.fetch_messages(f"{root}.orders.>", durable, 10)
 		assert [json.loads(m.data)["id"] for m in rest] == ["o3", "o4"]
 		reader.ack(rest)
-		import time
-
-		time.sleep(1.5)  # past ack_wait: o2 comes back
+		time.sleep(max(0.0, handed_out + 3.5 - time.monotonic()))  # past ack_wait: o2 comes back
 		again = reader.fetch_messages(f"{root}.orders.>", durable, 10)
 		assert [json.loads(m.data)["id"] for m in again] == ["o2"]
 		reader.ack(again)
@@ -444,7 +507,6 @@ def test_nats_pubAck_lost_on_an_open_connection_is_retry_after_the_timeout(strea
 
 @needs(AMQP_PORT, "RabbitMQ")
 def test_rabbitmq_confirm_lost_on_an_open_connection_is_retry_after_the_timeout(rabbit_queue):
-	import time
 
 	_channel, _queue, root = rabbit_queue
 	e = event()

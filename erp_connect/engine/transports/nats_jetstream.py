@@ -34,6 +34,10 @@ ACK_WAIT_SECONDS = 300.0
 FETCH_WAIT_SECONDS = 1.0  # how long a fetch waits for messages: none by then, the run is done
 
 
+# errors that are the server's answer about one message (the connection is fine)
+ANSWERS = (nats.js.errors.APIError, nats.js.errors.NoStreamResponseError, http.BlockedTargetError)
+
+
 def durable_name(rule: str) -> str:
 	"""The durable consumer of one pull rule (JetStream keeps its position between runs)."""
 	return "erp_connect_" + re.sub(r"[^A-Za-z0-9_-]", "_", rule)
@@ -45,7 +49,6 @@ async def _quiet(_error=None) -> None:
 
 class NatsJetStreamTransport(base.Transport):
 	schemes = SCHEMES
-	one_document_per_request = True  # one message per event
 	reads_stream = True  # pull rules read a durable consumer
 	ack_wait = ACK_WAIT_SECONDS
 
@@ -60,49 +63,72 @@ class NatsJetStreamTransport(base.Transport):
 
 	# -- sending ---------------------------------------------------------------------------------
 	def send(self, route: base.Route, events: Sequence[base.OutboundEvent]) -> list[base.SendResult]:
-		(event,) = events
-		names = [event.name]
-		try:
-			message = streams.message_of(
-				event, route.target or DEFAULT_SUBJECT, streams.nats_token, self.endpoint.signing_secret
-			)
-		except streams.BadTarget as e:
-			return [streams.dead(names, str(e))]
-		headers = {"Nats-Msg-Id": message.event_id, **message.headers}
+		"""A batch is published at once (each event its own message, the PubAcks awaited side by
+		side on the one connection); each event gets the outcome of its own PubAck."""
+		results, messages = [], []
+		for event in events:
+			try:
+				messages.append(
+					(
+						event.name,
+						streams.message_of(
+							event,
+							route.target or DEFAULT_SUBJECT,
+							streams.nats_token,
+							self.endpoint.signing_secret,
+						),
+					)
+				)
+			except streams.BadTarget as e:
+				results.append(streams.dead([event.name], str(e)))
+		if not messages:
+			return results
 		deadline = streams.Deadline(self.endpoint.timeout)
 		try:
-			ack = self._run(self._publish(message.target, message.body, headers, deadline), deadline)
-		except nats.js.errors.NoStreamResponseError:
-			return [
-				streams.dead(
-					names,
-					f"no JetStream stream takes subject {message.target}: add a stream whose subjects "
-					"match it (or change the rule's target), then retry",
-				)
-			]
-		except nats.js.errors.APIError as e:
-			if e.code is None or e.code >= 500:
-				return [streams.retry(names, f"JetStream error {e.code}: {e.description}")]
-			return [streams.dead(names, f"JetStream refused the message ({e.code}): {e.description}")]
-		except http.BlockedTargetError as e:
-			return [streams.dead(names, f"{type(e).__name__}: {e}")]
-		except (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError):
-			self._forget_connection()
-			return [streams.retry(names, f"no PubAck within {self.endpoint.timeout:g} s (sent again later)")]
-		except (concurrent.futures.CancelledError, asyncio.CancelledError):
-			self._forget_connection()
-			return [streams.retry(names, "the connection closed before the PubAck arrived")]
-		except (nats.errors.Error, OSError) as e:
-			self._forget_connection()
-			return [streams.retry(names, f"{type(e).__name__}: {e}")]
+			acks = self._run(self._publish_all([m for _, m in messages], deadline), deadline)
+		except Exception as e:  # the whole batch: no connection, or no answer in time
+			acks = [e] * len(messages)
+		if any(isinstance(a, BaseException) and not isinstance(a, ANSWERS) for a in acks):
+			self._forget_connection()  # no answer: the next send connects afresh
+		return results + [
+			self._outcome([name], message, ack) for (name, message), ack in zip(messages, acks, strict=True)
+		]
+
+	def _outcome(self, names: list[str], message: streams.Message, ack) -> base.SendResult:
+		"""One message's result from its PubAck, or from what was raised instead."""
+		if isinstance(ack, nats.js.errors.NoStreamResponseError):
+			return streams.dead(
+				names,
+				f"no JetStream stream takes subject {message.target}: add a stream whose subjects "
+				"match it (or change the rule's target), then retry",
+			)
+		if isinstance(ack, nats.js.errors.APIError):
+			if ack.code is None or ack.code >= 500:
+				return streams.retry(names, f"JetStream error {ack.code}: {ack.description}")
+			return streams.dead(names, f"JetStream refused the message ({ack.code}): {ack.description}")
+		if isinstance(ack, http.BlockedTargetError):
+			return streams.dead(names, f"{type(ack).__name__}: {ack}")
+		if isinstance(ack, TimeoutError | asyncio.TimeoutError | concurrent.futures.TimeoutError):
+			return streams.retry(names, f"no PubAck within {self.endpoint.timeout:g} s (sent again later)")
+		if isinstance(ack, concurrent.futures.CancelledError | asyncio.CancelledError):
+			return streams.retry(names, "the connection closed before the PubAck arrived")
+		if isinstance(ack, BaseException):
+			return streams.retry(names, f"{type(ack).__name__}: {ack}")
 		reason = f"stored in JetStream stream {ack.stream} as seq {ack.seq}"
 		if ack.duplicate:
 			reason = f"JetStream stream {ack.stream} already had it (duplicate id, seq {ack.seq})"
-		return [streams.delivered(names, reason)]
+		return streams.delivered(names, reason)
 
-	async def _publish(self, subject: str, body: bytes, headers: dict, deadline: streams.Deadline):
+	async def _publish_all(self, messages: list[streams.Message], deadline: streams.Deadline) -> list:
 		nc = await self._connection(deadline)
-		return await nc.jetstream().publish(subject, body, timeout=deadline.left(), headers=headers)
+		js = nc.jetstream()
+		publishing = [
+			js.publish(
+				m.target, m.body, timeout=deadline.left(), headers={"Nats-Msg-Id": m.event_id, **m.headers}
+			)
+			for m in messages
+		]
+		return await asyncio.gather(*publishing, return_exceptions=True)
 
 	def message_preview(self, target: str | None, event: base.OutboundEvent) -> dict:
 		message = streams.message_of(

@@ -353,6 +353,18 @@ class PostgresReplicaTransport(base.Transport):
 				self._connections = [c for c in self._connections if c is not conn]
 		return http.Response(200, {}, version.encode(), time.monotonic() - started)
 
+	def message_preview(self, target: str | None, event: base.OutboundEvent) -> dict:
+		"""The rows ``event`` writes (column → value and type); nothing is connected to."""
+		row = row_of(event, None, self.schema)
+		where = [f"{row.table.schema}.{row.table.name}"]
+		columns = {c: f"{as_text(v, row.types[c])} ({row.types[c]})" for c, v in row.values.items()}
+		for child, parentfield, child_rows, _types in row.children:
+			where.append(f"{child.schema}.{child.name}")
+			plural = "row" if len(child_rows) == 1 else "rows"
+			columns[parentfield] = f"{len(child_rows)} {plural} in {child.name}"
+		host = urlsplit(self.endpoint.base_url).hostname
+		return {"method": "UPSERT", "url": f"{', '.join(where)} on {host}", "headers": columns}
+
 	# -- sending ---------------------------------------------------------------------------------
 	def send(self, route: base.Route, events: Sequence[base.OutboundEvent]) -> list[base.SendResult]:
 		results, rows = [], []

@@ -6,6 +6,10 @@ slash: the default exchange, the routing key naming a queue). Messages are persi
 (delivery_mode 2), ``mandatory`` (a message no queue takes is returned, not dropped) and carry the
 event id as ``message_id`` for consumers to dedupe by (RabbitMQ itself does not).
 
+A pull rule reads a queue (its List Path): messages are taken with ``basic_get`` and manual acks,
+and acknowledged only after what they carried is committed; unacked ones go back to the queue when
+the connection closes.
+
 pika's BlockingConnection is not thread-safe: every sender thread gets a connection and a
 confirming channel of its own; ``close()`` closes them all.
 """
@@ -17,7 +21,7 @@ from collections.abc import Sequence
 import pika
 import pika.exceptions
 
-from erp_connect.engine import http
+from erp_connect.engine import http, pagination
 from erp_connect.engine.transports import base, streams
 
 SCHEMES = ("amqp", "amqps")
@@ -32,6 +36,7 @@ def exchange_and_key(target: str) -> tuple[str, str]:
 class RabbitMqTransport(base.Transport):
 	schemes = SCHEMES
 	one_document_per_request = True  # one message per event
+	reads_stream = True  # pull rules read a queue
 
 	def __init__(self, endpoint: base.Endpoint):
 		super().__init__(endpoint)
@@ -102,6 +107,50 @@ class RabbitMqTransport(base.Transport):
 		connection = self._channel().connection
 		return streams.answered(time.monotonic() - started, f"RabbitMQ open: {connection.is_open}")
 
+	@classmethod
+	def pull_defaults(cls, doctype: str) -> dict:
+		"""A pull rule reads a queue; its List Path is the queue's name."""
+		return {"pagination_style": pagination.STREAM, "since_param": "", "modified_field": ""}
+
+	# -- consuming (pull rules) --------------------------------------------------------------------
+	def fetch_messages(self, queue: str, durable: str, batch: int) -> list[streams.StreamMessage]:
+		"""Up to ``batch`` messages of ``queue``, not acknowledged (``durable`` is for kinds whose
+		consumers have names; a RabbitMQ queue is its own). ConnectionError when there is no such
+		queue."""
+		channel = self._consuming_channel()
+		try:
+			channel.queue_declare(queue, passive=True)
+		except pika.exceptions.ChannelClosedByBroker as e:
+			self._local.consuming = None
+			if e.reply_code == 404:
+				raise ConnectionError(f"RabbitMQ has no queue named {queue!r} (declare and bind it)")
+			raise
+		messages = []
+		for _ in range(max(batch, 1)):
+			method, properties, body = channel.basic_get(queue, auto_ack=False)
+			if method is None:
+				break
+			messages.append(streams.StreamMessage(body, method.routing_key, properties.message_id, method))
+		return messages
+
+	def ack(self, messages: Sequence[streams.StreamMessage]) -> None:
+		"""Acknowledge messages whose records are committed (on the channel that read them)."""
+		channel = self._consuming_channel(reuse_only=True)
+		for message in messages:
+			channel.basic_ack(message.handle.delivery_tag)
+
+	def _consuming_channel(self, reuse_only: bool = False):
+		"""A channel without publisher confirms on this thread's connection; delivery tags
+		belong to it, so acks must use the channel that read."""
+		channel = getattr(self._local, "consuming", None)
+		if channel is not None and channel.is_open:
+			return channel
+		if reuse_only:
+			raise ConnectionError("the channel that read the messages is closed; they are handed out again")
+		channel = self._channel().connection.channel()
+		self._local.consuming = channel
+		return channel
+
 	# -- connections, one per thread --------------------------------------------------------------
 	def _channel(self):
 		channel = getattr(self._local, "channel", None)
@@ -153,7 +202,7 @@ class RabbitMqTransport(base.Transport):
 
 	def _forget(self) -> None:
 		channel = getattr(self._local, "channel", None)
-		self._local.channel = None
+		self._local.channel = self._local.consuming = None
 		if channel is not None:
 			_close_quietly(channel.connection)
 			with self._lock:

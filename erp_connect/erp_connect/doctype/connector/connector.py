@@ -148,7 +148,9 @@ class Connector(Document):
 			"elapsed_ms": round(response.elapsed * 1000),
 			"message": _("Reached {0}: HTTP {1}").format(self.base_url, response.status)
 			if self.base_url.startswith(("http://", "https://"))
-			else _("Reached {0}: {1}").format(self.base_url, response.body.decode("utf-8", "replace")),
+			else _("Reached {0}: {1}").format(
+				http.shown_url(self.base_url), response.body.decode("utf-8", "replace")
+			),
 		}
 
 	@frappe.whitelist()
