@@ -25,6 +25,7 @@ TEST_ROWS = (
 	("Sync Conflict", {"connector": OURS}),
 	("Idempotency Record", {"connector": OURS}),
 	("Inbound Request", {"connector": OURS}),
+	("Stream Dead Letter", {"connector": OURS}),
 	("Sync Run", {"connector": OURS}),
 	("POS Operation", {"terminal": OURS}),
 	("POS Terminal", {"connector": OURS}),

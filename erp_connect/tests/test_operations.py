@@ -76,6 +76,7 @@ class TestConnectorOperations(ConnectTestCase):
 				"POS Terminal",
 				"POS Operation",
 				"Sync Conflict",
+				"Stream Dead Letter",
 			},
 		)
 

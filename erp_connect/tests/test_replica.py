@@ -134,6 +134,8 @@ class TestReplica(PushTestCase):
 		self.assertTrue(all(e.status == "Pending" for e in later))  # waiting for the first, in order
 
 	def test_the_workspace_shows_the_lag_of_the_replicas_alone(self):
+		from frappe.utils import add_to_date, now_datetime
+
 		from erp_connect.api import dashboard
 
 		self.connector.base_url = "postgresql://postgres@127.0.0.1:1/nowhere"  # nothing gets through
@@ -145,9 +147,9 @@ class TestReplica(PushTestCase):
 		self.assertLess(dashboard.replica_lag()["value"], 5)  # just saved
 		mine = [e.name for e in self.events_of(customer) if e.connector == self.connector.name]
 		other = [e.name for e in self.events_of(customer) if e.connector == webhook.name]
-		age = "update `tabSync Event` set creation = now() - interval %s second where name in %s"
-		frappe.db.sql(age, (90, mine))
-		frappe.db.sql(age, (900, other))  # a webhook's backlog is not the replica's lag
+		age = "update `tabSync Event` set creation = %s where name in %s"
+		frappe.db.sql(age, (add_to_date(now_datetime(), seconds=-90), mine))
+		frappe.db.sql(age, (add_to_date(now_datetime(), seconds=-900), other))  # not the replica's lag
 		self.assertTrue(90 <= dashboard.replica_lag()["value"] < 120)
 		frappe.db.sql("update `tabSync Event` set status = 'Delivered' where name in %s", [mine])
 		self.assertEqual(dashboard.replica_lag()["value"], 0)
@@ -192,6 +194,44 @@ class TestReplica(PushTestCase):
 		self.assertEqual(len(names), len(set(names)))
 		self.assertEqual(len(names), frappe.db.count("Customer"))
 		self.assertTrue({c.name for c in before} <= set(names))
+
+	def test_the_backfill_copies_every_value_exactly_escapes_and_all(self):
+		tricky = 'tab\there, new\nline, back\\slash \\N, "quoted", cr\rend, ünïcødé ✓'
+		customer = make_customer(
+			customer_details=tricky,
+			credit_limits=[{"company": frappe.db.get_value("Company", {}), "credit_limit": 7.25}],
+		)
+		frappe.db.set_value("Customer", customer.name, "customer_details", tricky)  # as stored
+		frappe.db.commit()
+		rule = self.replica_rule()
+		frappe.db.commit()
+		self.assertEqual(replica.backfill(rule.name, chunk=500)["status"], "Done")
+		(row,) = self.rows("customer", "name = %s", [customer.name])
+		stored = frappe.db.get_value(
+			"Customer", customer.name, ["customer_details", "modified", "creation"], as_dict=True
+		)
+		self.assertEqual(row["customer_details"], tricky)
+		self.assertEqual(row["modified"], stored.modified)
+		self.assertEqual(row["creation"], stored.creation)
+		self.assertEqual((row["_deleted"], row["_cancelled"], row["_event_id"]), (False, False, None))
+		(limit,) = self.rows("customer_credit_limit", "parent = %s", [customer.name])
+		self.assertEqual((float(limit["credit_limit"]), limit["parentfield"]), (7.25, "credit_limits"))
+
+	def test_a_chunk_postgresql_refuses_as_mariadb_wrote_it_is_copied_value_by_value(self):
+		from unittest.mock import patch
+
+		from erp_connect.engine.transports.postgres_replica import NotCopyable, PostgresReplicaTransport
+
+		customers = [make_customer() for _ in range(3)]
+		frappe.db.commit()
+		rule = self.replica_rule()
+		frappe.db.commit()
+		with patch.object(PostgresReplicaTransport, "backfill_lines", side_effect=NotCopyable("time 25:00")):
+			done = replica.backfill(rule.name, chunk=2)
+		self.assertEqual((done.status, done.copied), ("Done", frappe.db.count("Customer")))
+		names = {r["name"] for r in self.rows()}
+		self.assertEqual(len(names), frappe.db.count("Customer"))
+		self.assertTrue({c.name for c in customers} <= names)
 
 	def test_rebuild_table_command_drops_and_copies_again(self):
 		from erp_connect.tests.test_commands import bench

@@ -12,7 +12,7 @@ import frappe
 
 from erp_connect.engine.transports.nats_jetstream import NatsJetStreamTransport, durable_name
 from erp_connect.services.pull import runs
-from erp_connect.testing.base import make_customer, our_customers
+from erp_connect.testing.base import TEST_PREFIX, make_customer, our_customers
 from erp_connect.testing.pull import CUSTOMERS_ALLOWED, PULL_USER, PullTestCase, remote_customers
 from erp_connect.testing.push import CUSTOMER_MAP, PushTestCase
 
@@ -257,6 +257,52 @@ class TestRabbitMqPull(PullTestCase):
 		self.assertEqual(our_customers(), 3)
 		self.assertEqual(self.customer_of("c00001").customer_name, renamed["name"])
 		self.assertEqual(self.waiting(), 0)
+
+	def test_a_message_that_cannot_be_written_is_a_dead_letter_kept_whole_and_retried_from_desk(self):
+		good, refused = remote_customers(2)
+		refused = {**refused, "name": ""}  # a Customer needs a name: upsert refuses the record
+		self.publish(
+			[frappe.as_json(good).encode(), frappe.as_json(refused).encode(), b"not json"], ["g", "r", "x"]
+		)
+		run = self.run_pull(self.rule)
+		self.assertEqual((run.status, run.created, run.failed), ("Completed with Errors", 1, 2), run.message)
+		self.assertEqual(self.waiting(), 0)  # all acked: what failed is kept here, not in the queue
+		letters = {
+			d.message_id: d
+			for d in frappe.get_all("Stream Dead Letter", {"pull_rule": self.rule.name}, ["*"])
+		}
+		self.assertEqual(set(letters), {"r", "x"})
+		self.assertEqual(letters["x"].body, "not json")
+		self.assertIn("not JSON", letters["x"].error)
+		self.assertEqual(frappe.parse_json(letters["r"].body), refused)  # the whole message
+		self.assertEqual((letters["r"].status, letters["r"].sync_run), ("Dead", run.name))
+
+		# someone fixes the record in Desk and retries: written once, through the same path
+		letter = frappe.get_doc("Stream Dead Letter", letters["r"].name)
+		fixed = f"{TEST_PREFIX}pull fixed"
+		letter.body = frappe.as_json({**refused, "name": fixed})
+		letter.save()
+		letter.retry()
+		letter.reload()
+		self.assertEqual(letter.status, "Replayed", letter.error)
+		self.assertEqual(self.customer_of(refused["id"]).customer_name, fixed)
+		letter.retry()  # again: nothing more
+		self.assertEqual(our_customers(), 2)
+		poison = frappe.get_doc("Stream Dead Letter", letters["x"].name)
+		poison.retry()
+		poison.reload()
+		self.assertEqual((poison.status, poison.attempts), ("Dead", 1))
+
+	def test_only_a_connect_manager_may_retry_a_dead_letter(self):
+		self.publish([b"not json"], ["x"])
+		self.run_pull(self.rule)
+		name = frappe.db.get_value("Stream Dead Letter", {"pull_rule": self.rule.name})
+		frappe.set_user(PULL_USER)  # an API user, not a manager
+		try:
+			with self.assertRaises(frappe.PermissionError):
+				frappe.get_doc("Stream Dead Letter", name).retry()
+		finally:
+			frappe.set_user("Administrator")
 
 
 class TestOtherBrokers(PushTestCase):

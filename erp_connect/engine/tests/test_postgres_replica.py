@@ -421,3 +421,73 @@ def test_the_preview_shows_the_rows_an_event_writes_and_writes_nothing(database,
 	assert shown["headers"]["items"] == "1 row in customer_item"
 	with psycopg.connect(database) as conn:
 		assert not conn.execute("select 1 from pg_namespace where nspname = %s", [schema]).fetchone()
+
+
+def copy_chunk(table: pr.Table, documents: list[tuple]) -> pr.CopyChunk:
+	"""What the services side reads from MariaDB, as COPY CSV lines: (name, modified, customer_name,
+	disabled, docstatus, n) documents, each with ``n`` item rows; the flags at the end."""
+
+	def quoted(text: str) -> str:
+		return '"' + text.replace('"', '""') + '"'
+
+	columns = ["name", "modified", "customer_name", "disabled", "docstatus", *pr.FLAG_TYPES]
+	rows = [
+		(
+			name,
+			",".join(
+				[quoted(name), modified, quoted(text), str(disabled), str(docstatus), "f", "f", ""]
+			).encode(),
+		)
+		for name, modified, text, disabled, docstatus, _n in documents
+	]
+	items = [
+		(name, ",".join([quoted(name), quoted(f"L{i}"), '"items"', '"Customer"', str(i)]).encode())
+		for name, _m, _t, _d, _s, n in documents
+		for i in range(n)
+	]
+	children = [
+		pr.CopyLines(
+			table.children["items"], "items", ["parent", "name", "parentfield", "parenttype", "qty"], items
+		)
+	]
+	return pr.CopyChunk(table, columns, rows, children)
+
+
+def test_lines_the_source_formatted_go_straight_in_and_rows_written_since_are_kept(transport, schema):
+	table = customer_table(schema)
+	tricky = 'tab\there\nnew line\\back\rslash, "quoted", \\N'  # as it stands in MariaDB
+	chunk = copy_chunk(
+		table,
+		[("C-1", "2026-12-01 10:00:00", tricky, 1, 0, 2), ("C-2", "2026-12-01 10:00:00", "two", 0, 2, 1)],
+	)
+	assert transport.backfill_lines(chunk) == 2  # nothing there yet: one COPY, no staging
+	one, two = rows(schema)
+	assert one["customer_name"] == tricky and one["disabled"] is True
+	assert (two["_cancelled"], two["_deleted"]) == (False, False)  # the flags come from the lines
+	assert len(rows(schema, "customer_item")) == 3
+
+	transport.send(
+		Route("", table=table), [event("C-2", "2026-12-02 10:00:00", {"customer_name": "by event"})]
+	)
+	again = copy_chunk(
+		table,
+		[("C-2", "2026-12-01 10:00:00", "stale", 0, 0, 4), ("C-3", "2026-12-01 10:00:00", "three", 0, 0, 1)],
+	)
+	assert transport.backfill_lines(again) == 1  # C-2 is there, newer: staged, upserted, kept
+	names = {r["name"]: r["customer_name"] for r in rows(schema)}
+	assert names == {"C-1": tricky, "C-2": "by event", "C-3": "three"}
+	items = [(r["parent"], r["name"]) for r in rows(schema, "customer_item", "parent, name")]
+	# the stale chunk's four rows of C-2 are not applied; its row from before stays
+	assert items == [("C-1", "L0"), ("C-1", "L1"), ("C-2", "L0"), ("C-3", "L0")]
+
+
+def test_lines_with_a_value_postgresql_refuses_write_nothing_and_say_so(transport, schema):
+	table = customer_table(schema)
+	transport.backfill_lines(copy_chunk(table, [("C-0", "2026-12-01 10:00:00", "fine", 0, 0, 0)]))
+	bad = copy_chunk(
+		table, [("C-1", "2026-12-01 10:00:00", "ok", 0, 0, 1), ("C-2", "not a time", "x", 0, 0, 0)]
+	)
+	with pytest.raises(pr.NotCopyable, match="timestamp"):
+		transport.backfill_lines(bad)
+	assert [r["name"] for r in rows(schema)] == ["C-0"]
+	assert rows(schema, "customer_item") == []

@@ -58,6 +58,7 @@ class NatsJetStreamTransport(base.Transport):
 		self._loop: asyncio.AbstractEventLoop | None = None
 		self._thread: threading.Thread | None = None
 		self._nc = None  # the connection; only touched inside the loop
+		self._js = self._js_of = None  # its JetStream context (the async publishes' reply subscription)
 		self._connecting: asyncio.Lock | None = None
 		self._subscriptions: dict = {}  # (subject, durable) -> pull subscription, on the connection
 
@@ -120,15 +121,24 @@ class NatsJetStreamTransport(base.Transport):
 		return streams.delivered(names, reason)
 
 	async def _publish_all(self, messages: list[streams.Message], deadline: streams.Deadline) -> list:
+		"""Publish every message without waiting, then wait for their PubAcks together (JetStream's
+		async publish: one reply subscription on the connection, no request round trip each)."""
 		nc = await self._connection(deadline)
-		js = nc.jetstream()
-		publishing = [
-			js.publish(
-				m.target, m.body, timeout=deadline.left(), headers={"Nats-Msg-Id": m.event_id, **m.headers}
-			)
-			for m in messages
-		]
-		return await asyncio.gather(*publishing, return_exceptions=True)
+		if self._js is None or self._js_of is not nc:
+			self._js, self._js_of = nc.jetstream(), nc
+		futures = []
+		for m in messages:
+			headers = {"Nats-Msg-Id": m.event_id, **m.headers}
+			futures.append(await self._js.publish_async(m.target, m.body, deadline.left(), headers=headers))
+		await asyncio.wait(futures, timeout=deadline.left())
+		acks = []
+		for future in futures:
+			if not future.done():
+				future.cancel()
+				acks.append(TimeoutError())
+			else:
+				acks.append(future.exception() or future.result())
+		return acks
 
 	def message_preview(self, target: str | None, event: base.OutboundEvent) -> dict:
 		message = streams.message_of(

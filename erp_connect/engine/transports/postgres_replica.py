@@ -519,6 +519,70 @@ class PostgresReplicaTransport(base.Transport):
 			copy_children(conn, table, [row for row in rows if row.name in applied])
 		return len(applied)
 
+	def backfill_lines(self, chunk: "CopyChunk") -> int:
+		"""Write a backfill chunk that the source database formatted as COPY CSV lines itself (no
+		value passes through Python): straight into the table while none of its names is there,
+		else (events wrote some of them since) staged and upserted as ``backfill`` does, the newer
+		row kept. One transaction; returns how many documents were applied."""
+		table = chunk.table
+		needed: dict = {}
+		_need(needed, table, {c: table.columns.get(c) or FLAG_TYPES[c] for c in chunk.columns})
+		for child in chunk.children:
+			_need(needed, child.table, {c: child.table.columns[c] for c in child.columns})
+		conn = self.connection()
+		self.prepare_tables(conn, needed)
+		try:
+			return self._write_lines(conn, chunk)
+		except psycopg.DataError as e:
+			raise NotCopyable(_message(e))
+
+	def _write_lines(self, conn: psycopg.Connection, chunk: "CopyChunk") -> int:
+		table = chunk.table
+		target = sql.Identifier(table.schema, table.name)
+		names = sql.SQL(", ").join(map(sql.Identifier, chunk.columns))
+		with conn.transaction():
+			try:
+				with conn.transaction():  # a savepoint: a name already there undoes the COPY alone
+					_copy_lines(conn, target, names, [line for _, line in chunk.rows])
+				# none of these documents had a row, so none has child rows (they are written together)
+				applied, replaced = {name for name, _ in chunk.rows}, []
+			except psycopg.errors.UniqueViolation:
+				applied = self._stage_and_upsert(conn, table, chunk, names)
+				replaced = list(applied)
+			for child in chunk.children:
+				child_target = sql.Identifier(child.table.schema, child.table.name)
+				if replaced:
+					conn.execute(
+						sql.SQL(
+							"delete from {} where parenttype = %s and parentfield = %s and parent = any(%s)"
+						).format(child_target),
+						[table.doctype, child.parentfield, replaced],
+					)
+				_copy_lines(
+					conn,
+					child_target,
+					sql.SQL(", ").join(map(sql.Identifier, child.columns)),
+					[line for parent, line in child.rows if parent in applied],
+				)
+		return len(applied)
+
+	def _stage_and_upsert(self, conn, table: Table, chunk: "CopyChunk", names) -> set[str]:
+		target, stage = sql.Identifier(table.schema, table.name), sql.Identifier("erp_connect_stage")
+		conn.execute(
+			sql.SQL("create temp table {} (like {} including defaults) on commit drop").format(stage, target)
+		)
+		_copy_lines(conn, stage, names, [line for _, line in chunk.rows])
+		updates = sql.SQL(", ").join(
+			sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in chunk.columns if c != "name"
+		)
+		statement = sql.SQL(
+			"insert into {target} as t ({names}, _replicated_at) select {names}, now() from {stage}"
+			" on conflict (name) do update set {updates}, _replicated_at = now()"
+			" where t.modified is null or (excluded.modified, excluded._deleted) >= (t.modified, t._deleted)"
+			" returning name"
+		).format(target=target, names=names, stage=stage, updates=updates)
+		return {r[0] for r in conn.execute(statement)}
+
 	def drop_table(self, table: Table) -> None:
 		"""Drop a doctype's table and delete its rows of the child tables (other doctypes may share
 		a child table: Sales Taxes and Charges); a rebuild fills them again."""
@@ -538,13 +602,18 @@ class PostgresReplicaTransport(base.Transport):
 
 	# -- the schema ------------------------------------------------------------------------------
 	def prepare(self, conn: psycopg.Connection, rows: list[Row]) -> None:
-		"""Create the tables and columns the rows need and that are not known to exist yet, in a
-		transaction of their own, one writer of the schema at a time (an advisory lock)."""
+		"""Create the tables and columns the rows need and that are not known to exist yet."""
 		needed: dict[tuple[str, str], tuple[Table, dict]] = {}
 		for row in rows:
 			_need(needed, row.table, {**row.table.columns, **row.types})
 			for child, _, _, types in row.children:
 				_need(needed, child, {**child.columns, **types})
+		self.prepare_tables(conn, needed)
+
+	def prepare_tables(self, conn: psycopg.Connection, needed: dict) -> None:
+		"""Create the tables and columns in ``needed`` ((schema, table) → (Table, {column: type}))
+		not known to exist yet, in a transaction of their own, one writer of the schema at a time
+		(an advisory lock)."""
 		missing = {
 			key: spec for key, spec in needed.items() if not set(spec[1]) <= self._columns.get(key, set())
 		}
@@ -561,6 +630,43 @@ class PostgresReplicaTransport(base.Transport):
 		"""A table or column that is gone (dropped by a rebuild): look at the schema again next time."""
 		if isinstance(error, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
 			self._columns.clear()
+
+
+@dataclass(frozen=True)
+class CopyLines:
+	"""A child table's rows of a backfill chunk: (parent, COPY CSV line) in ``columns`` order."""
+
+	table: Table
+	parentfield: str
+	columns: list[str]
+	rows: list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class CopyChunk:
+	"""A chunk of documents formatted as COPY CSV lines by the database they come from:
+	(name, line) in ``columns`` order (fields, then the flags), and their child rows."""
+
+	table: Table
+	columns: list[str]
+	rows: list[tuple[str, bytes]]
+	children: list[CopyLines]
+
+
+FLAG_TYPES = {"_deleted": "boolean", "_cancelled": "boolean", "_event_id": "text"}
+
+
+class NotCopyable(ValueError):
+	"""PostgreSQL refused a value of a chunk's lines as they came (a time past 24 h, say): the
+	chunk is written again the slow way, each value converted in Python."""
+
+
+def _copy_lines(conn: psycopg.Connection, target, names, lines: list[bytes]) -> None:
+	if not lines:
+		return
+	statement = sql.SQL("copy {} ({}) from stdin with (format csv)").format(target, names)
+	with conn.cursor().copy(statement) as copy:
+		copy.write(b"\n".join(lines) + b"\n")
 
 
 def copy_children(conn: psycopg.Connection, table: Table, rows: list[Row]) -> None:

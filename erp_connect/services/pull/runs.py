@@ -39,6 +39,7 @@ from erp_connect.services.common.status import CONFLICT, CREATED, ERROR, UNCHANG
 from erp_connect.services.common.users import NotAWriter, run_as_api_user
 from erp_connect.services.inbound import access
 from erp_connect.services.inbound.upsert import PROTECTED_FIELDS, upsert
+from erp_connect.services.pull import dead_letters
 
 RUN = "erp_connect.services.pull.runs.run"
 
@@ -209,18 +210,25 @@ class Puller:
 					raise PullFailed(_("cannot read {0} from the stream: {1}").format(subject, _problem(e)))
 				if not messages:
 					break
-				records, unreadable = [], []
+				records, origins, failed = [], [], {}
 				for message in messages:
 					try:
-						records += streams.records_of_message(message.data, self.spec.records_path)
-					except ValueError as e:  # it never becomes a record: kept on the run, and acked
-						unreadable.append((message, str(e)))
+						found = streams.records_of_message(message.data, self.spec.records_path)
+					except ValueError as e:  # it never becomes a record: a dead letter
+						self.count_unreadable(message, str(e))
+						failed[id(message)] = (message, [str(e)])
+						continue
+					records += found
+					origins += [message] * len(found)
 				if records:
-					self.apply(records)
+					for r in self.apply(records)["results"]:
+						if r["status"] == ERROR:
+							message = origins[r["index"]]
+							failed.setdefault(id(message), (message, []))[1].append(r["error"])
 				else:
 					self.sync_run.pages = (self.sync_run.pages or 0) + 1
-				self.keep_unreadable(unreadable)
-				self.save_position(None)  # commits the batch's records
+				self.keep_failed(list(failed.values()))
+				self.save_position(None)  # commits the batch's records and its dead letters
 				try:
 					transport.ack(messages)
 				except Exception as e:  # committed: handed out again later, and found unchanged
@@ -230,13 +238,19 @@ class Puller:
 		finally:
 			transport.close()
 
-	def keep_unreadable(self, unreadable: list) -> None:
+	def keep_failed(self, failed: list) -> None:
+		"""Messages that could not be written become dead letters, whole (a run keeps only
+		excerpts), in the batch's transaction: acknowledging the batch then loses nothing."""
+		for message, errors in failed:
+			dead_letters.keep(self.rule, self.sync_run.name, message, "\n".join(errors))
+
+	def count_unreadable(self, message, problem: str) -> None:
+		"""A message that is not records is a failed record of the run (the message as the record)."""
 		run = self.sync_run
-		for message, problem in unreadable:
-			run.failed = (run.failed or 0) + 1
-			if len(run.errors) < MAX_ERRORS_KEPT:
-				record = message.data[:RECORD_EXCERPT].decode("utf-8", "replace")
-				run.append("errors", {"external_id": message.message_id, "error": problem, "record": record})
+		run.failed = (run.failed or 0) + 1
+		if len(run.errors) < MAX_ERRORS_KEPT:
+			record = message.data[:RECORD_EXCERPT].decode("utf-8", "replace")
+			run.append("errors", {"external_id": message.message_id, "error": problem, "record": record})
 
 	def read_pages(self) -> None:
 		while self.request:
@@ -249,7 +263,7 @@ class Puller:
 			self.save_position(following)
 			self.request = following
 
-	def apply(self, records: list[dict]) -> None:
+	def apply(self, records: list[dict]) -> dict:
 		ids = [pagination.record_id(self.spec, r) for r in records]
 		self.moved = self.moved or any(i in self.seen for i in ids if i)
 		self.seen.update(i for i in ids if i)
@@ -280,6 +294,7 @@ class Puller:
 				run.append(
 					"errors", {"external_id": r.get("external_id"), "error": r["error"], "record": record}
 				)
+		return result
 
 	def save_position(self, following: dict | None) -> None:
 		"""Commit the page's records together with where the next page starts."""

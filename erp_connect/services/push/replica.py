@@ -3,12 +3,21 @@ from its meta (the engine's transport creates the tables and columns from it), a
 that copies the documents that exist before the first event (resumable, its progress on the rule)."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import frappe
 from frappe.model import no_value_fields
 
 from erp_connect.engine import transports
-from erp_connect.engine.transports.postgres_replica import DEFAULT_SCHEMA, Table, describe
+from erp_connect.engine.transports.postgres_replica import (
+	DEFAULT_SCHEMA,
+	FLAG_TYPES,
+	CopyChunk,
+	CopyLines,
+	NotCopyable,
+	Table,
+	describe,
+)
 from erp_connect.services.common import jobs
 from erp_connect.services.common.locks import named_lock
 
@@ -41,7 +50,7 @@ def _value_fields(doctype: str) -> list[tuple[str, str]]:
 
 # -- backfill: what the documents are before the first event --------------------------------------
 BACKFILL = "erp_connect.services.push.replica.backfill"
-BACKFILL_CHUNK = 1000  # documents per COPY and per committed step of the cursor
+BACKFILL_CHUNK = 5000  # documents per COPY and per committed step of the cursor
 MAX_BACKFILL_SECONDS = 240  # then hand over to a fresh job
 BACKFILL_JOB_TIMEOUT = 900
 
@@ -113,20 +122,11 @@ def backfill(
 			backfill_message=None,
 		)
 		try:
-			while True:
-				documents = read_chunk(table, cursor, chunk)
-				if not documents:
-					_set(rule, backfill_status="Done", backfill_message=None)
-					break
-				transport.backfill(table, documents)
-				cursor, copied = documents[-1]["name"], copied + len(documents)
-				_set(rule, backfill_cursor=cursor, backfill_copied=copied)
-				if echo:
-					echo(progress(rule))
-				if time.monotonic() > deadline:
-					enqueue_backfill(rule)  # the rest in a fresh job
-					frappe.db.commit()
-					break
+			if copy_chunks(rule, table, transport, cursor, copied, chunk, deadline, echo):
+				_set(rule, backfill_status="Done", backfill_message=None)
+			else:
+				enqueue_backfill(rule)  # the rest in a fresh job
+				frappe.db.commit()
 		except Exception as e:
 			frappe.db.rollback()
 			_set(rule, backfill_status="Failed", backfill_message=f"{type(e).__name__}: {e}"[:1000])
@@ -134,6 +134,34 @@ def backfill(
 		finally:
 			transport.close()
 	return progress(rule)
+
+
+def copy_chunks(
+	rule: str, table: Table, transport, cursor: str, copied: int, chunk: int, deadline, echo
+) -> bool:
+	"""Copy chunk after chunk, committing the cursor after each; PostgreSQL writes one chunk while
+	MariaDB reads the next (a thread of its own: the transport is thread-safe, frappe.db stays
+	here). Returns whether everything is copied (False: the deadline came first)."""
+	with ThreadPoolExecutor(1, thread_name_prefix="erp_connect-backfill") as writer:
+		ahead = read_lines(table, cursor, chunk)
+		while ahead.rows:
+			writing, last, count = (
+				writer.submit(transport.backfill_lines, ahead),
+				ahead.rows[-1][0],
+				len(ahead.rows),
+			)
+			ahead = read_lines(table, last, chunk) if time.monotonic() < deadline else None
+			try:
+				writing.result()
+			except NotCopyable:  # a value PostgreSQL does not take as MariaDB wrote it
+				transport.backfill(table, read_chunk(table, cursor, chunk, up_to=last))
+			cursor, copied = last, copied + count
+			_set(rule, backfill_cursor=cursor, backfill_copied=copied)
+			if echo:
+				echo(progress(rule))
+			if ahead is None:
+				return False
+	return True
 
 
 def progress(rule: str) -> dict:
@@ -150,12 +178,66 @@ def _set(rule: str, **values) -> None:
 	frappe.db.commit()
 
 
-def read_chunk(table: Table, after: str, limit: int) -> list[dict]:
-	"""The next documents by name after ``after``, with their child rows, as the replica takes them."""
+# COPY's CSV format, written by MariaDB itself: text quoted with its quotes doubled (tabs and new
+# lines may stand inside quotes), other values as MariaDB prints them, NULL as nothing at all.
+_QUOTE = "char(34 using utf8mb4)"
+_FLAG_SQL = {"_deleted": "'f'", "_cancelled": "if(`docstatus` = 2, 't', 'f')", "_event_id": "''"}
+
+
+def _copy_value(column: str, pg_type: str) -> str:
+	"""The SQL that writes one column's value for COPY CSV (text quoted; numbers, dates and
+	booleans as MariaDB prints them: 1.500000000, 2026-12-01 10:00:00.000000, 0/1)."""
+	if pg_type in ("text", "jsonb"):
+		doubled = f"replace(`{column}`, {_QUOTE}, concat({_QUOTE}, {_QUOTE}))"
+		return f"ifnull(concat({_QUOTE}, {doubled}, {_QUOTE}), '')"
+	return f"ifnull(`{column}`, '')"
+
+
+def _copyable(table: Table) -> list[str]:
+	"""The table's columns that the doctype's database table has (a field not migrated yet is not)."""
+	present = set(frappe.db.get_table_columns(table.doctype))
+	return [c for c in table.columns if c in present]
+
+
+def read_lines(table: Table, after: str, limit: int) -> CopyChunk:
+	"""The next documents by name after ``after`` (and their child rows), each as one COPY CSV
+	line that MariaDB formatted: nothing is converted value by value in Python."""
+	columns = _copyable(table)
+	line = "concat_ws(',', " + ", ".join(
+		[_copy_value(c, table.columns[c]) for c in columns] + [_FLAG_SQL[f] for f in FLAG_TYPES]
+	)
+	rows = frappe.db.sql(
+		f"select `name`, {line}) from `tab{table.doctype}` where `name` > %s order by `name` limit %s",
+		(after, limit),
+	)
+	rows = [(name, text.encode()) for name, text in rows]
+	children = []
+	for parentfield, child in table.children.items():
+		child_columns = _copyable(child)
+		child_line = "concat_ws(',', " + ", ".join(_copy_value(c, child.columns[c]) for c in child_columns)
+		# the chunk's parents: the names after ``after`` up to its last, in this database's order
+		child_rows = (
+			frappe.db.sql(
+				f"select `parent`, {child_line}) from `tab{child.doctype}` where `parenttype` = %s"
+				" and `parentfield` = %s and `parent` > %s and `parent` <= %s order by `parent`, `idx`",
+				(table.doctype, parentfield, after, rows[-1][0]),
+			)
+			if rows
+			else []
+		)
+		children.append(
+			CopyLines(child, parentfield, child_columns, [(p, t.encode()) for p, t in child_rows])
+		)
+	return CopyChunk(table, [*columns, *FLAG_TYPES], rows, children)
+
+
+def read_chunk(table: Table, after: str, limit: int, up_to: str | None = None) -> list[dict]:
+	"""The next documents by name after ``after`` (up to ``up_to``), with their child rows, as the
+	replica takes them."""
 	documents = frappe.get_all(
 		table.doctype,
 		fields=["*"],
-		filters=[["name", ">", after]],
+		filters=[["name", ">", after], *([["name", "<=", up_to]] if up_to else [])],
 		order_by="name asc",
 		limit_page_length=limit,
 	)
