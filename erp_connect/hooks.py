@@ -31,7 +31,10 @@ doc_events = {
 		"on_trash": "erp_connect.services.push.outbox.on_doc_event",
 		"on_update_after_submit": "erp_connect.services.push.outbox.on_doc_event",
 		"on_change": "erp_connect.services.push.outbox.on_doc_event",  # writes what the events above collected
-	}
+	},
+	# Bin changes by plain SQL: the stock ledger tells when an item's quantity moved
+	"Stock Ledger Entry": {"on_submit": "erp_connect.services.push.stock_levels.on_stock_ledger_entry"},
+	"Repost Item Valuation": {"on_update": "erp_connect.services.push.stock_levels.on_repost"},
 }
 
 # Outbox rows point at documents that may be deleted; they must not block the deletion.

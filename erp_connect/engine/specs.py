@@ -29,6 +29,7 @@ class PushSpec:
 	target_path: str
 	http_method: str
 	batch_size: int
+	warehouses: tuple[str, ...] = ()  # a stock rule's warehouses (empty: all)
 
 	@property
 	def reads_documents(self) -> bool:

@@ -31,7 +31,7 @@ from erp_connect.erp_connect.doctype.sync_event.sync_event import DOCUMENT_INDEX
 from erp_connect.services.common import alerts, jobs
 from erp_connect.services.common.locks import named_lock
 from erp_connect.services.common.status import DEAD, DELIVERED, RETRYING, SENDING, UNFINISHED, WAITING
-from erp_connect.services.push import replica
+from erp_connect.services.push import replica, stock_levels
 from erp_connect.services.push import wake as waking
 from erp_connect.services.push.outbox import clear_rules_cache
 
@@ -158,6 +158,12 @@ class Drainer:
 		finally:
 			self.transport.close()  # a broker or database connection ends with the run
 
+	def specs(self) -> dict:
+		"""The rules' push specs (for what is rendered when it is sent), read once a drain."""
+		if not hasattr(self, "_specs"):
+			self._specs = {r.name: frappe.get_doc("Sync Rule", r.name).push_spec() for r in self.rules}
+		return self._specs
+
 	def route_of(self, rule) -> Route:
 		"""Where a rule's events go; for a replica also the layout of the rule's doctype."""
 		table = None
@@ -196,6 +202,8 @@ class Drainer:
 				if len(rows) >= self.claim_limit() and not helpers_called:
 					call_helpers(name)  # a full claim: there is a backlog
 					helpers_called = True
+				if any(r.doc_event == stock_levels.STOCK_EVENT for r in rows):
+					stock_levels.render_at_send(rows, self.specs())
 				results, slow_down = self.deliver(claim, rows)
 				for r in results:
 					stats[r.verdict.outcome.value] += len(r.names)
@@ -225,7 +233,7 @@ class Drainer:
 				lease = add_to_date(now, seconds=self.lease_seconds)
 				frappe.db.sql(CLAIM_SQL, {**values, "token": token, "lease": lease, "names": tuple(names)})
 				rows = frappe.db.sql(
-					"""select name, event_id, sync_rule, payload from `tabSync Event`
+					"""select name, event_id, sync_rule, payload, doc_event, reference_name from `tabSync Event`
 					where name in %s and claim_token = %s order by name""",
 					(tuple(names), token),
 					as_dict=True,

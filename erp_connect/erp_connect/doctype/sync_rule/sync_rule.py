@@ -16,6 +16,7 @@ from erp_connect.services.common.doctypes import sync_refusal
 from erp_connect.services.common.templates import template_problem
 from erp_connect.services.inbound import access
 from erp_connect.services.push.outbox import DOC_EVENTS, clear_rules_cache, next_seq, render_payload
+from erp_connect.services.push.stock_levels import STOCK_DOCTYPE, STOCK_EVENT, STOCK_FIELDS
 
 MASK = "********"
 
@@ -72,6 +73,8 @@ class FieldMapped:
 	def has_field(self, path: str) -> bool:
 		head, _, rest = path.partition(".")
 		meta = frappe.get_meta(self.reference_doctype)
+		if self.get(f"event_{STOCK_EVENT}") and head in STOCK_FIELDS:
+			return True  # what a stock rule reads besides the Item's own fields
 		if head.endswith("[]"):
 			df = meta.get_field(head[:-2])
 			if not df or df.fieldtype not in frappe.model.table_fields:
@@ -134,12 +137,14 @@ class SyncRule(FieldMapped, Document):
 		event_on_submit: DF.Check
 		event_on_trash: DF.Check
 		event_on_update: DF.Check
+		event_on_stock_change: DF.Check
 		event_on_update_after_submit: DF.Check
 		external_id_path: DF.Data | None
 		field_map: DF.Table[SyncFieldMap]
 		http_method: DF.Literal["POST", "PUT", "PATCH"]
 		payload_mode: DF.Literal["Mapped Fields", "Whole Document"]
 		reference_doctype: DF.Link
+		stock_warehouses: DF.SmallText | None
 		target_path: DF.Data | None
 
 	# end: auto-generated types
@@ -170,6 +175,12 @@ class SyncRule(FieldMapped, Document):
 	def validate_events(self):
 		if not self.selected_events():
 			frappe.throw(_("Pick at least one event (After Insert, On Update, ...)"))
+		if self.get(f"event_{STOCK_EVENT}"):
+			if self.reference_doctype != STOCK_DOCTYPE:
+				frappe.throw(_("Stock Changes follows the stock of Items: pick the DocType Item"))
+			unknown = [w for w in self.warehouses() if not frappe.db.exists("Warehouse", w)]
+			if unknown:
+				frappe.throw(_("No such warehouse: {0}").format(", ".join(unknown)))
 		if not frappe.get_meta(self.reference_doctype).is_submittable:
 			picked = [
 				e for e in ("on_submit", "on_cancel", "on_update_after_submit") if self.get(f"event_{e}")
@@ -239,7 +250,10 @@ class SyncRule(FieldMapped, Document):
 
 	# -- what the outbox and delivery use ---------------------------------------------------------
 	def selected_events(self) -> list[str]:
-		return [e for e in DOC_EVENTS if self.get(f"event_{e}")]
+		return [e for e in (*DOC_EVENTS, STOCK_EVENT) if self.get(f"event_{e}")]
+
+	def warehouses(self) -> tuple[str, ...]:
+		return tuple(w.strip() for w in (self.stock_warehouses or "").splitlines() if w.strip())
 
 	def push_spec(self) -> PushSpec:
 		"""What the outbox, the drain, the feed and the preview read of this rule."""
@@ -255,6 +269,7 @@ class SyncRule(FieldMapped, Document):
 			target_path=self.target_path or "",
 			http_method=self.http_method or "POST",
 			batch_size=max(self.batch_size or 1, 1),
+			warehouses=self.warehouses() if self.get(f"event_{STOCK_EVENT}") else (),
 		)
 
 	def document_fields(self) -> dict | None:

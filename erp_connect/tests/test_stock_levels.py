@@ -1,0 +1,114 @@
+"""Stock levels to a webshop: ERPNext moves Bin with plain SQL, so the stock ledger says when an
+item's quantity changed. A burst of movements sends the newest level once; a movement that commits
+while the drain claims the item's event is never lost; a cancellation sends the level back."""
+
+import time
+
+import frappe
+
+from erp_connect.services.push import stock_levels
+from erp_connect.services.push.wake import DRAIN
+from erp_connect.testing.base import HeldOpenTransaction, start_worker
+from erp_connect.testing.pos import WAREHOUSE, receive, stock_item
+from erp_connect.testing.push import PushTestCase
+
+STOCK_MAP = [("item_code", "sku"), ("stock_qty", "stock_quantity")]
+
+
+class TestStockLevels(PushTestCase):
+	def setUp(self):
+		super().setUp()
+		self.rule = self.make_rule(
+			self.connector.name, "Item", ("on_stock_change",), STOCK_MAP, target_path="/stock"
+		)
+		self.item = stock_item()
+		frappe.db.commit()
+
+	def stock_events(self) -> list:
+		frappe.db.commit()
+		return frappe.get_all(
+			"Sync Event",
+			{"sync_rule": self.rule.name, "reference_name": self.item},
+			["name", "status", "payload", "seq"],
+			order_by="seq",
+		)
+
+	def sent_levels(self) -> list[float]:
+		return [r.json()["data"]["stock_quantity"] for r in self.remote.received("/stock")]
+
+	def test_a_burst_of_movements_sends_the_newest_level_once(self):
+		for _ in range(30):
+			receive(self.item, 1)
+			frappe.db.commit()
+		events = self.stock_events()
+		self.assertEqual([e.status for e in events], ["Pending"])  # coalesced: one waits
+		self.drain()
+		self.assertEqual(self.sent_levels(), [30.0])
+		body = self.remote.received("/stock")[0].json()
+		self.assertEqual((body["type"], body["data"]["sku"]), ("Item.on_stock_change", self.item))
+		self.assertEqual(frappe.parse_json(self.stock_events()[0].payload)["data"]["stock_quantity"], 30.0)
+
+	def test_a_cancelled_movement_sends_the_level_back(self):
+		receive(self.item, 5)
+		entry = frappe.get_last_doc("Stock Entry", {"docstatus": 1})
+		frappe.db.commit()
+		self.drain()
+		entry.reload()
+		entry.cancel()
+		frappe.db.commit()
+		self.drain()
+		self.assertEqual(self.sent_levels(), [5.0, 0.0])
+
+	def test_a_movement_committing_while_the_drain_claims_is_in_the_level_sent(self):
+		receive(self.item, 1)
+		frappe.db.commit()  # one event waits, saying 1
+		# a second movement of the item, its transaction held open: it finds the waiting event and
+		# locks it, so the drain's claim must wait for its commit and then read 2
+		held = HeldOpenTransaction(f"from erp_connect.testing.pos import receive\nreceive({self.item!r}, 1)")
+		self.addCleanup(held.close)
+		frappe.enqueue(DRAIN, connector=self.connector.name)
+		frappe.db.commit()
+		worker = start_worker(burst=True)
+		time.sleep(2)  # the drain is blocked on the held movement now
+		self.assertEqual(self.sent_levels(), [])
+		held.commit()
+		worker.wait(60)
+		self.assertEqual(self.sent_levels(), [2.0])
+		self.assertEqual([e.status for e in self.stock_events()], ["Delivered"])
+
+	def test_movements_during_a_send_follow_with_a_newer_level_never_an_older_one(self):
+		receive(self.item, 1)
+		frappe.db.commit()
+		(first,) = self.stock_events()
+		frappe.db.set_value("Sync Event", first.name, "status", "Sending")  # claimed, on its way
+		receive(self.item, 2)
+		frappe.db.commit()
+		events = self.stock_events()
+		self.assertEqual([e.status for e in events], ["Sending", "Pending"])  # a new one: after it
+		frappe.db.set_value("Sync Event", first.name, {"status": "Pending", "lease_until": None})
+		frappe.db.commit()
+		self.drain()
+		self.drain()
+		self.assertEqual(self.sent_levels(), [3.0, 3.0])  # each as it was when it was sent
+
+	def test_only_the_rules_warehouses_count_and_send(self):
+		company = frappe.db.get_value("Warehouse", WAREHOUSE, "company")
+		filters = {"is_group": 0, "name": ("!=", WAREHOUSE), "company": company}
+		other = frappe.get_all("Warehouse", filters, pluck="name")[0]
+		self.rule.stock_warehouses = WAREHOUSE
+		self.rule.save()
+		frappe.db.commit()
+		self.assertEqual(self.rule.push_spec().warehouses, (WAREHOUSE,))
+		receive(self.item, 4)
+		frappe.db.commit()
+		self.drain()
+		self.assertEqual(self.sent_levels(), [4.0])
+		stock_levels.follow(self.item, other)  # a movement elsewhere: nothing
+		frappe.db.commit()
+		self.assertEqual(len(self.stock_events()), 1)
+
+	def test_stock_changes_is_for_items_and_real_warehouses(self):
+		with self.assertRaises(frappe.ValidationError):
+			self.make_rule(self.connector.name, "Customer", ("on_stock_change",))
+		self.rule.stock_warehouses = "No Such Warehouse - XX"
+		self.assertRaises(frappe.ValidationError, self.rule.save)
