@@ -28,6 +28,11 @@ WOO_ORDER = [
 	("items[].qty", "line_items[].quantity", NONE, None),
 	("items[].rate", "line_items[].price", NONE, None),
 ]
+# an item's stock level to its WooCommerce product (the product id from the item's Sync Link)
+WOO_STOCK = [
+	("external_id", "id", NONE, None),
+	("stock_qty", "stock_quantity", ROUND, "0"),
+]
 SHOPIFY_ITEM = [
 	("item_code", "id", NONE, None),
 	("item_name", "title", NONE, None),
@@ -149,7 +154,11 @@ PRESETS = {
 	},
 	"WooCommerce": {
 		"connector_type": "WooCommerce",
-		"help": "Products and customers pulled from /wp-json/wc/v3; orders arrive as webhooks.",
+		"help": (
+			"Products and customers pulled from /wp-json/wc/v3; orders arrive as webhooks; each "
+			"product's stock quantity is updated whenever the item's stock moves in ERPNext (turn "
+			"on Manage stock on the products; Auth Type Basic with the consumer key and secret)."
+		),
 		"pull": [
 			{
 				"doctype": "Item",
@@ -169,6 +178,14 @@ PRESETS = {
 				"modified_field": "date_modified_gmt",
 				"map": WOO_CUSTOMER,
 			},
+		],
+		"push": [
+			{
+				"doctype": "Item",
+				"events": ["on_stock_change"],
+				"target": "/wp-json/wc/v3/products/{id}",
+				"map": WOO_STOCK,
+			}
 		],
 		"inbound": [{"doctype": "Sales Order", "id_path": "id", "map": WOO_ORDER}],
 		"receive": {

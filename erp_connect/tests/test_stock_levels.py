@@ -11,6 +11,7 @@ from erp_connect.services.push.wake import DRAIN
 from erp_connect.testing.base import HeldOpenTransaction, start_worker
 from erp_connect.testing.pos import WAREHOUSE, receive, stock_item
 from erp_connect.testing.push import PushTestCase
+from erp_connect.testing.remote import Reply
 
 STOCK_MAP = [("item_code", "sku"), ("stock_qty", "stock_quantity")]
 
@@ -112,3 +113,49 @@ class TestStockLevels(PushTestCase):
 			self.make_rule(self.connector.name, "Customer", ("on_stock_change",))
 		self.rule.stock_warehouses = "No Such Warehouse - XX"
 		self.assertRaises(frappe.ValidationError, self.rule.save)
+
+
+class TestWooCommerceStock(PushTestCase):
+	"""The WooCommerce preset end to end: a stock movement in ERPNext sets the product's
+	stock_quantity at the shop, the product found by the id the item's pull linked it with."""
+
+	def test_a_movement_sets_the_products_stock_quantity_at_the_shop(self):
+		connector = self.make_connector(
+			connector_type="WooCommerce", auth_type="Basic", username="ck_1", password="cs_1"
+		)
+		connector.apply_preset("WooCommerce")
+		item = stock_item()
+		frappe.get_doc(
+			{
+				"doctype": "Sync Link",
+				"connector": connector.name,
+				"reference_doctype": "Item",
+				"reference_name": item,
+				"external_id": "4711",  # as the product pull left it
+			}
+		).insert(ignore_permissions=True)
+		path = "/wp-json/wc/v3/products/4711"
+		self.remote.set_default(path, Reply(200, {"id": 4711, "stock_quantity": 7, "manage_stock": True}))
+		receive(item, 3)
+		frappe.db.commit()
+		receive(item, 4)
+		frappe.db.commit()
+		self.drain_connector(connector.name)
+		(request,) = self.remote.received(path)
+		self.assertEqual((request.method, request.json()), ("PUT", {"stock_quantity": 7}))
+		self.assertTrue(request.headers["authorization"].startswith("Basic "))
+
+		unlinked = stock_item(qty=2)  # never pulled from the shop: no product to update
+		frappe.db.commit()
+		self.drain_connector(connector.name)
+		events = frappe.get_all(
+			"Sync Event", {"connector": connector.name, "reference_name": unlinked}, ["status", "last_error"]
+		)
+		self.assertEqual([e.status for e in events], ["Dead"])
+		self.assertIn("no WooCommerce product id", events[0].last_error)
+
+	def drain_connector(self, name: str) -> None:
+		from erp_connect.services.push import delivery
+
+		frappe.db.commit()
+		delivery.drain(name)

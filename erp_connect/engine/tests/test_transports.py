@@ -93,3 +93,36 @@ def test_urls_join_below_the_base_and_full_urls_stand():
 def test_a_kind_says_what_a_pull_rule_of_it_fixes_without_an_instance():
 	assert transports.kind("Frappe Site").pull_defaults("Item")["list_path"] == "/api/resource/Item"
 	assert transports.kind("REST API").pull_defaults("Item") == {}
+
+
+def stock_event(data: dict) -> OutboundEvent:
+	event_id = outbound.new_event_id()
+	ref = outbound.EventRef(event_id, "Item", "SKU-1", "on_stock_change", 3, "2026-12-01T10:00:00")
+	return OutboundEvent("row-1", event_id, outbound.envelope(ref, data))
+
+
+def test_a_woocommerce_push_updates_the_product_the_event_names_with_the_mapped_fields(remote):
+	remote.set_default("/wp-json/wc/v3/products/123", Reply(200, {"id": 123, "stock_quantity": 7}))
+	transport = transports.kind("WooCommerce")(endpoint(remote, auth_headers={"Authorization": "Basic x"}))
+	(result,) = transport.send(
+		Route("/wp-json/wc/v3/products/{id}"), [stock_event({"id": 123, "stock_quantity": 7})]
+	)
+	assert result.verdict.outcome is Outcome.DELIVERED, result
+	(request,) = remote.received()
+	assert (request.method, request.path) == ("PUT", "/wp-json/wc/v3/products/123")
+	assert request.json() == {"stock_quantity": 7}  # the product's own fields, no envelope
+	assert request.headers["authorization"] == "Basic x"
+	assert request.headers["idempotency-key"]  # the event id, as every push carries
+
+
+def test_a_woocommerce_push_without_a_product_id_or_to_a_missing_product_is_dead(remote):
+	remote.set_default(
+		"/wp-json/wc/v3/products/9", Reply(404, {"code": "woocommerce_rest_product_invalid_id"})
+	)
+	transport = transports.kind("WooCommerce")(endpoint(remote))
+	route = Route("/wp-json/wc/v3/products/{id}")
+	(no_id,) = transport.send(route, [stock_event({"stock_quantity": 1})])
+	(missing,) = transport.send(route, [stock_event({"id": 9, "stock_quantity": 1})])
+	assert no_id.verdict.outcome is Outcome.DEAD and "product id" in no_id.verdict.reason
+	assert missing.verdict.outcome is Outcome.DEAD and missing.status_code == 404
+	assert len(remote.received()) == 1

@@ -8,12 +8,13 @@ from erp_connect.engine.transports.nats_jetstream import NatsJetStreamTransport
 from erp_connect.engine.transports.postgres_replica import PostgresReplicaTransport
 from erp_connect.engine.transports.rabbitmq import RabbitMqTransport
 from erp_connect.engine.transports.webhook import InboundOnly, RestApiTransport, WebhookTransport
+from erp_connect.engine.transports.woocommerce import WooCommerceTransport
 
 KINDS: dict[str, type[Transport]] = {
 	"Webhook": WebhookTransport,
 	"REST API": RestApiTransport,
 	"Frappe Site": FrappeSiteTransport,
-	"WooCommerce": RestApiTransport,
+	"WooCommerce": WooCommerceTransport,
 	"Shopify": RestApiTransport,
 	"POS": InboundOnly,
 	"NATS JetStream": NatsJetStreamTransport,
