@@ -28,9 +28,9 @@ WOO_ORDER = [
 	("items[].qty", "line_items[].quantity", NONE, None),
 	("items[].rate", "line_items[].price", NONE, None),
 ]
-# an item's stock level to its WooCommerce product (the product id from the item's Sync Link)
+# an item's stock level to its WooCommerce product (the product id: the item's Sync Link)
 WOO_STOCK = [
-	("external_id", "id", NONE, None),
+	("name", "id", EXTERNAL_ID_LINK, "Item"),
 	("stock_qty", "stock_quantity", ROUND, "0"),
 ]
 SHOPIFY_ITEM = [

@@ -8,7 +8,7 @@ import frappe
 
 from erp_connect.services.push import stock_levels
 from erp_connect.services.push.wake import DRAIN
-from erp_connect.testing.base import HeldOpenTransaction, start_worker
+from erp_connect.testing.base import HeldOpenTransaction, make_customer, start_worker
 from erp_connect.testing.pos import WAREHOUSE, receive, stock_item
 from erp_connect.testing.push import PushTestCase
 from erp_connect.testing.remote import Reply
@@ -152,10 +152,40 @@ class TestWooCommerceStock(PushTestCase):
 			"Sync Event", {"connector": connector.name, "reference_name": unlinked}, ["status", "last_error"]
 		)
 		self.assertEqual([e.status for e in events], ["Dead"])
-		self.assertIn("no WooCommerce product id", events[0].last_error)
+		self.assertIn(f"{unlinked} has no id at {connector.name}", events[0].last_error)
 
 	def drain_connector(self, name: str) -> None:
 		from erp_connect.services.push import delivery
 
 		frappe.db.commit()
 		delivery.drain(name)
+
+
+class TestExternalIds(PushTestCase):
+	def test_a_push_names_the_record_by_its_id_at_the_connectors_system(self):
+		rule = self.make_rule(
+			self.connector.name,
+			"Customer",
+			("on_update",),
+			[("name", "id", "External ID Link", "Customer"), ("customer_name", "name")],
+			target_path="/customers",
+		)
+		linked, unlinked = make_customer(), make_customer()
+		frappe.get_doc(
+			{
+				"doctype": "Sync Link",
+				"connector": self.connector.name,
+				"reference_doctype": "Customer",
+				"reference_name": linked.name,
+				"external_id": "cus_42",
+			}
+		).insert(ignore_permissions=True)
+		linked.save()  # its insert was before the link: that event went Dead, this one names cus_42
+		self.drain()
+		bodies = [r.json()["data"] for r in self.remote.received("/customers")]
+		self.assertEqual(bodies, [{"id": "cus_42", "name": linked.customer_name}])
+		(dead,) = frappe.get_all(
+			"Sync Event", {"sync_rule": rule.name, "reference_name": unlinked.name}, ["status", "last_error"]
+		)
+		self.assertEqual(dead.status, "Dead")
+		self.assertIn(f"{unlinked.name} has no id at {self.connector.name}", dead.last_error)

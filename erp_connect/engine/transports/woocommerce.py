@@ -25,7 +25,7 @@ class WooCommerceTransport(base.Transport):
 		data = dict(json.loads(event.payload).get("data") or {})
 		product = data.pop("id", None)
 		if product in (None, ""):
-			reason = "no WooCommerce product id: map the item's external_id (its Sync Link) to id"
+			reason = "no WooCommerce product id: map the document's name to id with External ID Link"
 			return [dead([event.name], reason)]
 		path = (route.target or DEFAULT_TARGET).replace("{id}", quote(str(product), safe=""))
 		body = dumps(data).encode()

@@ -87,6 +87,22 @@ def resolve_link(connector: str, doctype: str, external_id: str, batch: dict | N
 	return name
 
 
+def external_id_of(connector: str, doctype: str, name: str) -> str:
+	"""The id at the connector's system of a local document (its Sync Link): how a push's External
+	ID Link names the record there. ValueError when it was never synced with that system."""
+	found = frappe.db.sql(
+		"""select external_id from `tabSync Link`
+		where connector = %s and reference_doctype = %s and reference_name = %s
+		order by last_synced_at desc limit 1""",
+		(connector, doctype, name),
+	)
+	if not found:
+		raise ValueError(
+			_("{0} {1} has no id at {2}: it was never synced with it").format(doctype, name, connector)
+		)
+	return found[0][0]
+
+
 def save_link(
 	link, connector: str, doctype: str, external_id: str, name: str, hashes: dict, defer: bool = False
 ) -> dict:

@@ -17,6 +17,7 @@ from erp_connect.engine.specs import WHOLE_DOCUMENT, PushSpec
 from erp_connect.services.common import correlation, sql
 from erp_connect.services.common.status import DEAD, DRY_RUN, PENDING
 from erp_connect.services.common.templates import render_template
+from erp_connect.services.inbound.links import external_id_of
 from erp_connect.services.push.wake import wake_after_commit
 
 DOC_EVENTS = ("after_insert", "on_update", "on_submit", "on_cancel", "on_trash", "on_update_after_submit")
@@ -224,7 +225,13 @@ def render_payload(rule: PushSpec, doc_dict: dict, ref: outbound.EventRef) -> st
 def render_data(rule: PushSpec, doc_dict: dict):
 	if rule.payload_mode == WHOLE_DOCUMENT:
 		return doc_dict
-	return mapping.map_record(doc_dict, rule.field_rules, mapping.OUTBOUND, render_template)
+	return mapping.map_record(
+		doc_dict,
+		rule.field_rules,
+		mapping.OUTBOUND,
+		render_template,
+		lambda doctype, name: external_id_of(rule.connector, doctype, name),
+	)
 
 
 def next_seq(connector: str, doctype: str, name: str, new_document: bool = False) -> int:

@@ -21,9 +21,7 @@ from erp_connect.services.push.outbox import document_view, event_row, insert_ro
 
 STOCK_EVENT = "on_stock_change"
 STOCK_DOCTYPE = "Item"
-# what a stock rule's field map may read besides the Item: the level, and the item's id at the
-# connector's system (its Sync Link, made when the item was pulled from there)
-STOCK_FIELDS = ("stock_qty", "stock_by_warehouse", "external_id")
+STOCK_FIELDS = ("stock_qty", "stock_by_warehouse")  # what a stock rule's field map may read too
 LOCK_WAIT_SECONDS = 10  # for the movement of the same item in another transaction to commit
 
 
@@ -93,18 +91,8 @@ def levels(item_code: str, warehouses: tuple[str, ...]) -> dict:
 
 
 def stock_view(rule: PushSpec, item) -> dict:
-	"""What a stock rule's field map reads: the Item, plus stock_qty, stock_by_warehouse and
-	external_id."""
-	external_id = frappe.db.get_value(
-		"Sync Link",
-		{"connector": rule.connector, "reference_doctype": STOCK_DOCTYPE, "reference_name": item.name},
-		"external_id",
-	)
-	return {
-		**document_view(item, rule.doc_fields),
-		**levels(item.name, rule.warehouses),
-		"external_id": external_id,
-	}
+	"""What a stock rule's field map reads: the Item, plus stock_qty and stock_by_warehouse."""
+	return {**document_view(item, rule.doc_fields), **levels(item.name, rule.warehouses)}
 
 
 def render_at_send(rows: list[dict], specs: dict[str, PushSpec]) -> None:
