@@ -32,9 +32,17 @@ doc_events = {
 		"on_update_after_submit": "erp_connect.services.push.outbox.on_doc_event",
 		"on_change": "erp_connect.services.push.outbox.on_doc_event",  # writes what the events above collected
 	},
-	# Bin changes by plain SQL: the stock ledger tells when an item's quantity moved
-	"Stock Ledger Entry": {"on_submit": "erp_connect.services.push.stock_levels.on_stock_ledger_entry"},
-	"Repost Item Valuation": {"on_update": "erp_connect.services.push.stock_levels.on_repost"},
+	# what ERPNext changes with plain SQL, told by the documents that cause it (services/push/followed.py)
+	"Stock Ledger Entry": {"on_submit": "erp_connect.services.push.followed.on_stock_ledger_entry"},
+	"Repost Item Valuation": {"on_update": "erp_connect.services.push.followed.on_repost"},
+	"Delivery Note": {
+		"on_submit": "erp_connect.services.push.followed.on_order_fulfilment",
+		"on_cancel": "erp_connect.services.push.followed.on_order_fulfilment",
+	},
+	"Sales Invoice": {
+		"on_submit": "erp_connect.services.push.followed.on_order_fulfilment",
+		"on_cancel": "erp_connect.services.push.followed.on_order_fulfilment",
+	},
 }
 
 # Outbox rows point at documents that may be deleted; they must not block the deletion.

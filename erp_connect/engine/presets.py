@@ -2,7 +2,7 @@
 into rules. Field maps read ERPNext field <- external path for inbound and pull rules, and
 ERPNext field -> external path for push rules (the same rows, read the other way)."""
 
-from erp_connect.engine.mapping import CONSTANT, EXTERNAL_ID_LINK, NONE, ROUND, TEMPLATE
+from erp_connect.engine.mapping import CONSTANT, EXTERNAL_ID_LINK, NONE, ROUND, TEMPLATE, VALUE_MAP
 
 # (erpnext_field, external_path, transform, option)
 WOO_ITEM = [
@@ -32,6 +32,18 @@ WOO_ORDER = [
 WOO_STOCK = [
 	("name", "id", EXTERNAL_ID_LINK, "Item"),
 	("stock_qty", "stock_quantity", ROUND, "0"),
+]
+# an order's status back to the WooCommerce order it came from, when ERPNext delivers, bills or
+# cancels it
+WOO_ORDER_STATUS = [
+	("name", "id", EXTERNAL_ID_LINK, "Sales Order"),
+	(
+		"status",
+		"status",
+		VALUE_MAP,
+		'{"To Bill": "completed", "Completed": "completed", "Closed": "completed", '
+		'"Cancelled": "cancelled", "*": "processing"}',
+	),
 ]
 SHOPIFY_ITEM = [
 	("item_code", "id", NONE, None),
@@ -157,7 +169,8 @@ PRESETS = {
 		"help": (
 			"Products and customers pulled from /wp-json/wc/v3; orders arrive as webhooks; each "
 			"product's stock quantity is updated whenever the item's stock moves in ERPNext (turn "
-			"on Manage stock on the products; Auth Type Basic with the consumer key and secret)."
+			"on Manage stock on the products; Auth Type Basic with the consumer key and secret); "
+			"an order's status goes back to the shop when ERPNext delivers, bills or cancels it."
 		),
 		"pull": [
 			{
@@ -185,7 +198,13 @@ PRESETS = {
 				"events": ["on_stock_change"],
 				"target": "/wp-json/wc/v3/products/{id}",
 				"map": WOO_STOCK,
-			}
+			},
+			{
+				"doctype": "Sales Order",
+				"events": ["on_status_change", "on_cancel"],
+				"target": "/wp-json/wc/v3/orders/{id}",
+				"map": WOO_ORDER_STATUS,
+			},
 		],
 		"inbound": [{"doctype": "Sales Order", "id_path": "id", "map": WOO_ORDER}],
 		"receive": {

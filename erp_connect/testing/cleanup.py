@@ -12,6 +12,7 @@ OURS = ("like", TEST_PREFIX + "%")
 # ERPNext documents, deleted as documents (their own children and ledgers go with them), in this
 # order.
 TEST_DOCUMENTS = (
+	("Delivery Note", {"customer_name": OURS}),
 	("Sales Order", {"customer_name": OURS}),
 	("Sync Import", {"connector": OURS}),  # with its attached files
 	("Item", {"item_code": OURS}),
@@ -43,6 +44,8 @@ def delete_test_data() -> None:
 	frappe.db.rollback()
 	for doctype, filters in TEST_DOCUMENTS:
 		for name in frappe.get_all(doctype, filters, pluck="name"):
+			if frappe.db.get_value(doctype, name, "docstatus") == 1:
+				frappe.get_doc(doctype, name).cancel()  # a submitted document is cancelled first
 			frappe.delete_doc(doctype, name, force=True, ignore_permissions=True)
 	for doctype, filters in TEST_ROWS:
 		names = frappe.get_all(doctype, filters, pluck="name")

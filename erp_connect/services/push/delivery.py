@@ -31,7 +31,7 @@ from erp_connect.erp_connect.doctype.sync_event.sync_event import DOCUMENT_INDEX
 from erp_connect.services.common import alerts, jobs
 from erp_connect.services.common.locks import named_lock
 from erp_connect.services.common.status import DEAD, DELIVERED, RETRYING, SENDING, UNFINISHED, WAITING
-from erp_connect.services.push import replica, stock_levels
+from erp_connect.services.push import followed, replica
 from erp_connect.services.push import wake as waking
 from erp_connect.services.push.outbox import clear_rules_cache
 
@@ -202,8 +202,8 @@ class Drainer:
 				if len(rows) >= self.claim_limit() and not helpers_called:
 					call_helpers(name)  # a full claim: there is a backlog
 					helpers_called = True
-				if any(r.doc_event == stock_levels.STOCK_EVENT for r in rows):
-					stock_levels.render_at_send(rows, self.specs())
+				if any(r.doc_event in followed.FOLLOWED for r in rows):
+					followed.render_at_send(rows, self.specs())
 				results, slow_down = self.deliver(claim, rows)
 				for r in results:
 					stats[r.verdict.outcome.value] += len(r.names)

@@ -15,8 +15,8 @@ from erp_connect.engine.transports import OutboundEvent
 from erp_connect.services.common.doctypes import sync_refusal
 from erp_connect.services.common.templates import template_problem
 from erp_connect.services.inbound import access
+from erp_connect.services.push.followed import FOLLOWED, STOCK_EVENT
 from erp_connect.services.push.outbox import DOC_EVENTS, clear_rules_cache, next_seq, render_payload
-from erp_connect.services.push.stock_levels import STOCK_DOCTYPE, STOCK_EVENT, STOCK_FIELDS
 
 MASK = "********"
 
@@ -73,8 +73,8 @@ class FieldMapped:
 	def has_field(self, path: str) -> bool:
 		head, _, rest = path.partition(".")
 		meta = frappe.get_meta(self.reference_doctype)
-		if self.get(f"event_{STOCK_EVENT}") and head in STOCK_FIELDS:
-			return True  # what a stock rule reads besides the Item's own fields
+		if any(self.get(f"event_{e}") and head in f.extra_fields for e, f in FOLLOWED.items()):
+			return True  # what a followed change offers besides the document's own fields (stock_qty)
 		if head.endswith("[]"):
 			df = meta.get_field(head[:-2])
 			if not df or df.fieldtype not in frappe.model.table_fields:
@@ -137,6 +137,7 @@ class SyncRule(FieldMapped, Document):
 		event_on_submit: DF.Check
 		event_on_trash: DF.Check
 		event_on_update: DF.Check
+		event_on_status_change: DF.Check
 		event_on_stock_change: DF.Check
 		event_on_update_after_submit: DF.Check
 		external_id_path: DF.Data | None
@@ -175,9 +176,14 @@ class SyncRule(FieldMapped, Document):
 	def validate_events(self):
 		if not self.selected_events():
 			frappe.throw(_("Pick at least one event (After Insert, On Update, ...)"))
+		for event in FOLLOWED:
+			if self.get(f"event_{event}") and self.reference_doctype != FOLLOWED[event].doctype:
+				frappe.throw(
+					_("{0} happens to a {1}: pick the DocType {1}").format(
+						_(self.meta.get_label(f"event_{event}")), FOLLOWED[event].doctype
+					)
+				)
 		if self.get(f"event_{STOCK_EVENT}"):
-			if self.reference_doctype != STOCK_DOCTYPE:
-				frappe.throw(_("Stock Changes follows the stock of Items: pick the DocType Item"))
 			unknown = [w for w in self.warehouses() if not frappe.db.exists("Warehouse", w)]
 			if unknown:
 				frappe.throw(_("No such warehouse: {0}").format(", ".join(unknown)))
@@ -250,7 +256,7 @@ class SyncRule(FieldMapped, Document):
 
 	# -- what the outbox and delivery use ---------------------------------------------------------
 	def selected_events(self) -> list[str]:
-		return [e for e in (*DOC_EVENTS, STOCK_EVENT) if self.get(f"event_{e}")]
+		return [e for e in (*DOC_EVENTS, *FOLLOWED) if self.get(f"event_{e}")]
 
 	def warehouses(self) -> tuple[str, ...]:
 		return tuple(w.strip() for w in (self.stock_warehouses or "").splitlines() if w.strip())

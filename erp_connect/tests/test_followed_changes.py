@@ -1,14 +1,15 @@
-"""Stock levels to a webshop: ERPNext moves Bin with plain SQL, so the stock ledger says when an
-item's quantity changed. A burst of movements sends the newest level once; a movement that commits
-while the drain claims the item's event is never lost; a cancellation sends the level back."""
+"""What ERPNext changes with plain SQL, followed through the documents that cause it: an item's
+stock level (the stock ledger) and a Sales Order's status (its delivery notes and invoices). A burst
+of movements sends the newest level once; a movement that commits while the drain claims the item's
+event is never lost; a cancellation sends the level back; the shop hears its order's status."""
 
 import time
 
 import frappe
 
-from erp_connect.services.push import stock_levels
+from erp_connect.services.push import followed
 from erp_connect.services.push.wake import DRAIN
-from erp_connect.testing.base import HeldOpenTransaction, make_customer, start_worker
+from erp_connect.testing.base import HeldOpenTransaction, company, make_customer, start_worker
 from erp_connect.testing.pos import WAREHOUSE, receive, stock_item
 from erp_connect.testing.push import PushTestCase
 from erp_connect.testing.remote import Reply
@@ -104,7 +105,7 @@ class TestStockLevels(PushTestCase):
 		frappe.db.commit()
 		self.drain()
 		self.assertEqual(self.sent_levels(), [4.0])
-		stock_levels.follow(self.item, other)  # a movement elsewhere: nothing
+		followed.follow(followed.STOCK_EVENT, self.item, warehouse=other)  # elsewhere: nothing
 		frappe.db.commit()
 		self.assertEqual(len(self.stock_events()), 1)
 
@@ -189,3 +190,57 @@ class TestExternalIds(PushTestCase):
 		)
 		self.assertEqual(dead.status, "Dead")
 		self.assertIn(f"{unlinked.name} has no id at {self.connector.name}", dead.last_error)
+
+
+class TestWooCommerceOrderStatus(PushTestCase):
+	"""An order that came from the shop: its status goes back when ERPNext delivers, bills or
+	cancels it, although ERPNext changes a Sales Order's status without saving the order."""
+
+	def test_delivering_and_cancelling_the_delivery_send_the_orders_status(self):
+		from erpnext.selling.doctype.sales_order.sales_order import make_delivery_note
+
+		connector = self.make_connector(
+			connector_type="WooCommerce", auth_type="Basic", username="ck", password="cs"
+		)
+		connector.apply_preset("WooCommerce")
+		order = frappe.get_doc(
+			{
+				"doctype": "Sales Order",
+				"company": company(),
+				"customer": make_customer().name,
+				"delivery_date": frappe.utils.add_days(frappe.utils.nowdate(), 3),
+				"items": [{"item_code": stock_item(qty=5), "qty": 2, "rate": 10, "warehouse": WAREHOUSE}],
+			}
+		).insert()
+		order.submit()
+		frappe.get_doc(
+			{
+				"doctype": "Sync Link",
+				"connector": connector.name,
+				"reference_doctype": "Sales Order",
+				"reference_name": order.name,
+				"external_id": "727",  # the shop's order it came from
+			}
+		).insert(ignore_permissions=True)
+		path = "/wp-json/wc/v3/orders/727"
+		self.remote.set_default(path, Reply(200, {"id": 727}))
+		frappe.db.commit()
+		delivery = make_delivery_note(order.name)
+		delivery.insert()
+		delivery.submit()
+		frappe.db.commit()
+		self.assertEqual(frappe.db.get_value("Sales Order", order.name, "status"), "To Bill")
+		delivery_drain(connector.name)
+		delivery.reload()
+		delivery.cancel()
+		frappe.db.commit()
+		delivery_drain(connector.name)
+		sent = [(r.method, r.json()) for r in self.remote.received(path)]
+		self.assertEqual(sent, [("PUT", {"status": "completed"}), ("PUT", {"status": "processing"})])
+
+
+def delivery_drain(connector: str) -> None:
+	from erp_connect.services.push import delivery
+
+	frappe.db.commit()
+	delivery.drain(connector)
