@@ -3,15 +3,19 @@ signed their own way, to the site's receive endpoint through a real web server; 
 become submitted Payment Entries, refunds their reverse, the rest is parked in Desk."""
 
 import json
+import threading
 import time
 
 import frappe
 from frappe.utils import flt
 
 from erp_connect.install import CONNECT_API_USER, CONNECT_MANAGER
+from erp_connect.services.common.locks import lock_name
 from erp_connect.services.inbound import inbox
+from erp_connect.services.payments import entries
 from erp_connect.testing.base import (
 	ConnectTestCase,
+	HeldOpenTransaction,
 	company,
 	make_api_user,
 	make_customer,
@@ -233,7 +237,7 @@ class TestStripePayments(PaymentsTestCase):
 		again = self.deliver(self.fake.send(self.fake.event("payment_intent.succeeded", pi)))
 		self.assertEqual(json.loads(again.result)["action"], "exists")
 
-	def test_the_same_event_delivered_three_times_and_twice_at_once_makes_one_payment_entry(self):
+	def test_the_same_event_three_times_twice_at_once_and_two_events_at_once_make_one_payment_entry(self):
 		invoice = self.invoice(100)
 		pi = self.fake.payment_intent(10000, metadata={"erpnext_invoice": invoice.name})
 		event = self.fake.event("payment_intent.succeeded", pi)
@@ -245,14 +249,34 @@ class TestStripePayments(PaymentsTestCase):
 			[self.fake.signed(self.fake.event("charge.succeeded", self.fake.charge(pi), "evt_same"))] * 2
 		)
 		self.assertEqual(sorted(a.json()["message"]["status"] for a in at_once), ["duplicate", "received"])
-		self.assertEqual(len(self.stored()), 2)  # two events of one payment
-		# the two events are processed by two real workers at the same moment
-		workers = [start_worker(burst=True), start_worker(burst=True)]
-		for worker in workers:
-			worker.wait(timeout=180)
+		first, second = self.stored()  # two events of one payment
+		# the first is being recorded in another connection, not committed yet, when the second
+		# arrives: the second waits for the payment's lock, then finds the first's entry
+		held = HeldOpenTransaction(
+			f"from erp_connect.services.inbound import inbox; inbox.process({first.name!r})"
+		)
+		self.addCleanup(held.close)
+		threading.Timer(2, held.commit).start()
+		started = time.monotonic()
+		inbox.process(second.name)
+		frappe.db.commit()
+		self.assertGreater(time.monotonic() - started, 1.5, "the second did not wait for the first")
 		self.assertEqual([s.status for s in self.stored()], ["Processed", "Processed"], self.stored())
+		self.assertEqual(json.loads(self.stored()[1].result)["action"], "exists")
 		self.assertEqual(len(self.entries()), 1)
 		self.assertEqual(self.outstanding(invoice), 0)
+
+	def test_recording_a_transaction_holds_its_lock_until_the_transaction_ends(self):
+		# what keeps two workers from both finding nothing and both inserting (a deadlock at best)
+		name = lock_name("payment", "pi_locked")
+		holder = lambda: frappe.db.sql("select is_used_lock(%s)", name)[0][0]  # noqa: E731
+		entries.hold("pi_locked")
+		self.assertEqual(holder(), frappe.db.sql("select connection_id()")[0][0])
+		frappe.db.commit()
+		self.assertIsNone(holder())
+		entries.hold("pi_locked")
+		frappe.db.rollback()
+		self.assertIsNone(holder())
 
 	def test_wrong_stale_or_malformed_signatures_are_refused_and_nothing_is_stored(self):
 		invoice = self.invoice(100)
