@@ -348,6 +348,43 @@ class TestStripePayments(PaymentsTestCase):
 		self.assertEqual(failed.status, "Failed")
 		self.assertIn("is cancelled", failed.error)
 
+	def test_a_payment_for_a_sales_order_is_an_advance_against_it(self):
+		order = frappe.get_doc(
+			{
+				"doctype": "Sales Order",
+				"company": self.company,
+				"customer": self.customer.name,
+				"delivery_date": frappe.utils.add_days(frappe.utils.nowdate(), 7),
+				"items": [{"item_code": self.item.name, "qty": 2, "rate": 50}],
+			}
+		).insert()
+		order.submit()
+		frappe.db.commit()
+		pi = self.fake.payment_intent(4000, metadata={"erpnext_order": order.name})
+		request = self.deliver(self.fake.send(self.fake.event("payment_intent.succeeded", pi)))
+		self.assertEqual(request.status, "Processed", request.error)
+		[entry] = self.entries()
+		pe = frappe.get_doc("Payment Entry", entry.name)
+		self.assertEqual(
+			[(r.reference_doctype, r.reference_name, r.allocated_amount) for r in pe.references],
+			[("Sales Order", order.name, 40)],
+		)
+		self.assertEqual(flt(frappe.db.get_value("Sales Order", order.name, "advance_paid")), 40)
+
+	def test_an_api_user_that_may_not_make_payment_entries_fails_with_the_reason(self):
+		make_api_user(OUTSIDER.replace("outsider", "no-accounts"), [CONNECT_API_USER])
+		frappe.db.set_value(
+			"Connector", self.connector.name, "api_user", OUTSIDER.replace("outsider", "no-accounts")
+		)
+		frappe.db.commit()
+		invoice = self.invoice(100)
+		pi = self.fake.payment_intent(10000, metadata={"erpnext_invoice": invoice.name})
+		failed = self.deliver(self.fake.send(self.fake.event("payment_intent.succeeded", pi)))
+		self.assertEqual(failed.status, "Failed")
+		self.assertIn("may not", failed.error)
+		self.assertIn("Payment Entry", failed.error)
+		self.assertEqual(self.entries(), [])
+
 	def test_connector_settings_for_payments(self):
 		connector = frappe.get_doc("Connector", self.connector.name)
 		for changes, reason in (

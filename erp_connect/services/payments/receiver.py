@@ -10,9 +10,11 @@ from frappe import _
 from erp_connect.engine import transports
 from erp_connect.engine.payments import IGNORED, PAYMENT, PaymentEvent
 from erp_connect.services.common.users import run_as_api_user
+from erp_connect.services.inbound.upsert import permission_problem
 from erp_connect.services.payments import entries
 
 PARKED_PAYMENT = "Parked Payment"
+PAYMENT_ENTRY = "Payment Entry"
 SAVEPOINT = "erp_connect_payment"
 
 
@@ -26,7 +28,13 @@ def apply_delivery(connector: "frappe.Document", request: "frappe.Document") -> 
 	frappe.db.savepoint(SAVEPOINT)
 	try:
 		with run_as_api_user(connector.api_user, _("Connector {0}").format(connector.name)):
-			return apply(connector, event, request.name), []
+			try:
+				return apply(connector, event, request.name), []
+			except frappe.PermissionError as e:
+				if type(e) is not frappe.PermissionError:  # one of ours, with its reason
+					raise
+				# Frappe's own mostly says nothing: say who lacks what
+				raise frappe.PermissionError(permission_problem(PAYMENT_ENTRY, str(e))) from e
 	except Exception:
 		frappe.db.rollback(save_point=SAVEPOINT)
 		raise
