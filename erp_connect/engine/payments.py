@@ -108,6 +108,12 @@ def _stripe_payment(event, event_type, event_id, obj) -> PaymentEvent:
 	doctype, name = reference_of(
 		obj.get("metadata"), charge.get("metadata") if isinstance(charge, Mapping) else None
 	)
+	if obj.get("object") == "charge" and obj.get("payment_intent") and not doctype:
+		# Stripe does not copy a payment intent's metadata to its charges: a charge that names
+		# nothing itself is recorded from its payment_intent.succeeded, not parked before it
+		return _ignored(
+			STRIPE, event_type, event_id, f"a charge of {payment_id}, recorded from its payment intent"
+		)
 	return PaymentEvent(
 		PAYMENT,
 		STRIPE,

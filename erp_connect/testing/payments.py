@@ -67,9 +67,11 @@ class FakeStripe(FakePlatform):
 			"data": {"object": obj},
 		}
 
-	def payment_intent(self, amount: int, currency="usd", metadata=None, pi_id=None) -> dict:
+	def payment_intent(self, amount: int, currency="usd", metadata=None, pi_id=None, fee=None) -> dict:
+		"""With ``fee``, its latest charge expanded with its balance transaction (as a payload
+		fetched with ``expand`` carries it; Stripe's own webhooks send ids)."""
 		pi_id = pi_id or _id("pi")
-		return {
+		pi = {
 			"id": pi_id,
 			"object": "payment_intent",
 			"amount": amount,
@@ -82,11 +84,16 @@ class FakeStripe(FakePlatform):
 			"receipt_email": "buyer@example.com",
 			"created": int(time.time()),
 		}
+		if fee is not None:
+			pi["latest_charge"] = self.charge(pi, fee)
+		return pi
 
-	def charge(self, pi: dict, fee: int | None = None) -> dict:
-		"""The charge of a payment intent; with ``fee``, its balance transaction expanded."""
+	def charge(self, pi: dict, fee: int | None = None, metadata=None) -> dict:
+		"""The charge of a payment intent; with ``fee``, its balance transaction expanded. Stripe
+		does not copy the payment intent's metadata to it: ``metadata`` is the charge's own."""
+		charge_id = pi["latest_charge"]
 		charge = {
-			"id": pi["latest_charge"],
+			"id": charge_id if isinstance(charge_id, str) else charge_id["id"],
 			"object": "charge",
 			"amount": pi["amount"],
 			"amount_captured": pi["amount_received"],
@@ -96,7 +103,7 @@ class FakeStripe(FakePlatform):
 			"paid": True,
 			"payment_intent": pi["id"],
 			"status": "succeeded",
-			"metadata": pi["metadata"],
+			"metadata": metadata or {},
 			"billing_details": {"email": "buyer@example.com"},
 			"balance_transaction": _id("txn"),
 		}
@@ -118,7 +125,7 @@ class FakeStripe(FakePlatform):
 			"object": "refund",
 			"amount": amount,
 			"currency": pi["currency"],
-			"charge": pi["latest_charge"],
+			"charge": self.charge(pi)["id"],
 			"payment_intent": pi["id"],
 			"status": "succeeded",
 			"reason": "requested_by_customer",

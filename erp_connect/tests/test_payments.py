@@ -143,7 +143,7 @@ class TestStripePayments(PaymentsTestCase):
 	def test_a_partial_payment_allocates_its_amount_and_books_the_fee_as_a_deduction(self):
 		invoice = self.invoice(100)
 		pi = self.fake.payment_intent(6000, metadata={"erpnext_invoice": invoice.name})
-		charge = self.fake.charge(pi, fee=204)  # 2.9 % + 30 cents
+		charge = self.fake.charge(pi, fee=204, metadata=pi["metadata"])  # 2.9 % + 30 cents
 		request = self.deliver(self.fake.send(self.fake.event("charge.succeeded", charge)))
 		self.assertEqual(request.status, "Processed", request.error)
 		[entry] = self.entries()
@@ -202,8 +202,14 @@ class TestStripePayments(PaymentsTestCase):
 
 	def test_a_parked_payment_is_allocated_from_desk_by_a_connect_manager_only(self):
 		invoice = self.invoice(100)
-		pi = self.fake.payment_intent(3000)
-		self.deliver(self.fake.send(self.fake.event("charge.succeeded", self.fake.charge(pi, fee=117))))
+		pi = self.fake.payment_intent(3000, fee=117)
+		# its charge (which names nothing: Stripe keeps the metadata on the payment intent) waits
+		# for the payment intent, which names nothing either: parked
+		charge = self.deliver(
+			self.fake.send(self.fake.event("charge.succeeded", self.fake.charge(pi, fee=117)))
+		)
+		self.assertEqual(json.loads(charge.result)["action"], "ignored")
+		self.deliver(self.fake.send(self.fake.event("payment_intent.succeeded", pi)))
 		[parked] = self.parked()
 		url = site_http()[0]
 
@@ -246,7 +252,14 @@ class TestStripePayments(PaymentsTestCase):
 			[a.json()["message"]["status"] for a in answers], ["received", "duplicate", "duplicate"]
 		)
 		at_once = self.fake.post_at_once(
-			[self.fake.signed(self.fake.event("charge.succeeded", self.fake.charge(pi), "evt_same"))] * 2
+			[
+				self.fake.signed(
+					self.fake.event(
+						"charge.succeeded", self.fake.charge(pi, metadata=pi["metadata"]), "evt_same"
+					)
+				)
+			]
+			* 2
 		)
 		self.assertEqual(sorted(a.json()["message"]["status"] for a in at_once), ["duplicate", "received"])
 		first, second = self.stored()  # two events of one payment
@@ -318,10 +331,8 @@ class TestStripePayments(PaymentsTestCase):
 	def test_a_missing_fee_account_or_a_cancelled_invoice_fails_and_leaves_nothing_behind(self):
 		frappe.db.set_value("Connector", self.connector.name, "fee_account", None)
 		invoice = self.invoice(100)
-		pi = self.fake.payment_intent(10000, metadata={"erpnext_invoice": invoice.name})
-		failed = self.deliver(
-			self.fake.send(self.fake.event("charge.succeeded", self.fake.charge(pi, fee=320)))
-		)
+		pi = self.fake.payment_intent(10000, metadata={"erpnext_invoice": invoice.name}, fee=320)
+		failed = self.deliver(self.fake.send(self.fake.event("payment_intent.succeeded", pi)))
 		self.assertEqual(failed.status, "Failed")
 		self.assertIn("set the Fee Account", failed.error)
 		frappe.db.commit()

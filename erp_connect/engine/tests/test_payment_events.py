@@ -66,6 +66,16 @@ def test_a_charge_names_its_payment_intent_and_brings_the_fee_of_an_expanded_bal
 	assert payments.read_stripe(stripe_event("charge.succeeded", charge)).fee == Decimal("0")
 
 
+def test_a_charge_that_names_nothing_waits_for_its_payment_intent():
+	# Stripe does not copy the payment intent's metadata to the charge
+	charge = {"id": "ch_1", "object": "charge", "amount": 100, "currency": "usd", "payment_intent": "pi_1"}
+	event = payments.read_stripe(stripe_event("charge.succeeded", charge))
+	assert (event.kind, event.reason) == (IGNORED, "a charge of pi_1, recorded from its payment intent")
+	# a charge without a payment intent (the Charges API) is a payment of its own
+	del charge["payment_intent"]
+	assert payments.read_stripe(stripe_event("charge.succeeded", charge)).transaction_id == "ch_1"
+
+
 def test_a_payment_intent_with_an_expanded_latest_charge_brings_its_fee():
 	pi = payment_intent(latest_charge={"id": "ch_1", "balance_transaction": {"fee": 50, "currency": "usd"}})
 	assert payments.read_stripe(stripe_event("payment_intent.succeeded", pi)).fee == Decimal("0.50")
