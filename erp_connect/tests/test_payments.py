@@ -459,6 +459,12 @@ class TestRazorpayPayments(PaymentsTestCase):
 		self.assertEqual((parked.amount, parked.currency), (5000, "INR"))
 		self.assertIn("paid in INR", parked.reason)
 		self.assertEqual(self.outstanding(invoice), 75)
+		# its refund finds no entry to reverse: parked too, to be allocated with it
+		refund = self.fake.refund_processed(inr, 100000)
+		self.assertEqual(json.loads(self.deliver(self.fake.send(refund)).result)["action"], "parked")
+		kinds = sorted((p.kind, p.amount) for p in self.parked())
+		self.assertEqual(kinds, [("Payment", 5000), ("Refund", 1000)])
+		self.assertEqual(len(self.entries()), 1)
 
 	def test_signatures_event_ids_and_replayed_bodies(self):
 		invoice = self.invoice(100)
