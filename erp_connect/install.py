@@ -5,6 +5,7 @@ import frappe
 
 CONNECT_MANAGER = "Connect Manager"
 CONNECT_API_USER = "Connect API User"
+PAYMENT_REFERENCE_INDEX = "erp_connect_reference_no"
 
 ROLES = {
 	CONNECT_MANAGER: {"desk_access": 1},
@@ -15,6 +16,7 @@ ROLES = {
 
 def after_install() -> None:
 	ensure_roles()
+	ensure_indexes()
 
 
 def after_migrate() -> None:
@@ -24,6 +26,7 @@ def after_migrate() -> None:
 
 def before_uninstall() -> None:
 	remove_roles()
+	remove_indexes()
 
 
 def ensure_roles() -> None:
@@ -46,6 +49,14 @@ def ensure_indexes() -> None:
 
 	for module in (sync_event, sync_link, idempotency_record, inbound_request, pos_operation):
 		module.on_doctype_update()
+	# payments are recorded once per provider transaction, found by the Payment Entry's
+	# Reference No under a locking read: indexed, that read locks one key, not the whole table
+	frappe.db.add_index("Payment Entry", ["reference_no"], PAYMENT_REFERENCE_INDEX)
+
+
+def remove_indexes() -> None:
+	"""The index we added to an ERPNext table (our own tables go with their doctypes)."""
+	frappe.db.sql_ddl(f"alter table `tabPayment Entry` drop index if exists `{PAYMENT_REFERENCE_INDEX}`")
 
 
 def remove_roles() -> None:

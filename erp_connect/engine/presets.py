@@ -245,6 +245,38 @@ PRESETS = {
 			"header": "X-Shopify-Hmac-Sha256",
 		},
 	},
+	"Stripe Payments": {
+		"connector_type": "Stripe",
+		"help": (
+			"Stripe payments become submitted Payment Entries against the Sales Invoice (or Sales Order) "
+			"they name. In Stripe (Developers > Webhooks > Add endpoint) enter this connector's receive "
+			"URL, {receive_url}, and choose the events payment_intent.succeeded, charge.succeeded, "
+			"refund.created and refund.updated; copy the endpoint's Signing secret (whsec_...) into "
+			"Receive Secret. Your checkout puts the invoice's name in the payment's metadata as "
+			"erpnext_invoice (or the order's as erpnext_order). Set Payment Account (where Stripe's "
+			"money is booked), Fee Account (Stripe's fee, when the payload carries it) and an API User "
+			"with the roles Connect API User and Accounts User. A payment that names nothing, or is in "
+			"another currency than its invoice, waits in Parked Payments for you to allocate."
+		),
+		"base_url": "https://api.stripe.com",
+		"receive": {"doctype": "Payment Entry", "scheme": "Stripe"},
+	},
+	"Razorpay Payments": {
+		"connector_type": "Razorpay",
+		"help": (
+			"Razorpay payments become submitted Payment Entries against the Sales Invoice (or Sales "
+			"Order) they name. In Razorpay (Accounts & Settings > Webhooks > Add New Webhook) enter this "
+			"connector's receive URL, {receive_url}, type a secret of your own and choose the events "
+			"payment.captured and refund.processed; put the same secret in Receive Secret. Your checkout "
+			"puts the invoice's name in the payment's notes as erpnext_invoice (or the order's as "
+			"erpnext_order). Set Payment Account (where Razorpay's money is booked), Fee Account "
+			"(Razorpay's fee and its tax) and an API User with the roles Connect API User and Accounts "
+			"User. A payment that names nothing, or is in another currency than its invoice, waits in "
+			"Parked Payments for you to allocate."
+		),
+		"base_url": "https://api.razorpay.com",
+		"receive": {"doctype": "Payment Entry", "scheme": "Razorpay"},
+	},
 }
 
 

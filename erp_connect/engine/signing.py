@@ -1,4 +1,5 @@
-"""Standard Webhooks (https://www.standardwebhooks.com) signing and verification.
+"""Webhook signing and verification: Standard Webhooks (https://www.standardwebhooks.com), a plain
+HMAC of the body (Shopify, WooCommerce, Razorpay) and Stripe's ``Stripe-Signature``.
 
 A message is signed as HMAC-SHA256 over ``"{webhook-id}.{webhook-timestamp}.{body}"`` with the
 base64-decoded part of a ``whsec_`` secret, and sent as ``webhook-signature: v1,<base64>``. The
@@ -119,6 +120,92 @@ def verify_hmac_header(
 	expected = base64.b64encode(digest).decode() if encoding == "base64" else digest.hex()
 	if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
 		raise WebhookVerificationError("signature does not match")
+
+
+# -- Stripe ---------------------------------------------------------------------------------------
+# ``Stripe-Signature: t=<unix time>,v1=<hex>[,v1=<hex>...]``: the hex HMAC-SHA256 of
+# ``"{t}.{raw body}"`` keyed with the whole endpoint secret string (``whsec_...``, prefix and all,
+# as bytes: unlike Standard Webhooks nothing is base64-decoded). While a secret is being rolled
+# Stripe signs with the old and the new one; ``v0`` signatures are test-mode leftovers and ignored.
+STRIPE_VERSION = "v1"
+
+
+def stripe_signature(secret: str, timestamp: int, body: bytes | str) -> str:
+	if isinstance(body, str):
+		body = body.encode()
+	return hmac.new(secret.encode(), f"{int(timestamp)}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def stripe_signature_header(
+	secret_or_secrets: str | Iterable[str], body: bytes | str, timestamp: int | None = None
+) -> str:
+	"""The ``Stripe-Signature`` value Stripe would send (one ``v1`` per secret)."""
+	timestamp = int(time.time()) if timestamp is None else int(timestamp)
+	signatures = [
+		f"{STRIPE_VERSION}={stripe_signature(s, timestamp, body)}" for s in _as_list(secret_or_secrets)
+	]
+	return ",".join([f"t={timestamp}", *signatures])
+
+
+def verify_stripe(
+	secret_or_secrets: str | Iterable[str] | None,
+	header: str | None,
+	body: bytes | str,
+	tolerance: int = DEFAULT_TOLERANCE_SECONDS,
+	now: float | None = None,
+) -> int:
+	"""Check a ``Stripe-Signature`` header; returns its timestamp. Raises WebhookVerificationError
+	for a missing or malformed header, a timestamp outside the tolerance (either direction), or no
+	``v1`` matching any of the secrets."""
+	timestamp, candidates = _parse_stripe_header(header)
+	now = time.time() if now is None else now
+	if abs(now - timestamp) > tolerance:
+		raise WebhookVerificationError("Stripe-Signature timestamp is outside the allowed tolerance")
+	all_secrets = _as_list(secret_or_secrets)
+	if not all_secrets:
+		raise WebhookVerificationError("no signing secret is configured")
+	expected = [stripe_signature(s, timestamp, body).encode() for s in all_secrets]
+	# every candidate against every secret, without stopping early, so timing tells nothing
+	matches = [hmac.compare_digest(c.encode(), e) for c in candidates for e in expected]
+	if not any(matches):
+		raise WebhookVerificationError("no matching signature")
+	return timestamp
+
+
+def _parse_stripe_header(header: str | None) -> tuple[int, list[str]]:
+	if not header:
+		raise WebhookVerificationError("missing Stripe-Signature header")
+	timestamps, candidates = [], []
+	for part in header.split(","):
+		key, sep, value = part.strip().partition("=")
+		if not sep or not key or not value:
+			raise WebhookVerificationError("malformed Stripe-Signature header")
+		if key == "t":
+			timestamps.append(value)
+		elif key == STRIPE_VERSION:
+			candidates.append(value)
+	if not timestamps:
+		raise WebhookVerificationError("Stripe-Signature has no timestamp")
+	if len(timestamps) > 1:
+		raise WebhookVerificationError("Stripe-Signature has more than one timestamp")
+	if not candidates:
+		raise WebhookVerificationError("Stripe-Signature has no v1 signature")
+	try:
+		return int(timestamps[0]), candidates
+	except ValueError:
+		raise WebhookVerificationError("Stripe-Signature timestamp is not an integer")
+
+
+# -- Razorpay -------------------------------------------------------------------------------------
+# ``X-Razorpay-Signature``: the hex HMAC-SHA256 of the raw body keyed with the webhook secret.
+def razorpay_signature(secret: str, body: bytes | str) -> str:
+	if isinstance(body, str):
+		body = body.encode()
+	return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_razorpay(secret: str, signature: str | None, body: bytes | str) -> None:
+	verify_hmac_header(secret, (signature or "").strip().lower() or None, body, encoding="hex")
 
 
 def _as_list(secret_or_secrets: str | Iterable[str] | None) -> list[str]:

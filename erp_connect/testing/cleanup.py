@@ -9,18 +9,24 @@ from erp_connect.testing.base import TEST_PREFIX
 
 OURS = ("like", TEST_PREFIX + "%")
 
-# ERPNext documents, deleted as documents (their own children and ledgers go with them), in this
-# order.
+# ERPNext documents, deleted as documents (their own children go with them; submitted ones are
+# cancelled first, and the ledger rows they leave are removed), in this order.
 TEST_DOCUMENTS = (
+	("Payment Entry", {"party": OURS}),
+	("Sales Invoice", {"customer": OURS}),
 	("Delivery Note", {"customer_name": OURS}),
 	("Sales Order", {"customer_name": OURS}),
 	("Sync Import", {"connector": OURS}),  # with its attached files
 	("Item", {"item_code": OURS}),
 )
 
+# what a cancelled accounting document leaves behind when deleted
+LEDGERS = ("GL Entry", "Payment Ledger Entry")
+
 # The app's own records and plain rows, removed with plain deletes (no document hooks) in this
 # order, each with the rows of its child tables.
 TEST_ROWS = (
+	("Parked Payment", {"connector": OURS}),
 	("Sync Event", {"connector": OURS}),
 	("Sync Link", {"connector": OURS}),
 	("Sync Conflict", {"connector": OURS}),
@@ -44,9 +50,13 @@ def delete_test_data() -> None:
 	frappe.db.rollback()
 	for doctype, filters in TEST_DOCUMENTS:
 		for name in frappe.get_all(doctype, filters, pluck="name"):
-			if frappe.db.get_value(doctype, name, "docstatus") == 1:
-				frappe.get_doc(doctype, name).cancel()  # a submitted document is cancelled first
+			doc = frappe.get_doc(doctype, name)
+			if doc.docstatus == 1:
+				doc.flags.ignore_links = True
+				doc.cancel()
 			frappe.delete_doc(doctype, name, force=True, ignore_permissions=True)
+			for ledger in LEDGERS:
+				frappe.db.delete(ledger, {"voucher_type": doctype, "voucher_no": name})
 	for doctype, filters in TEST_ROWS:
 		names = frappe.get_all(doctype, filters, pluck="name")
 		for child in frappe.get_meta(doctype).get_table_fields():

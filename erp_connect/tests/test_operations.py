@@ -77,6 +77,7 @@ class TestConnectorOperations(ConnectTestCase):
 				"POS Operation",
 				"Sync Conflict",
 				"Stream Dead Letter",
+				"Parked Payment",
 			},
 		)
 

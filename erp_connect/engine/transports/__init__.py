@@ -5,6 +5,7 @@ from erp_connect.engine.transports.base import Endpoint, OutboundEvent, Route, S
 from erp_connect.engine.transports.frappe_site import FrappeSiteTransport
 from erp_connect.engine.transports.mqtt import MqttTransport
 from erp_connect.engine.transports.nats_jetstream import NatsJetStreamTransport
+from erp_connect.engine.transports.payments import RazorpayTransport, StripeTransport
 from erp_connect.engine.transports.postgres_replica import PostgresReplicaTransport
 from erp_connect.engine.transports.rabbitmq import RabbitMqTransport
 from erp_connect.engine.transports.webhook import InboundOnly, RestApiTransport, WebhookTransport
@@ -21,6 +22,8 @@ KINDS: dict[str, type[Transport]] = {
 	"RabbitMQ": RabbitMqTransport,
 	"MQTT": MqttTransport,
 	"PostgreSQL": PostgresReplicaTransport,
+	"Stripe": StripeTransport,
+	"Razorpay": RazorpayTransport,
 }
 
 

@@ -75,6 +75,7 @@ class Transport:
 	adopts_same_names = False  # a pull finds the local document of the same name (shared names)
 	reads_stream = False  # pull rules read messages (fetch_messages + ack) instead of pages
 	mirrors_tables = False  # routes carry the layout of their doctype (Route.table): SQL replicas
+	receives = "records"  # what its received webhooks carry: records to upsert, or "payments"
 
 	def __init__(self, endpoint: Endpoint):
 		self.endpoint = endpoint

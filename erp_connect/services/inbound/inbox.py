@@ -1,8 +1,10 @@
 """Receiving third-party webhooks: verify, store once, answer at once, process in the background.
 
 A delivery is kept in the Inbound Request inbox under the sender's delivery id, unique per
-connector, so a webhook sent three times is processed once. Processing runs as the connector's
-API user through the same upsert path as the API, and is retried with backoff when it fails.
+connector, so a webhook sent three times is processed once. The connector's Signature Scheme
+(engine/receive_schemes.py) verifies it; its kind says what the delivery carries: records, which
+are upserted as the connector's API user through the same path as the API, or payments
+(services/payments). Processing is retried with backoff when it fails.
 """
 
 import hashlib
@@ -13,17 +15,18 @@ import frappe
 from frappe import _
 from frappe.utils import add_to_date, now_datetime
 
-from erp_connect.engine import signing
+from erp_connect.engine import receive_schemes, transports
 from erp_connect.engine.retry import RetryPolicy
+from erp_connect.engine.signing import WebhookVerificationError
 from erp_connect.services.common.status import ERROR
 from erp_connect.services.common.users import run_as_api_user
 from erp_connect.services.inbound.access import check_limits
 from erp_connect.services.inbound.upsert import describe, upsert
+from erp_connect.services.payments.receiver import apply_delivery as apply_payments
 
 PROCESS = "erp_connect.services.inbound.inbox.process"
 
 MAX_BODY_BYTES = 1_000_000
-STANDARD_WEBHOOKS = "Standard Webhooks"  # signs id and timestamp too; the other scheme signs the body only
 RETRIES = RetryPolicy(schedule=(60, 300, 1800, 7200))  # then it waits for a person
 HIDDEN_HEADERS = {"authorization", "cookie"}
 
@@ -62,9 +65,10 @@ def receive(connector_name: str, headers: Mapping[str, str], body: bytes) -> dic
 	check_limits(connector)  # after the signature: unsigned junk must not use up the quota
 	check_records(body)
 
-	# a scheme that signs only the body lets anyone holding one signed body send it again under
-	# a new delivery id (and roll a document back to it): such bodies are taken once per connector
-	body_hash = None if connector.receive_scheme == STANDARD_WEBHOOKS else hashlib.sha256(body).hexdigest()
+	# a scheme that does not sign the delivery id lets anyone holding one signed body send it again
+	# under a new id (and roll a document back to it): such bodies are taken once per connector
+	signs_id = receive_schemes.scheme(connector.receive_scheme).signs_delivery_id
+	body_hash = None if signs_id else hashlib.sha256(body).hexdigest()
 	if _seen(connector.name, "delivery_id", delivery_id) or (
 		body_hash and _seen(connector.name, "body_hash", body_hash)
 	):
@@ -107,18 +111,12 @@ def check_records(body: bytes) -> None:
 
 def verify(connector, headers: Mapping[str, str], body: bytes) -> str:
 	"""The delivery id of a correctly signed, fresh request; Unauthorized otherwise."""
-	secret = connector.secret("receive_secret")
 	lowered = {k.lower(): v for k, v in headers.items()}
 	try:
-		if connector.receive_scheme == STANDARD_WEBHOOKS:
-			return signing.verify(secret, lowered, body)
-		signing.verify_hmac_header(
-			secret, lowered.get((connector.receive_signature_header or "").lower()), body
-		)
-	except signing.WebhookVerificationError as e:
+		scheme = receive_schemes.scheme(connector.receive_scheme)
+		return scheme.verify(connector.secret("receive_secret"), lowered, body, connector.scheme_settings())
+	except (WebhookVerificationError, KeyError) as e:
 		raise Unauthorized(_("webhook refused: {0}").format(str(e)))
-	delivery_id = lowered.get((connector.receive_id_header or "").lower())
-	return delivery_id or "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 def enqueue(name: str) -> None:
@@ -132,20 +130,14 @@ def enqueue(name: str) -> None:
 
 
 def process(name: str) -> None:
-	"""Upsert the records of one stored delivery as the connector's API user."""
+	"""Apply one stored delivery with the receiver of its connector's kind."""
 	request = frappe.get_doc("Inbound Request", name)
 	if request.status == "Processed":
 		return
 	connector = frappe.get_doc("Connector", request.connector)
+	receiver = RECEIVERS[transports.kind(connector.connector_type).receives]
 	try:
-		with run_as_api_user(connector.api_user, _("Connector {0}").format(connector.name)):
-			result = upsert(
-				connector,
-				connector.receive_doctype,
-				records_of(json.loads(request.body)),
-				correlation_id=name,
-			)
-		errors = [r["error"] for r in result["results"] if r["status"] == ERROR]
+		result, errors = receiver(connector, request)
 	except Exception as e:
 		result, errors = None, [describe(e)]
 	attempts = (request.attempts or 0) + 1
@@ -162,6 +154,22 @@ def process(name: str) -> None:
 			"result": json.dumps(result) if result else None,
 		},
 	)
+
+
+def upsert_records(connector, request) -> tuple[dict, list[str]]:
+	"""The receiver of record kinds: upsert the delivery's records as the connector's API user."""
+	with run_as_api_user(connector.api_user, _("Connector {0}").format(connector.name)):
+		result = upsert(
+			connector,
+			connector.receive_doctype,
+			records_of(json.loads(request.body)),
+			correlation_id=request.name,
+		)
+	return result, [r["error"] for r in result["results"] if r["status"] == ERROR]
+
+
+# what a kind's deliveries carry (Transport.receives) -> who applies them: (result, errors)
+RECEIVERS = {"records": upsert_records, "payments": apply_payments}
 
 
 def records_of(body) -> list:

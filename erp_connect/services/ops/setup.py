@@ -20,10 +20,16 @@ def apply_preset(connector: str, preset: str) -> dict:
 	moved = bool(spec.get("base_url")) and bool(transports.kind(doc.connector_type).url_problem(doc.base_url))
 	if moved:  # an http URL cannot be a broker's: start from the preset's example
 		doc.base_url = spec["base_url"]
-	if spec.get("receive"):
-		doc.receive_scheme = spec["receive"]["scheme"]
-		doc.receive_signature_header = spec["receive"]["header"]
-	allow_writes(doc, [r["doctype"] for r in spec.get("pull", []) + spec.get("inbound", [])])
+	receive = spec.get("receive") or {}
+	if receive:
+		doc.receive_scheme = receive["scheme"]
+		doc.receive_signature_header = receive.get("header") or doc.receive_signature_header
+	writes = [r["doctype"] for r in spec.get("pull", []) + spec.get("inbound", [])]
+	allow_writes(doc, writes + ([receive["doctype"]] if receive.get("doctype") else []))
+	# receiving starts once the API User and the secret are there (the form asks for them next)
+	receives_now = bool(receive.get("doctype") and doc.api_user and doc.receive_secret)
+	if receives_now:
+		doc.receive_doctype = receive["doctype"]
 	doc.save()
 	created = []
 	for push in spec.get("push", []):
@@ -69,7 +75,11 @@ def apply_preset(connector: str, preset: str) -> dict:
 				"field_map": field_map_rows(inbound.get("map")),
 			},
 		)
-	steps = spec["help"]
+	steps = spec["help"].replace("{receive_url}", receive_url(connector))
+	if receive.get("doctype") and not receives_now:
+		steps += " " + _(
+			"Then set the API User and the Receive Secret, and Records Become to {0}: receiving starts."
+		).format(receive["doctype"])
 	if moved:
 		steps += " " + _("The Base URL was set to {0}: change it to your server.").format(doc.base_url)
 	if (spec.get("pull") or spec.get("inbound")) and not doc.api_user:
@@ -78,6 +88,13 @@ def apply_preset(connector: str, preset: str) -> dict:
 			"the roles for these doctypes, never a System Manager)."
 		).format(CONNECT_API_USER)
 	return {"created": created, "next_steps": steps}
+
+
+def receive_url(connector: str) -> str:
+	"""The URL a platform posts this connector's webhooks to."""
+	from urllib.parse import quote
+
+	return frappe.utils.get_url(f"/api/method/erp_connect.api.v1.receive?connector={quote(connector)}")
 
 
 def allow_writes(connector: "frappe.Document", doctypes: list[str]) -> None:

@@ -32,6 +32,8 @@ frappe.ui.form.on("Connector", {
 						"WooCommerce",
 						"Shopify",
 						"Event Bus (NATS JetStream)",
+						"Stripe Payments",
+						"Razorpay Payments",
 					],
 					reqd: 1,
 				},

@@ -5,7 +5,7 @@ import frappe
 from frappe import _
 from frappe.model.document import Document
 
-from erp_connect.engine import auth, http, signing, transports
+from erp_connect.engine import auth, http, receive_schemes, signing, transports
 from erp_connect.engine.retry import classify_exception
 from erp_connect.engine.transports import postgres_replica
 from erp_connect.engine.transports.base import join_url
@@ -16,6 +16,7 @@ from erp_connect.services.push.outbox import clear_rules_cache
 
 DEFAULT_IN_FLIGHT = 8  # requests a drain sends at once, unless the connector says otherwise
 MAX_IN_FLIGHT = 64
+PAYMENT_ENTRY = "Payment Entry"
 SECRET_FIELDS = ("bearer_token", "api_key", "api_secret", "password", "signing_secret")
 
 
@@ -52,17 +53,23 @@ class Connector(Document):
 			"RabbitMQ",
 			"MQTT",
 			"PostgreSQL",
+			"Stripe",
+			"Razorpay",
 		]
 		dry_run: DF.Check
 		enabled: DF.Check
 		failing_since: DF.Datetime | None
+		fee_account: DF.Link | None
+		fee_cost_center: DF.Link | None
 		max_in_flight: DF.Int
+		mode_of_payment: DF.Link | None
 		password: DF.Password | None
 		paused: DF.Check
+		payment_account: DF.Link | None
 		rate_limit_per_minute: DF.Int
 		receive_doctype: DF.Link | None
 		receive_id_header: DF.Data | None
-		receive_scheme: DF.Literal["Standard Webhooks", "HMAC-SHA256 Header"]
+		receive_scheme: DF.Literal["Standard Webhooks", "HMAC-SHA256 Header", "Stripe", "Razorpay"]
 		receive_secret: DF.Password | None
 		receive_signature_header: DF.Data | None
 		replica_schema: DF.Data | None
@@ -237,24 +244,43 @@ class Connector(Document):
 	def validate_receiving(self):
 		if not self.receive_doctype:
 			return
+		kind = transports.kind(self.connector_type)
+		if kind.receives == "payments":
+			self.validate_payment_receiving(kind)
+		scheme = receive_schemes.scheme(self.receive_scheme)
 		missing = [
 			label
 			for field, label in (("api_user", "API User"), ("receive_secret", "Receive Secret"))
 			if not self.get(field)
 		]
-		if self.receive_scheme == "HMAC-SHA256 Header" and not self.receive_signature_header:
-			missing.append("Signature Header")
+		missing += scheme.missing_settings(self.scheme_settings())
 		if missing:
 			frappe.throw(_("Receiving webhooks needs: {0}").format(", ".join(_(m) for m in missing)))
 		refused = access.write_refusal(self, self.receive_doctype)  # what its deliveries would write
 		if refused:
 			frappe.throw(refused, title=_("Receiving Webhooks"))
 		secret = self.receive_secret
-		if self.receive_scheme == "Standard Webhooks" and not is_masked(secret):
-			try:
-				signing.decode_secret(secret)
-			except ValueError as e:
-				frappe.throw(_("Receive Secret is not valid: {0}").format(str(e)))
+		problem = not is_masked(secret) and scheme.secret_problem(secret)
+		if problem:
+			frappe.throw(_("Receive Secret is not valid: {0}").format(problem))
+
+	def validate_payment_receiving(self, kind):
+		"""A payment platform's deliveries become Payment Entries, verified its own way."""
+		if self.receive_doctype != PAYMENT_ENTRY:
+			frappe.throw(
+				_("A {0} connector's webhooks become {1}: set Records Become to {1}").format(
+					_(self.connector_type), _(PAYMENT_ENTRY)
+				)
+			)
+		if self.receive_scheme != kind.receive_scheme:
+			frappe.throw(
+				_("A {0} connector's webhooks are signed the {1} way: set Signature Scheme to {1}").format(
+					_(self.connector_type), kind.receive_scheme
+				)
+			)
+
+	def scheme_settings(self) -> dict:
+		return {"signature_header": self.receive_signature_header, "id_header": self.receive_id_header}
 
 	# -- used by the delivery and pull services ---------------------------------------------
 	def secret(self, fieldname: str) -> str | None:

@@ -1,0 +1,114 @@
+"""How a received webhook proves who sent it: one small object per signature scheme, looked up by
+the name a Connector's Signature Scheme holds. A new scheme is one class and one line in SCHEMES;
+the inbox only ever calls ``scheme(name).verify(...)``.
+
+Each scheme returns the delivery id the inbox stores the delivery under (once per connector), and
+says whether that id is covered by the signature: when it is not, whoever holds one signed body
+could send it again under a new id, so the inbox also takes such a body only once.
+"""
+
+import hashlib
+import json
+from collections.abc import Mapping
+
+from erp_connect.engine import signing
+from erp_connect.engine.signing import WebhookVerificationError
+
+
+def body_id(body: bytes) -> str:
+	"""The delivery id of a body that comes without one."""
+	return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+class Scheme:
+	signs_delivery_id = False
+
+	def verify(
+		self, secret: str | None, headers: Mapping[str, str], body: bytes, settings: Mapping, now=None
+	) -> str:
+		"""The delivery id of a correctly signed (and, where the scheme signs a time, fresh)
+		request; WebhookVerificationError otherwise. ``headers`` have lower-case names;
+		``settings`` holds the connector's ``signature_header`` and ``id_header``."""
+		raise NotImplementedError
+
+	def secret_problem(self, secret: str) -> str:
+		"""Why ``secret`` cannot be this scheme's secret; '' when it can."""
+		return ""
+
+	def missing_settings(self, settings: Mapping) -> list[str]:
+		"""The labels of connector settings this scheme needs and does not have."""
+		return []
+
+
+class StandardWebhooks(Scheme):
+	signs_delivery_id = True  # webhook-id and webhook-timestamp are signed with the body
+
+	def verify(self, secret, headers, body, settings, now=None):
+		return signing.verify(secret or [], headers, body, now=now)
+
+	def secret_problem(self, secret):
+		try:
+			signing.decode_secret(secret)
+		except ValueError as e:
+			return str(e)
+		return ""
+
+
+class HmacHeader(Scheme):
+	"""A base64 HMAC-SHA256 of the body in a header the connector names (Shopify, WooCommerce)."""
+
+	def verify(self, secret, headers, body, settings, now=None):
+		if not secret:
+			raise WebhookVerificationError("no signing secret is configured")
+		signature = headers.get((settings.get("signature_header") or "").lower())
+		signing.verify_hmac_header(secret, signature, body)
+		return headers.get((settings.get("id_header") or "").lower()) or body_id(body)
+
+	def missing_settings(self, settings):
+		return [] if settings.get("signature_header") else ["Signature Header"]
+
+
+class Stripe(Scheme):
+	"""``Stripe-Signature: t=…,v1=…``; the delivery id is the event's ``id`` (evt_…), which is
+	inside the signed body, and the timestamp must be within 5 minutes."""
+
+	signs_delivery_id = True
+
+	def verify(self, secret, headers, body, settings, now=None):
+		signing.verify_stripe(secret, headers.get("stripe-signature"), body, now=now)
+		try:
+			event_id = json.loads(body).get("id")
+		except (ValueError, AttributeError):
+			event_id = None
+		if not event_id or not isinstance(event_id, str):
+			raise WebhookVerificationError("the body has no event id")
+		return event_id
+
+	def secret_problem(self, secret):
+		if not (secret or "").startswith(signing.SECRET_PREFIX):
+			return "a Stripe endpoint secret starts with 'whsec_' (Developers > Webhooks > Signing secret)"
+		return ""
+
+
+class Razorpay(Scheme):
+	"""``X-Razorpay-Signature`` (hex HMAC-SHA256 of the body); the delivery id is the
+	``x-razorpay-event-id`` header, which the signature does not cover."""
+
+	def verify(self, secret, headers, body, settings, now=None):
+		if not secret:
+			raise WebhookVerificationError("no signing secret is configured")
+		signing.verify_razorpay(secret, headers.get("x-razorpay-signature"), body)
+		return headers.get("x-razorpay-event-id") or body_id(body)
+
+
+SCHEMES: dict[str, Scheme] = {
+	"Standard Webhooks": StandardWebhooks(),
+	"HMAC-SHA256 Header": HmacHeader(),
+	"Stripe": Stripe(),
+	"Razorpay": Razorpay(),
+}
+
+
+def scheme(name: str | None) -> Scheme:
+	"""The scheme of a connector's Signature Scheme (KeyError for one nobody registered)."""
+	return SCHEMES[name or "Standard Webhooks"]
