@@ -53,7 +53,12 @@ def delete_test_data() -> None:
 			doc = frappe.get_doc(doctype, name)
 			if doc.docstatus == 1:
 				doc.flags.ignore_links = True
-				doc.cancel()
+				frappe.db.savepoint("cancel_test_document")
+				try:
+					doc.cancel()
+				except Exception:  # left by an older run whose party is gone: cancelled by hand
+					frappe.db.rollback(save_point="cancel_test_document")
+					frappe.db.set_value(doctype, name, "docstatus", 2, update_modified=False)
 			frappe.delete_doc(doctype, name, force=True, ignore_permissions=True)
 			for ledger in LEDGERS:
 				frappe.db.delete(ledger, {"voucher_type": doctype, "voucher_no": name})
