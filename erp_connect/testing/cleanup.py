@@ -8,6 +8,7 @@ from erp_connect.services.push.outbox import clear_rules_cache
 from erp_connect.testing.base import TEST_PREFIX
 
 OURS = ("like", TEST_PREFIX + "%")
+MOBILE_USERS = ("like", "ec-mobile-%@example.com")  # the people of testing/mobile.py
 
 # ERPNext documents, deleted as documents (their own children and ledgers go with them), in this
 # order.
@@ -15,6 +16,8 @@ TEST_DOCUMENTS = (
 	("Sales Order", {"customer_name": OURS}),
 	("Sync Import", {"connector": OURS}),  # with its attached files
 	("Item", {"item_code": OURS}),
+	("User Permission", {"user": MOBILE_USERS}),  # as documents: Frappe clears its cache of them
+	("User", {"name": MOBILE_USERS}),
 )
 
 # The app's own records and plain rows, removed with plain deletes (no document hooks) in this
@@ -31,18 +34,29 @@ TEST_ROWS = (
 	("Pull Rule", {"connector": OURS}),
 	("Sync Rule", {"connector": OURS}),
 	("Connector", {"name": OURS}),
+	("OAuth Bearer Token", {"user": MOBILE_USERS}),
+	("OAuth Authorization Code", {"user": MOBILE_USERS}),
+	("OAuth Client", {"app_name": OURS}),
+	("Activity Log", {"user": MOBILE_USERS}),  # their logins
 	("Notification Log", {"subject": OURS}),
 	("Notification Log", {"subject": ("like", "Sync Rule SR-%")}),
 	("Customer", {"customer_name": OURS}),  # plain: the pull tests make thousands
 	("Deleted Document", {"deleted_name": OURS}),  # tombstones the feed tests read
+	# tombstones of the test sales orders (named by a series): their data names a test customer
+	("Deleted Document", {"deleted_doctype": "Sales Order", "data": ("like", f'%"customer_name": "{TEST_PREFIX}%')}),
 )
+
+# people and their User Permissions go without a tombstone
+PERMANENTLY = {"User Permission", "User"}
 
 
 def delete_test_data() -> None:
 	frappe.db.rollback()
 	for doctype, filters in TEST_DOCUMENTS:
 		for name in frappe.get_all(doctype, filters, pluck="name"):
-			frappe.delete_doc(doctype, name, force=True, ignore_permissions=True)
+			frappe.delete_doc(
+				doctype, name, force=True, ignore_permissions=True, delete_permanently=doctype in PERMANENTLY
+			)
 	for doctype, filters in TEST_ROWS:
 		names = frappe.get_all(doctype, filters, pluck="name")
 		for child in frappe.get_meta(doctype).get_table_fields():
