@@ -43,7 +43,10 @@ TEST_ROWS = (
 	("Customer", {"customer_name": OURS}),  # plain: the pull tests make thousands
 	("Deleted Document", {"deleted_name": OURS}),  # tombstones the feed tests read
 	# tombstones of the test sales orders (named by a series): their data names a test customer
-	("Deleted Document", {"deleted_doctype": "Sales Order", "data": ("like", f'%"customer_name": "{TEST_PREFIX}%')}),
+	(
+		"Deleted Document",
+		{"deleted_doctype": "Sales Order", "data": ("like", f'%"customer_name": "{TEST_PREFIX}%')},
+	),
 )
 
 # people and their User Permissions go without a tombstone
@@ -62,5 +65,6 @@ def delete_test_data() -> None:
 		for child in frappe.get_meta(doctype).get_table_fields():
 			frappe.db.delete(child.options, {"parenttype": doctype, "parent": ("in", names or [""])})
 		frappe.db.delete(doctype, {"name": ("in", names or [""])})
+	frappe.db.delete("Sessions", {"user": MOBILE_USERS})  # their logins' sessions (a table, no doctype)
 	frappe.db.commit()
 	clear_rules_cache()

@@ -12,7 +12,14 @@ import requests
 from frappe.utils import add_days, nowdate
 
 from erp_connect.install import CONNECT_MOBILE_USER
-from erp_connect.testing.base import TEST_PREFIX, ConnectTestCase, company, make_customer, make_item, site_http
+from erp_connect.testing.base import (
+	TEST_PREFIX,
+	ConnectTestCase,
+	company,
+	make_customer,
+	make_item,
+	site_http,
+)
 from erp_connect.testing.cleanup import delete_test_data
 
 # people made by the tests: their names match testing/cleanup.py's MOBILE_USERS
@@ -51,7 +58,13 @@ def restrict(user: str, doctype: str, value: str) -> str:
 	"""A committed User Permission: ``user`` sees only the ``doctype`` documents it lists (and
 	documents linking to them)."""
 	doc = frappe.get_doc(
-		{"doctype": "User Permission", "user": user, "allow": doctype, "for_value": value, "apply_to_all_doctypes": 1}
+		{
+			"doctype": "User Permission",
+			"user": user,
+			"allow": doctype,
+			"for_value": value,
+			"apply_to_all_doctypes": 1,
+		}
 	).insert(ignore_permissions=True)
 	frappe.db.commit()
 	return doc.name

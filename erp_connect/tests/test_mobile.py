@@ -131,7 +131,9 @@ class TestMobileAccess(MobileTestCase):
 		token = self.app.sign_in(REP_A)["access_token"]
 		frappe.get_doc("User", REP_A).add_roles("System Manager")
 		frappe.db.commit()
-		self.addCleanup(lambda: (frappe.get_doc("User", REP_A).remove_roles("System Manager"), frappe.db.commit()))
+		self.addCleanup(
+			lambda: (frappe.get_doc("User", REP_A).remove_roles("System Manager"), frappe.db.commit())
+		)
 		self.assertEqual(self.feed(self.app.bearer(token), "Customer").status_code, 403)
 
 	def order_record(self, customer: str, external_id: str = "so-1") -> dict:
@@ -160,7 +162,9 @@ class TestMobileAccess(MobileTestCase):
 		self.assertEqual(foreign.status_code, 200, foreign.text)
 		[result] = foreign.json()["message"]["results"]
 		self.assertEqual(result["status"], "error", result)
-		self.assertFalse(frappe.db.exists("Sales Order", {"customer": self.customers[REP_B][0], "owner": REP_A}))
+		self.assertFalse(
+			frappe.db.exists("Sales Order", {"customer": self.customers[REP_B][0], "owner": REP_A})
+		)
 
 
 class TestMobileFeedFollowsPermissions(MobileTestCase):
@@ -207,7 +211,7 @@ class TestFrappeJsSdk(MobileTestCase):
 			raise unittest.SkipTest("node and npm are needed for the frappe-js-sdk test")
 		work = tempfile.mkdtemp(prefix="ec-mobile-js-")
 		self.addCleanup(shutil.rmtree, work, True)
-		for name in ("package.json", "mobile_feed.mjs"):
+		for name in ("package.json", "package-lock.json", "mobile_feed.mjs"):
 			shutil.copy(os.path.join(JS_DIR, name), work)
 		installed = subprocess.run(
 			[npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],

@@ -7,7 +7,7 @@ from erp_connect.engine.transports.mqtt import MqttTransport
 from erp_connect.engine.transports.nats_jetstream import NatsJetStreamTransport
 from erp_connect.engine.transports.postgres_replica import PostgresReplicaTransport
 from erp_connect.engine.transports.rabbitmq import RabbitMqTransport
-from erp_connect.engine.transports.webhook import InboundOnly, RestApiTransport, WebhookTransport
+from erp_connect.engine.transports.webhook import InboundOnly, MobileApp, RestApiTransport, WebhookTransport
 
 KINDS: dict[str, type[Transport]] = {
 	"Webhook": WebhookTransport,
@@ -16,6 +16,7 @@ KINDS: dict[str, type[Transport]] = {
 	"WooCommerce": RestApiTransport,
 	"Shopify": RestApiTransport,
 	"POS": InboundOnly,
+	"Mobile App": MobileApp,
 	"NATS JetStream": NatsJetStreamTransport,
 	"RabbitMQ": RabbitMqTransport,
 	"MQTT": MqttTransport,

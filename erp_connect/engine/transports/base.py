@@ -75,6 +75,9 @@ class Transport:
 	adopts_same_names = False  # a pull finds the local document of the same name (shared names)
 	reads_stream = False  # pull rules read messages (fetch_messages + ack) instead of pages
 	mirrors_tables = False  # routes carry the layout of their doctype (Route.table): SQL replicas
+	# the callers are people signed in to an app (OAuth bearer tokens of its client), each with
+	# their own permissions, instead of one API user: mobile apps
+	callers_are_people = False
 
 	def __init__(self, endpoint: Endpoint):
 		self.endpoint = endpoint
