@@ -31,7 +31,9 @@ doc_events = {
 		"on_trash": "erp_connect.services.push.outbox.on_doc_event",
 		"on_update_after_submit": "erp_connect.services.push.outbox.on_doc_event",
 		"on_change": "erp_connect.services.push.outbox.on_doc_event",  # writes what the events above collected
-	}
+	},
+	# refresh token rotation for the OAuth Clients of Mobile App connectors
+	"OAuth Bearer Token": {"after_insert": "erp_connect.services.inbound.access.rotate_refresh_token"},
 }
 
 # Outbox rows point at documents that may be deleted; they must not block the deletion.

@@ -11,6 +11,7 @@ import unittest
 
 import frappe
 
+from erp_connect.install import CONNECT_MOBILE_USER
 from erp_connect.testing.base import TEST_PREFIX, make_api_user
 from erp_connect.testing.mobile import (
 	OUTSIDER,
@@ -75,6 +76,10 @@ class TestMobileSignIn(MobileTestCase):
 		self.assertNotEqual(second["access_token"], first["access_token"])
 		http = self.app.bearer(second["access_token"])
 		self.assertEqual(self.feed(http, "Customer").status_code, 200)
+		# a refresh token works once: the token it was refreshed from is over (rotation)
+		self.assertEqual(self.feed(self.app.bearer(first["access_token"]), "Customer").status_code, 401)
+		self.assertNotEqual(self.app.refresh(first["refresh_token"]).status_code, 200)
+		self.assertEqual(self.feed(http, "Customer").status_code, 200)
 
 		self.assertEqual(self.app.revoke(second["access_token"]).status_code, 200)
 		refused = self.feed(http, "Customer")
@@ -126,6 +131,35 @@ class TestMobileAccess(MobileTestCase):
 		# nor is a doctype the connector does not list
 		http = self.app.bearer(self.app.sign_in(REP_A)["access_token"])
 		self.assertEqual(self.feed(http, "Item").status_code, 403)
+		# and people read changes and upsert, nothing else of the connector's
+		status = http.get(
+			f"{self.url}/api/method/erp_connect.api.v1.status", params={"connector": self.connector.name}
+		)
+		self.assertEqual(status.status_code, 403, status.text)
+		imported = http.post(
+			f"{self.url}/api/method/erp_connect.api.v1.start_import",
+			json=self.order_record(self.customers[REP_A][0]),
+		)
+		self.assertEqual(imported.status_code, 403, imported.text)
+		self.assertFalse(frappe.db.exists("Sync Import", {"connector": self.connector.name}))
+
+	def test_a_disabled_member_is_refused_whatever_token_it_holds(self):
+		http = self.app.bearer(self.app.sign_in(REP_B)["access_token"])
+		frappe.db.set_value("User", REP_B, "enabled", 0)
+		frappe.db.commit()
+		self.assertIn(self.feed(http, "Customer").status_code, (401, 403))
+
+	def test_a_mobile_app_connector_needs_its_client_and_a_role_only_its_people_have(self):
+		for fields, problem in (
+			({"oauth_client": None}, "OAuth Client"),
+			({"member_role": "System Manager"}, "Member Role"),
+			({"member_role": "All"}, "Member Role"),
+			({"api_user": "ec-api@example.com"}, "API User"),
+		):
+			with self.subTest(fields=fields):
+				with self.assertRaisesRegex(frappe.ValidationError, problem):
+					mobile = {"oauth_client": self.client.name, "member_role": CONNECT_MOBILE_USER}
+					self.make_connector(connector_type="Mobile App", **{**mobile, **fields})
 
 	def test_a_member_that_is_a_system_manager_is_refused(self):
 		token = self.app.sign_in(REP_A)["access_token"]

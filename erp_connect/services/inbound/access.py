@@ -111,6 +111,26 @@ def bearer_token() -> "frappe._dict | None":
 	return frappe.db.get_value("OAuth Bearer Token", parts[1], ["client", "user", "status"], as_dict=True)
 
 
+def rotate_refresh_token(token: "frappe.Document", method: str | None = None) -> None:
+	"""doc_event (after_insert) of OAuth Bearer Token: a token a mobile app's OAuth Client got for
+	a refresh token ends the token it was refreshed from, access token and refresh token alike
+	(refresh token rotation: a refresh token works once, so a stolen one is found out at the next
+	refresh). Frappe's provider leaves the old one active; clients of other integrations keep that."""
+	form = frappe.form_dict
+	used = form.get("refresh_token") if form.get("grant_type") == "refresh_token" else None
+	if not used or used == token.refresh_token:
+		return
+	if not frappe.db.exists("Connector", {"oauth_client": token.client}):
+		return
+	frappe.db.set_value(
+		"OAuth Bearer Token",
+		{"refresh_token": used, "client": token.client, "name": ("!=", token.name)},
+		"status",
+		"Revoked",
+		update_modified=False,
+	)
+
+
 def member_role_problem(role: str | None) -> str | None:
 	"""Why ``role`` cannot be a Mobile App's Member Role: one every user has, or one that may do
 	anything, would let everyone (or a System Manager) in."""
