@@ -4,6 +4,8 @@ a Mobile App connector whose feed runs with each person's own permissions."""
 
 import base64
 import hashlib
+import html
+import re
 import secrets
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,6 +35,10 @@ TOKEN = "/api/method/frappe.integrations.oauth2.get_token"
 REVOKE = "/api/method/frappe.integrations.oauth2.revoke_token"
 CHANGES = "/api/method/erp_connect.api.v1.changes"
 UPSERT = "/api/method/erp_connect.api.v1.upsert"
+# Frappe's Confirm Access page: the Allow button goes to this URL
+ALLOW = re.compile(
+	r"\$\('#allow'\)\.on\('click', function\(event\) \{\s*window\.location\.replace\(\"([^\"]+)\"\)"
+)
 
 
 def make_person(email: str, roles: list[str]) -> str:
@@ -147,9 +153,14 @@ class OAuthApp:
 			"code_challenge_method": "S256",
 		}
 		response = browser.get(f"{self.url}{AUTHORIZE}", params=params, allow_redirects=False)
-		for _ in range(5):  # authorize → approve → the app's redirect URI
+		self.consent_page = None
+		for _ in range(5):  # authorize → (the Confirm Access page: Allow) → approve → the app
 			location = response.headers.get("Location", "")
-			if response.status_code not in (301, 302, 303) or location.startswith(self.redirect_uri):
+			allow = response.status_code == 200 and ALLOW.search(response.text)
+			if allow:  # a client without Skip Authorization: the person presses Allow
+				self.consent_page = response.text
+				location = html.unescape(allow.group(1))
+			elif response.status_code not in (301, 302, 303) or location.startswith(self.redirect_uri):
 				break
 			response = browser.get(
 				location if location.startswith("http") else self.url + location, allow_redirects=False

@@ -89,6 +89,25 @@ class TestMobileSignIn(MobileTestCase):
 		self.assertEqual(self.app.revoke(second["refresh_token"], "refresh_token").status_code, 200)
 		self.assertNotEqual(self.app.refresh(second["refresh_token"]).status_code, 200)
 
+	def test_without_skip_authorization_the_person_allows_the_app_on_frappes_confirm_page(self):
+		# "Force": every client without Skip Authorization asks ("Auto" skips once any token is active)
+		before = frappe.db.get_single_value("OAuth Provider Settings", "skip_authorization")
+		frappe.db.set_single_value("OAuth Provider Settings", "skip_authorization", "Force")
+		frappe.db.commit()
+		self.addCleanup(
+			lambda: (
+				frappe.db.set_single_value(
+					"OAuth Provider Settings", "skip_authorization", before or "Force"
+				),
+				frappe.db.commit(),
+			)
+		)
+		client = make_oauth_client(skip_authorization=0)
+		app = OAuthApp(client.name)
+		token = app.sign_in(REP_A)
+		self.assertIn(client.app_name, app.consent_page)  # "<app> wants to access ..." was shown
+		self.assertEqual(frappe.db.get_value("OAuth Bearer Token", token["access_token"], "user"), REP_A)
+
 	def test_the_openid_profile_is_the_signed_in_person(self):
 		token = self.app.sign_in(REP_B)
 		profile = self.app.bearer(token["access_token"]).get(
