@@ -15,6 +15,7 @@ from erp_connect.install import CONNECT_MOBILE_USER
 from erp_connect.testing.base import TEST_PREFIX, make_api_user
 from erp_connect.testing.mobile import (
 	OUTSIDER,
+	PASSWORD,
 	REP_A,
 	REP_B,
 	UPSERT,
@@ -85,6 +86,12 @@ class TestMobileSignIn(MobileTestCase):
 		refused = self.feed(http, "Customer")
 		self.assertIn(refused.status_code, (401, 403), refused.text)
 		self.assertNotIn("records", refused.text)
+		# a Desk session of the same person gets no further, with the revoked token or without one
+		desk = self.app.session()
+		desk.post(f"{self.url}/api/method/login", data={"usr": REP_A, "pwd": PASSWORD}).raise_for_status()
+		self.assertEqual(self.feed(desk, "Customer").status_code, 403)
+		desk.headers["Authorization"] = f"Bearer {second['access_token']}"
+		self.assertIn(self.feed(desk, "Customer").status_code, (401, 403))
 		# revoking by the refresh token ends the access token issued with it, and its refreshes
 		self.assertEqual(self.app.revoke(second["refresh_token"], "refresh_token").status_code, 200)
 		self.assertNotEqual(self.app.refresh(second["refresh_token"]).status_code, 200)

@@ -20,6 +20,7 @@ import frappe
 from frappe import _
 from frappe.model.document import Document
 from frappe.permissions import AUTOMATIC_ROLES
+from frappe.utils import now_datetime
 
 from erp_connect.engine import transports
 from erp_connect.install import CONNECT_API_USER, CONNECT_MOBILE_USER
@@ -91,6 +92,8 @@ def member_of(connector: str) -> "frappe._dict":
 		or not values.oauth_client
 		or not token
 		or (token.client, token.user, token.status) != (values.oauth_client, user, "Active")
+		or not token.expiration_time
+		or token.expiration_time <= now_datetime()
 	):
 		raise AccessDenied(
 			_("{0} {1} does not exist or does not accept calls from {2}").format(
@@ -104,11 +107,15 @@ def member_of(connector: str) -> "frappe._dict":
 
 
 def bearer_token() -> "frappe._dict | None":
-	"""The OAuth Bearer Token this request came with (its client, user and status), if any."""
+	"""The OAuth Bearer Token this request came with (client, user, status, expiry), if any. Frappe
+	sets the user from a valid one; an invalid one may leave a Desk session's user in place, so the
+	token itself is checked again."""
 	parts = (frappe.get_request_header("Authorization") or "").split(" ")
 	if len(parts) != 2 or parts[0].lower() != "bearer" or not parts[1]:
 		return None
-	return frappe.db.get_value("OAuth Bearer Token", parts[1], ["client", "user", "status"], as_dict=True)
+	return frappe.db.get_value(
+		"OAuth Bearer Token", parts[1], ["client", "user", "status", "expiration_time"], as_dict=True
+	)
 
 
 def rotate_refresh_token(token: "frappe.Document", method: str | None = None) -> None:

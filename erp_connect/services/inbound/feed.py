@@ -42,10 +42,11 @@ def changes(connector: "frappe.Document", doctype: str, cursor: Cursor, limit: i
 	personal = is_people_connector(connector)
 	access = caller_access(doctype) if personal else ""
 	if cursor.access and cursor.access != access:  # the caller's access changed: start again
+		# the client drops its copy, so only deletions from this pass on concern it
 		return {
 			"records": [],
 			"deleted": [],
-			"cursor": Cursor(access=access).encode(),
+			"cursor": Cursor(deleted_at=horizon(), access=access).encode(),
 			"has_more": True,
 			"resync": True,
 		}
