@@ -283,15 +283,33 @@ class TestFrappeJsSdk(MobileTestCase):
 		if installed.returncode:
 			raise unittest.SkipTest(f"npm could not install frappe-js-sdk: {installed.stderr[-500:]}")
 		token = self.app.sign_in(REP_B)["access_token"]
-		run = subprocess.run(
-			[node, "mobile_feed.mjs", self.url, frappe.local.site, token, self.connector.name, "Customer"],
-			cwd=work,
-			capture_output=True,
-			text=True,
-			timeout=120,
-		)
-		self.assertEqual(run.returncode, 0, run.stderr)
-		out = json.loads(run.stdout)
+
+		def feed(*cursor: str) -> dict:
+			run = subprocess.run(
+				[
+					node,
+					"mobile_feed.mjs",
+					self.url,
+					frappe.local.site,
+					token,
+					self.connector.name,
+					"Customer",
+					*cursor,
+				],
+				cwd=work,
+				capture_output=True,
+				text=True,
+				timeout=120,
+			)
+			self.assertEqual(run.returncode, 0, run.stderr)
+			return json.loads(run.stdout)
+
+		out = feed()
+		self.assertEqual(out["user"], REP_B)
 		self.assertEqual(sorted(out["names"]), sorted(self.customers[REP_B]))
 		self.assertTrue(all(n.startswith(TEST_PREFIX) for n in out["names"]))
-		self.assertEqual(out["user"], REP_B)
+		self.assertEqual(out["resyncs"], 0)
+		# rep B loses a customer: the app, following its cursor, resyncs and keeps only the other
+		unrestrict(self.permissions[REP_B][1])
+		out = feed(out["cursor"])
+		self.assertEqual((out["resyncs"], out["names"]), (1, [self.customers[REP_B][0]]))
