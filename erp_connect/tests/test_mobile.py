@@ -32,8 +32,9 @@ JS_DIR = os.path.join(os.path.dirname(__file__), "js")
 class TestMobileSignIn(MobileTestCase):
 	def test_the_pkce_flow_gives_a_token_whose_feed_shows_only_the_users_own_documents(self):
 		token = self.app.sign_in(REP_A)
-		self.assertEqual(token["token_type"], "Bearer")
+		self.assertEqual((token["token_type"], token["expires_in"]), ("Bearer", 3600))
 		self.assertTrue(token["refresh_token"])
+		self.assertIn("id_token", token)  # scope openid
 		self.assertEqual(
 			frappe.db.get_value("OAuth Bearer Token", token["access_token"], ["user", "client"]),
 			(REP_A, self.client.name),
@@ -61,10 +62,13 @@ class TestMobileSignIn(MobileTestCase):
 		self.assertEqual(replay.status_code, 400, replay.text)
 		self.assertNotIn("access_token", replay.json())
 
-		_, challenge = pkce_pair()
-		missing = self.app.exchange(self.app.code(REP_A, challenge), None)
+		verifier, challenge = pkce_pair()
+		code = self.app.code(REP_A, challenge)
+		missing = self.app.exchange(code, None)
 		self.assertNotEqual(missing.status_code, 200, missing.text)
 		self.assertNotIn("access_token", missing.json())
+		late = self.app.exchange(code, verifier)  # an exchange without the verifier lost the code
+		self.assertEqual(late.status_code, 400, late.text)
 		self.assertEqual(
 			frappe.db.count("OAuth Bearer Token", {"client": self.client.name}), 1
 		)  # only the good exchange made a token
