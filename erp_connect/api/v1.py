@@ -53,7 +53,10 @@ def upsert(
 	key = frappe.get_request_header("Idempotency-Key")
 	if not key:
 		return write()
-	return idempotency.run_once(conn.name, key, (doctype, records, atomic, action), write)
+	request = (doctype, records, atomic, action)
+	if access.is_people_connector(conn):  # one person's answer is never replayed to another
+		request += (frappe.session.user,)
+	return idempotency.run_once(conn.name, key, request, write)
 
 
 @frappe.whitelist(methods=["GET", "POST"])

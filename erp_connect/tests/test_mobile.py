@@ -222,6 +222,18 @@ class TestMobileAccess(MobileTestCase):
 		self.assertEqual(result["status"], "created", result)
 		self.assertEqual(frappe.db.get_value("Sales Order", result["name"], "owner"), REP_A)
 
+		# an Idempotency-Key replays a person's own answer, never another person's
+		body, key = self.order_record(self.customers[REP_A][1], "so-a2"), {"Idempotency-Key": "k-1"}
+		first = http.post(f"{self.url}{UPSERT}", json=body, headers=key)
+		replay = http.post(f"{self.url}{UPSERT}", json=body, headers=key).json()
+		self.assertEqual(
+			(replay["message"], replay.get("idempotent_replay")), (first.json()["message"], True)
+		)
+		rep_b = self.app.bearer(self.app.sign_in(REP_B)["access_token"])
+		stolen = rep_b.post(f"{self.url}{UPSERT}", json=body, headers=key)
+		self.assertEqual(stolen.status_code, 422, stolen.text)
+		self.assertNotIn(first.json()["message"]["results"][0]["name"], stolen.text)
+
 		foreign = http.post(f"{self.url}{UPSERT}", json=self.order_record(self.customers[REP_B][0], "so-b"))
 		self.assertEqual(foreign.status_code, 200, foreign.text)
 		[result] = foreign.json()["message"]["results"]
