@@ -228,7 +228,13 @@ class MobileTestCase(ConnectTestCase):
 			member_role=CONNECT_MOBILE_USER,
 			allowed_doctypes=[
 				{"reference_doctype": "Customer", "can_read": 1},
-				{"reference_doctype": "Sales Order", "can_create": 1, "can_update": 1, "can_read": 1},
+				{
+					"reference_doctype": "Sales Order",
+					"can_create": 1,
+					"can_update": 1,
+					"can_cancel": 1,
+					"can_read": 1,
+				},
 			],
 		)
 		self.item = make_item().name

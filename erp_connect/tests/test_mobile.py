@@ -233,6 +233,12 @@ class TestMobileAccess(MobileTestCase):
 		stolen = rep_b.post(f"{self.url}{UPSERT}", json=body, headers=key)
 		self.assertEqual(stolen.status_code, 422, stolen.text)
 		self.assertNotIn(first.json()["message"]["results"][0]["name"], stolen.text)
+		# nor does an external id of someone else's document tell rep B anything, or change it
+		for action in ("save", "cancel"):
+			replayed = rep_b.post(f"{self.url}{UPSERT}", json={**body, "action": action}).json()["message"]
+			[result] = replayed["results"]
+			self.assertEqual(result["status"], "error", result)
+			self.assertNotIn(first.json()["message"]["results"][0]["name"], json.dumps(replayed))
 
 		foreign = http.post(f"{self.url}{UPSERT}", json=self.order_record(self.customers[REP_B][0], "so-b"))
 		self.assertEqual(foreign.status_code, 200, foreign.text)
