@@ -43,6 +43,8 @@ doc_events = {
 		"on_submit": "erp_connect.services.push.followed.on_order_fulfilment",
 		"on_cancel": "erp_connect.services.push.followed.on_order_fulfilment",
 	},
+	# refresh token rotation for the OAuth Clients of Mobile App connectors
+	"OAuth Bearer Token": {"after_insert": "erp_connect.services.inbound.access.rotate_refresh_token"},
 }
 
 # Outbox rows point at documents that may be deleted; they must not block the deletion.

@@ -6,11 +6,14 @@ import frappe
 CONNECT_MANAGER = "Connect Manager"
 CONNECT_API_USER = "Connect API User"
 PAYMENT_REFERENCE_INDEX = "erp_connect_reference_no"
+CONNECT_MOBILE_USER = "Connect Mobile User"
 
 ROLES = {
 	CONNECT_MANAGER: {"desk_access": 1},
 	# external systems log in with API keys only; they never need Desk
 	CONNECT_API_USER: {"desk_access": 0},
+	# people who sign in to a mobile app (OAuth): a Mobile App connector admits its role's holders
+	CONNECT_MOBILE_USER: {"desk_access": 0},
 }
 
 

@@ -26,7 +26,9 @@ def document() -> dict:
 			"title": "erp_connect API",
 			"version": "1",
 			"description": "Write into and read from ERPNext on behalf of one connector. Authenticate with "
-			"`Authorization: token <api_key>:<api_secret>` of the connector's API user.",
+			"`Authorization: token <api_key>:<api_secret>` of the connector's API user; for a Mobile App "
+			"connector, `Authorization: Bearer <access_token>` of a person signed in through its OAuth "
+			"Client (changes and upsert only, with that person's permissions).",
 		},
 		"components": {
 			"securitySchemes": {"frappeToken": {"type": "apiKey", "in": "header", "name": "Authorization"}},
@@ -128,7 +130,7 @@ def document() -> dict:
 						},
 					],
 					"responses": {
-						"200": {"description": "records, deleted, cursor, has_more"},
+						"200": {"description": "records, deleted, cursor, has_more, resync"},
 						**{code: _ERROR for code in ("400", "403", "429")},
 					},
 				}

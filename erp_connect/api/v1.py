@@ -1,5 +1,6 @@
 """The inbound API, version 1: /api/method/erp_connect.api.v1.<method>. Token auth (an API key of
-the connector's API user); every call names its connector."""
+the connector's API user), or for a Mobile App connector a person's OAuth bearer token (changes
+and upsert only); every call names its connector."""
 
 import json
 
@@ -37,7 +38,7 @@ def upsert(
 	the first response instead of writing again.
 	"""
 	required(connector=connector, doctype=doctype, records=records)
-	conn = _connector_that_may_write(connector, doctype, action)
+	conn = _connector_that_may_write(connector, doctype, action, people_may_call=True)
 	records = json_list(records, "records", MAX_BATCH)
 	atomic = atomic in (True, 1, "1", "true")
 	if action not in inbound.ACTIONS:
@@ -52,7 +53,10 @@ def upsert(
 	key = frappe.get_request_header("Idempotency-Key")
 	if not key:
 		return write()
-	return idempotency.run_once(conn.name, key, (doctype, records, atomic, action), write)
+	request = (doctype, records, atomic, action)
+	if access.is_people_connector(conn):  # one person's answer is never replayed to another
+		request += (frappe.session.user,)
+	return idempotency.run_once(conn.name, key, request, write)
 
 
 @frappe.whitelist(methods=["GET", "POST"])
@@ -66,7 +70,7 @@ def changes(
 	them), deletions and cancellations, in (modified, name) order. Pass the returned ``cursor`` to
 	the next call; ``has_more`` says whether to call again at once."""
 	required(connector=connector, doctype=doctype)
-	conn = access.connector_for_caller(connector)
+	conn = access.connector_for_caller(connector, people_may_call=True)
 	if not isinstance(doctype, str):
 		raise BadRequest(_("doctype must be a name"))
 	access.require(conn, doctype, "read")
@@ -145,9 +149,11 @@ def import_results(connector: str | None = None, import_id: str | None = None) -
 	)
 
 
-def _connector_that_may_write(connector: str, doctype: str, action: str):
-	"""The caller's connector, when it may write (or cancel) ``doctype``; 403 otherwise."""
-	conn = access.connector_for_caller(connector)
+def _connector_that_may_write(connector: str, doctype: str, action: str, people_may_call: bool = False):
+	"""The caller's connector, when it may write (or cancel) ``doctype``; 403 otherwise. A mobile
+	app's people may upsert (as themselves), not start background imports (those run as an API
+	user)."""
+	conn = access.connector_for_caller(connector, people_may_call)
 	refused = isinstance(doctype, str) and sync_refusal(doctype)
 	if refused:
 		raise access.AccessDenied(refused)

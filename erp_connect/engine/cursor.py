@@ -12,13 +12,20 @@ is true. When a pass ends, each position is pulled back to the horizon if it wen
 (``settle``), so the next pass reads everything after the horizon again. Whatever was not yet
 committed when it was passed over has a stamp after the horizon and comes in the next pass;
 records already returned may come again.
+
+Access. A feed that runs with its caller's own permissions (a mobile app's people) keeps a
+fingerprint of that access in the cursor (``access_fingerprint``: roles, User Permissions,
+shares, the doctype's permission rules). When it no longer matches, what the caller may read has
+changed, and documents may have left its view that no page would announce: the feed then asks
+the client to drop its copy and read again from the start (``resync``).
 """
 
 import base64
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-VERSION = 2  # 2 added the horizon; cursors of version 1 are read as between passes
+VERSION = 3  # 2 added the horizon (version 1 is read as between passes), 3 the access
 # longer than any transaction that saves documents stays open: web requests end at 120 s
 # (gunicorn's timeout), jobs of the short and default queues at 300 s
 SETTLE_SECONDS = 300
@@ -35,6 +42,7 @@ class Cursor:
 	deleted_at: str = ""  # tombstones: last (creation, name) returned
 	deleted_name: str = ""
 	horizon: str = ""  # the pass in progress: its start minus SETTLE_SECONDS; empty between passes
+	access: str = ""  # the caller's access_fingerprint when the feed follows its permissions
 
 	def encode(self) -> str:
 		raw = json.dumps({"v": VERSION, **asdict(self)}, separators=(",", ":")).encode()
@@ -48,9 +56,10 @@ class Cursor:
 			padded = token + "=" * (-len(token) % 4)
 			data = json.loads(base64.urlsafe_b64decode(padded.encode()))
 			version = data.pop("v")
-			if version == 1:
+			if version in (1, 2):
 				data.setdefault("horizon", "")
-			if version not in (1, VERSION) or set(data) != set(cls.__dataclass_fields__):
+				data.setdefault("access", "")
+			if version not in (1, 2, VERSION) or set(data) != set(cls.__dataclass_fields__):
 				raise ValueError
 			if not all(isinstance(v, str) for v in data.values()):
 				raise ValueError
@@ -73,3 +82,11 @@ def settle(position: tuple[str, str], horizon: str) -> tuple[str, str]:
 	"""Where the next pass starts: the position reached, but not past the horizon (every name at the
 	horizon's stamp is read again)."""
 	return min(tuple(position), (horizon, ""))
+
+
+def access_fingerprint(parts: dict[str, list]) -> str:
+	"""A short digest of what decides which documents a caller may read, each part a list of
+	rows in any order: equal fingerprints, equal access."""
+	normal = {key: sorted(json.dumps(row, default=str) for row in rows) for key, rows in parts.items()}
+	raw = json.dumps(normal, sort_keys=True, separators=(",", ":"))
+	return hashlib.sha256(raw.encode()).hexdigest()[:24]

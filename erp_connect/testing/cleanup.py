@@ -8,6 +8,7 @@ from erp_connect.services.push.outbox import clear_rules_cache
 from erp_connect.testing.base import TEST_PREFIX
 
 OURS = ("like", TEST_PREFIX + "%")
+MOBILE_USERS = ("like", "ec-mobile-%@example.com")  # the people of testing/mobile.py
 
 # ERPNext documents, deleted as documents (their own children go with them; submitted ones are
 # cancelled first, and the ledger rows they leave are removed), in this order.
@@ -18,6 +19,8 @@ TEST_DOCUMENTS = (
 	("Sales Order", {"customer_name": OURS}),
 	("Sync Import", {"connector": OURS}),  # with its attached files
 	("Item", {"item_code": OURS}),
+	("User Permission", {"user": MOBILE_USERS}),  # as documents: Frappe clears its cache of them
+	("User", {"name": MOBILE_USERS}),
 )
 
 # what a cancelled accounting document leaves behind when deleted
@@ -39,11 +42,23 @@ TEST_ROWS = (
 	("Pull Rule", {"connector": OURS}),
 	("Sync Rule", {"connector": OURS}),
 	("Connector", {"name": OURS}),
+	("OAuth Bearer Token", {"user": MOBILE_USERS}),
+	("OAuth Authorization Code", {"user": MOBILE_USERS}),
+	("OAuth Client", {"app_name": OURS}),
+	("Activity Log", {"user": MOBILE_USERS}),  # their logins
 	("Notification Log", {"subject": OURS}),
 	("Notification Log", {"subject": ("like", "Sync Rule SR-%")}),
 	("Customer", {"customer_name": OURS}),  # plain: the pull tests make thousands
 	("Deleted Document", {"deleted_name": OURS}),  # tombstones the feed tests read
+	# tombstones of the test sales orders (named by a series): their data names a test customer
+	(
+		"Deleted Document",
+		{"deleted_doctype": "Sales Order", "data": ("like", f'%"customer_name": "{TEST_PREFIX}%')},
+	),
 )
+
+# people and their User Permissions go without a tombstone
+PERMANENTLY = {"User Permission", "User"}
 
 
 def delete_test_data() -> None:
@@ -59,7 +74,9 @@ def delete_test_data() -> None:
 				except Exception:  # left by an older run whose party is gone: cancelled by hand
 					frappe.db.rollback(save_point="cancel_test_document")
 					frappe.db.set_value(doctype, name, "docstatus", 2, update_modified=False)
-			frappe.delete_doc(doctype, name, force=True, ignore_permissions=True)
+			frappe.delete_doc(
+				doctype, name, force=True, ignore_permissions=True, delete_permanently=doctype in PERMANENTLY
+			)
 			for ledger in LEDGERS:
 				frappe.db.delete(ledger, {"voucher_type": doctype, "voucher_no": name})
 	for doctype, filters in TEST_ROWS:
@@ -67,5 +84,6 @@ def delete_test_data() -> None:
 		for child in frappe.get_meta(doctype).get_table_fields():
 			frappe.db.delete(child.options, {"parenttype": doctype, "parent": ("in", names or [""])})
 		frappe.db.delete(doctype, {"name": ("in", names or [""])})
+	frappe.db.delete("Sessions", {"user": MOBILE_USERS})  # their logins' sessions (a table, no doctype)
 	frappe.db.commit()
 	clear_rules_cache()

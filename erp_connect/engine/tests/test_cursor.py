@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from erp_connect.engine.cursor import Cursor, InvalidCursor, after, settle
+from erp_connect.engine.cursor import Cursor, InvalidCursor, access_fingerprint, after, settle
 
 
 def test_round_trip_and_empty_cursor():
@@ -48,3 +48,23 @@ def test_settle_never_hands_out_a_position_past_the_horizon():
 	assert settle(("2026-11-24 10:00:00.000000", "C-9"), horizon) == (horizon, "")
 	assert settle(("2026-11-24 09:00:00.000000", "C-9"), horizon) == ("2026-11-24 09:00:00.000000", "C-9")
 	assert settle(("", ""), horizon) == ("", "")  # nothing read yet: from the beginning
+
+
+def test_cursors_of_version_2_read_as_without_access_and_the_access_round_trips():
+	fields = {"modified": "2026-11-24 10:00:00", "name": "C-1", "deleted_at": "", "deleted_name": ""}
+	v2 = {"v": 2, **fields, "horizon": "2026-11-24 09:55:00.000000"}
+	token = base64.urlsafe_b64encode(json.dumps(v2).encode()).decode().rstrip("=")
+	assert Cursor.decode(token) == Cursor(**fields, horizon="2026-11-24 09:55:00.000000", access="")
+	with_access = Cursor(**fields, access="3f9c2a1b7d4e")
+	assert Cursor.decode(with_access.encode()) == with_access
+
+
+def test_the_access_fingerprint_ignores_order_and_sees_every_change():
+	rows = [["Customer", "Acme", None, 1], ["Customer", "Bolt", None, 1]]
+	same = access_fingerprint({"roles": ["Sales User", "All"], "permissions": rows})
+	assert same == access_fingerprint({"permissions": rows[::-1], "roles": ["All", "Sales User"]})
+	assert same != access_fingerprint({"roles": ["Sales User", "All"], "permissions": rows[:1]})
+	assert same != access_fingerprint({"roles": ["All"], "permissions": rows})
+	assert same != access_fingerprint(
+		{"roles": ["Sales User", "All"], "permissions": [*rows, ["Item", "X", None, 0]]}
+	)

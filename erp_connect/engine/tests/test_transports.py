@@ -34,6 +34,9 @@ def test_every_connector_type_has_one_transport_and_unknown_types_are_webhooks()
 	assert transports.kind("Webhook") is transports.WebhookTransport
 	assert transports.kind(None) is transports.WebhookTransport
 	assert not transports.kind("POS").calls_out
+	# a mobile app's callers are the people signed in to it, and nothing is sent to it
+	assert transports.kind("Mobile App").callers_are_people and not transports.kind("Mobile App").calls_out
+	assert not any(kind.callers_are_people for name, kind in transports.KINDS.items() if name != "Mobile App")
 	assert transports.kind("Frappe Site")(Endpoint("http://x")).batch_size(50) == 1
 	assert transports.kind("Webhook")(Endpoint("http://x")).batch_size(50) == 50
 

@@ -8,7 +8,7 @@ from erp_connect.engine.transports.nats_jetstream import NatsJetStreamTransport
 from erp_connect.engine.transports.payments import RazorpayTransport, StripeTransport
 from erp_connect.engine.transports.postgres_replica import PostgresReplicaTransport
 from erp_connect.engine.transports.rabbitmq import RabbitMqTransport
-from erp_connect.engine.transports.webhook import InboundOnly, RestApiTransport, WebhookTransport
+from erp_connect.engine.transports.webhook import InboundOnly, MobileApp, RestApiTransport, WebhookTransport
 from erp_connect.engine.transports.woocommerce import WooCommerceTransport
 
 KINDS: dict[str, type[Transport]] = {
@@ -18,6 +18,7 @@ KINDS: dict[str, type[Transport]] = {
 	"WooCommerce": WooCommerceTransport,
 	"Shopify": RestApiTransport,
 	"POS": InboundOnly,
+	"Mobile App": MobileApp,
 	"NATS JetStream": NatsJetStreamTransport,
 	"RabbitMQ": RabbitMqTransport,
 	"MQTT": MqttTransport,

@@ -76,6 +76,9 @@ class Transport:
 	reads_stream = False  # pull rules read messages (fetch_messages + ack) instead of pages
 	mirrors_tables = False  # routes carry the layout of their doctype (Route.table): SQL replicas
 	receives = "records"  # what its received webhooks carry: records to upsert, or "payments"
+	# the callers are people signed in to an app (OAuth bearer tokens of its client), each with
+	# their own permissions, instead of one API user: mobile apps
+	callers_are_people = False
 
 	def __init__(self, endpoint: Endpoint):
 		self.endpoint = endpoint

@@ -44,3 +44,9 @@ class InboundOnly(base.Transport):
 	"""Systems that only call us (POS terminals): there is nothing to send to."""
 
 	calls_out = False
+
+
+class MobileApp(InboundOnly):
+	"""A mobile app: the people using it sign in with OAuth and call the API as themselves."""
+
+	callers_are_people = True

@@ -31,13 +31,14 @@ def run_as(user: str) -> Iterator[None]:
 		frappe.set_user(caller)
 
 
-def writer_problem(user: str | None) -> str | None:
-	"""Why ``user`` may not write for a connector or terminal; None when it may."""
+def writer_problem(user: str | None, role: str = CONNECT_API_USER) -> str | None:
+	"""Why ``user`` may not write for a connector or terminal; None when it may. ``role`` is what
+	it must hold: Connect API User for API users, a Mobile App's Member Role for its people."""
 	if not user:
-		return _("it has no API User: set one, a user with the role {0}").format(CONNECT_API_USER)
+		return _("it has no API User: set one, a user with the role {0}").format(role)
 	if user in ("Administrator", "Guest"):
 		return _("{0} may not write for a connector: use a user of its own with the role {1}").format(
-			user, CONNECT_API_USER
+			user, role
 		)
 	enabled = frappe.db.get_value("User", user, "enabled")
 	if enabled is None:
@@ -50,8 +51,8 @@ def writer_problem(user: str | None) -> str | None:
 			"{0} may not write for a connector: it has the role {1}, which may do anything; "
 			"use a user with only the roles it needs"
 		).format(user, SYSTEM_MANAGER)
-	if CONNECT_API_USER not in roles:
-		return _("{0} needs the role {1} to write for a connector").format(user, CONNECT_API_USER)
+	if role not in roles:
+		return _("{0} needs the role {1} to write for a connector").format(user, role)
 	return None
 
 

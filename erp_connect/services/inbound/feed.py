@@ -14,41 +14,117 @@ once and each page follows the last; the call that ends the pass (``has_more`` f
 positions pulled back to the horizon. So the next call, after the client's polling interval,
 reads again what changed in the last SETTLE_SECONDS: every committed change comes at least once,
 and a record may come again (the same name and modified: skip it; a newer modified: apply it).
+
+A mobile app's people read the feed with their own permissions: documents through get_list (User
+Permissions apply), deletions only of documents they could read (checked on the deleted
+document's data), and the cursor keeps a fingerprint of their access. When it changed (a User
+Permission or a role taken away or given), the next call answers ``resync``: no records, and a
+cursor from the start, so the client drops its copy and reads what it may read now.
 """
 
 import datetime
+import json
 
 import frappe
+from frappe.permissions import has_permission
 
 from erp_connect.engine import mapping
-from erp_connect.engine.cursor import Cursor, after, settle
+from erp_connect.engine.cursor import Cursor, access_fingerprint, after, settle
 from erp_connect.services.common.keyset import horizon, next_rows
 from erp_connect.services.common.templates import render_template
+from erp_connect.services.inbound.access import is_people_connector
 from erp_connect.services.push.outbox import document_view
 
 MAX_PAGE = 500
 
 
 def changes(connector: "frappe.Document", doctype: str, cursor: Cursor, limit: int) -> dict:
+	personal = is_people_connector(connector)
+	access = caller_access(doctype) if personal else ""
+	if cursor.access and cursor.access != access:  # the caller's access changed: start again
+		# the client drops its copy, so only deletions from this pass on concern it
+		return {
+			"records": [],
+			"deleted": [],
+			"cursor": Cursor(deleted_at=horizon(), access=access).encode(),
+			"has_more": True,
+			"resync": True,
+		}
+
 	edge = cursor.horizon or horizon()  # before reading: the pass's reads come after it
 	rows = _changed_documents(doctype, cursor, limit + 1)
 	page, more_docs, last = after(rows, ("modified", "name"), limit)
 	deletions = _deletions(doctype, cursor, limit + 1)
 	gone, more_deleted, last_deleted = after(deletions, ("creation", "name"), limit)
+	if personal:  # the position still moves past what the caller may not see
+		gone = _readable_deletions(doctype, gone)
 
 	documents = last or (cursor.modified, cursor.name)
 	deleted = last_deleted or (cursor.deleted_at, cursor.deleted_name)
 	has_more = more_docs or more_deleted
 	if has_more:  # the pass goes on
-		next_cursor = Cursor(*documents, *deleted, edge)
+		next_cursor = Cursor(*documents, *deleted, edge, access)
 	else:  # the pass ends: the next one reads again from the horizon
-		next_cursor = Cursor(*settle(documents, edge), *settle(deleted, edge))
+		next_cursor = Cursor(*settle(documents, edge), *settle(deleted, edge), access=access)
 	return {
 		"records": _render(connector.name, doctype, page),
 		"deleted": [{"name": d.deleted_name, "deleted_at": str(d.creation)} for d in gone],
 		"cursor": next_cursor.encode(),
 		"has_more": has_more,
+		"resync": False,
 	}
+
+
+def caller_access(doctype: str) -> str:
+	"""The fingerprint of what decides which ``doctype`` documents the caller may read: its roles,
+	its User Permissions (on any doctype: links carry them), what is shared with it, the
+	doctype's permission rules and whether User Permissions are strict."""
+	user = frappe.session.user
+	return access_fingerprint(
+		{
+			"roles": frappe.get_roles(user),
+			"user_permissions": frappe.get_all(
+				"User Permission",
+				{"user": user},
+				["allow", "for_value", "applicable_for", "apply_to_all_doctypes", "hide_descendants"],
+				as_list=True,
+			),
+			"shares": frappe.get_all(
+				"DocShare",
+				filters={"share_doctype": doctype},
+				or_filters={"user": user, "everyone": 1},
+				fields=["share_name", "user", "everyone", "read"],
+				as_list=True,
+			),
+			"rules": [
+				(p.role, p.permlevel, p.read, p.select, p.if_owner)
+				for p in frappe.get_meta(doctype).permissions
+			],
+			"strict": [frappe.db.get_single_value("System Settings", "apply_strict_user_permissions")],
+		}
+	)
+
+
+def _readable_deletions(doctype: str, tombstones: list[dict]) -> list[dict]:
+	"""The tombstones of documents the caller could read, judged on the deleted document's data
+	(its links as they were), so nobody learns the names of others' deleted documents."""
+	data = dict(
+		frappe.get_all(
+			"Deleted Document",
+			{"name": ("in", [t.name for t in tombstones] or [""])},
+			["name", "data"],
+			as_list=True,
+		)
+	)
+	readable = []
+	for tombstone in tombstones:
+		try:
+			doc = frappe.get_doc(json.loads(data.get(tombstone.name) or "{}"))
+		except Exception:  # data that is no document any more: nothing to judge it by
+			continue
+		if doc.doctype == doctype and has_permission(doctype, "read", doc, raise_exception=False):
+			readable.append(tombstone)
+	return readable
 
 
 def _changed_documents(doctype: str, cursor: Cursor, count: int) -> list[dict]:

@@ -96,16 +96,17 @@ def _upsert(
 	allowed = access.allowed_operations(connector, doctype)
 	links = known_links(connector.name, doctype, [_external_id(spec, r) for r in records])
 	links.defer = defer_links
+	personal = access.is_people_connector(connector)  # a mobile app's people share its links
 	results = []
 	for index, record in enumerate(records):
 		savepoint = f"erp_connect_upsert_{index}"
 		frappe.db.savepoint(savepoint)
 		try:
 			if action == "cancel":
-				outcome = cancel_one(connector.name, doctype, spec, allowed, record, links)
+				outcome = cancel_one(connector.name, doctype, spec, allowed, record, links, personal)
 			else:
 				outcome = upsert_one(
-					connector.name, doctype, spec, allowed, record, links, action == "submit"
+					connector.name, doctype, spec, allowed, record, links, action == "submit", personal
 				)
 			results.append({"index": index, **outcome})
 		except Exception as e:
@@ -142,7 +143,11 @@ def upsert_one(
 	record,
 	links: dict,
 	submit: bool = False,
+	personal: bool = False,
 ) -> dict:
+	"""``personal``: the caller is one of a mobile app's people, who share the connector's links;
+	a record whose external id is linked to a document they may not read is refused before
+	anything about that document is told or changed."""
 	if not isinstance(record, dict):
 		raise InvalidRecord(_("a record must be a JSON object"))
 	external_id = _external_id(spec, record)
@@ -156,6 +161,8 @@ def upsert_one(
 	if submit and "submit" not in allowed:
 		raise access.AccessDenied(not_allowed(connector, "submit", doctype))
 	if link and frappe.db.exists(doctype, link.reference_name):
+		if personal:
+			check_readable(doctype, link.reference_name, external_id)
 		docstatus = frappe.db.get_value(doctype, link.reference_name, "docstatus")
 		if link.content_hash == content_hash and (docstatus == 1 or not submit):
 			return {"external_id": external_id, "status": UNCHANGED, "name": link.reference_name}
@@ -196,7 +203,13 @@ def upsert_one(
 
 
 def cancel_one(
-	connector: str, doctype: str, spec: InboundSpec, allowed: set[str], record, links: dict
+	connector: str,
+	doctype: str,
+	spec: InboundSpec,
+	allowed: set[str],
+	record,
+	links: dict,
+	personal: bool = False,
 ) -> dict:
 	"""Cancel the submitted document a record's external id points at."""
 	if "cancel" not in allowed:
@@ -205,6 +218,8 @@ def cancel_one(
 	link = links.get(checked_external_id(external_id)) if external_id not in (None, "") else None
 	if not link or not frappe.db.exists(doctype, link.reference_name):
 		raise InvalidRecord(_("no {0} with external id {1} has been synced").format(doctype, external_id))
+	if personal:
+		check_readable(doctype, link.reference_name, external_id)
 	doc = frappe.get_doc(doctype, link.reference_name)
 	if doc.docstatus == 2:
 		return {"external_id": external_id, "status": UNCHANGED, "name": doc.name}
@@ -215,6 +230,14 @@ def cancel_one(
 	doc.flags.erp_connect_origin = connector
 	doc.cancel()
 	return {"external_id": external_id, "status": CANCELLED, "name": doc.name}
+
+
+def check_readable(doctype: str, name: str, external_id) -> None:
+	"""AccessDenied, naming neither the document nor its state, unless the caller may read it."""
+	if not frappe.has_permission(doctype, "read", name):
+		raise access.AccessDenied(
+			_("{0} may not read the {1} of external id {2}").format(frappe.session.user, doctype, external_id)
+		)
 
 
 def map_inbound(

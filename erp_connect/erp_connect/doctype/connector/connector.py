@@ -49,6 +49,7 @@ class Connector(Document):
 			"WooCommerce",
 			"Shopify",
 			"POS",
+			"Mobile App",
 			"NATS JetStream",
 			"RabbitMQ",
 			"MQTT",
@@ -62,7 +63,9 @@ class Connector(Document):
 		fee_account: DF.Link | None
 		fee_cost_center: DF.Link | None
 		max_in_flight: DF.Int
+		member_role: DF.Link | None
 		mode_of_payment: DF.Link | None
+		oauth_client: DF.Link | None
 		password: DF.Password | None
 		paused: DF.Check
 		payment_account: DF.Link | None
@@ -88,6 +91,7 @@ class Connector(Document):
 		self.validate_signing_secret()
 		self.validate_receiving()
 		self.validate_api_user()
+		self.validate_members()
 		self.validate_allowed_doctypes()
 
 	def on_update(self):
@@ -234,6 +238,25 @@ class Connector(Document):
 		problem = self.api_user and writer_problem(self.api_user)
 		if problem:
 			frappe.throw(problem, title=_("API User"))
+
+	def validate_members(self):
+		"""A Mobile App's callers are the people holding its Member Role, signed in through its
+		OAuth Client; it has no API User, and nothing is written as one for it."""
+		if not transports.kind(self.connector_type).callers_are_people:
+			self.oauth_client = self.member_role = None
+			return
+		if not self.oauth_client or not self.member_role:
+			frappe.throw(_("A Mobile App connector needs an OAuth Client and a Member Role"))
+		problem = access.member_role_problem(self.member_role)
+		if problem:
+			frappe.throw(problem, title=_("Member Role"))
+		for field, label in (("api_user", "API User"), ("receive_doctype", "Records Become")):
+			if self.get(field):
+				frappe.throw(
+					_("A Mobile App connector has no {0}: its people call the API as themselves").format(
+						_(label)
+					)
+				)
 
 	def validate_allowed_doctypes(self):
 		for row in self.allowed_doctypes:
