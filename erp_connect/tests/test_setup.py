@@ -22,6 +22,8 @@ class TestGuidedSetup(ConnectTestCase):
 					frappe.db.get_value("Connector", connector.name, "connector_type"), spec["connector_type"]
 				)
 		self.assertRaises(frappe.ValidationError, connector.apply_preset, "Magento")
+		connector.run_method("onload")  # what the form offers is every preset
+		self.assertEqual(connector.get_onload().presets, list(PRESETS))
 
 	def test_a_woocommerce_customer_and_order_land_in_erpnext(self):
 		connector = self.make_connector(

@@ -25,16 +25,7 @@ frappe.ui.form.on("Connector", {
 					fieldname: "preset",
 					fieldtype: "Select",
 					label: __("This connector is"),
-					options: [
-						"Webhook Receiver",
-						"REST API",
-						"Another ERPNext Site",
-						"WooCommerce",
-						"Shopify",
-						"Event Bus (NATS JetStream)",
-						"Stripe Payments",
-						"Razorpay Payments",
-					],
+					options: frm.doc.__onload.presets, // every preset Guided Setup knows
 					reqd: 1,
 				},
 				({ preset }) =>

@@ -141,6 +141,11 @@ class Connector(Document):
 		except ValueError as e:
 			frappe.throw(_("Signing Secret is not valid: {0}").format(str(e)), title=_("Invalid Secret"))
 
+	def onload(self):
+		from erp_connect.engine.presets import PRESETS
+
+		self.set_onload("presets", list(PRESETS))  # the Guided Setup choices
+
 	@frappe.whitelist()
 	def test_connection(self) -> dict:
 		"""Send a signed ping (POST for webhook receivers, GET for APIs) and report what came back."""
