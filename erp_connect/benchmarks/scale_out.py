@@ -12,6 +12,7 @@ import time
 import frappe
 import requests
 from frappe.utils.background_jobs import get_queue
+from rq import Worker
 
 from erp_connect.benchmarks.push import (
 	CONNECTOR,
@@ -58,13 +59,18 @@ def phase(url: str, rule: str, latency: float, workers: int, in_flight: int, sec
 	limit = in_flight * workers / latency if latency else None
 	count = int(min(MAX_EVENTS, max(4 * in_flight * workers, (limit or CPU_BOUND_RATE * workers) * seconds)))
 	seed_backlog(CONNECTOR, rule, count)
-	get_queue("default").empty()
+	queue = get_queue("default")
+	queue.empty()
 	before = counts(url)
-	started = time.perf_counter()
-	frappe.enqueue(DRAIN, connector=CONNECTOR)
-	frappe.db.commit()
+	# the workers start first: what is timed is delivery, not how long a Frappe process takes to start
 	processes = [start_worker(burst=False) for _ in range(workers)]
 	try:
+		ready_by = time.monotonic() + 120
+		while len(Worker.all(queue=queue)) < workers and time.monotonic() < ready_by:
+			time.sleep(0.2)
+		started = time.perf_counter()
+		frappe.enqueue(DRAIN, connector=CONNECTOR)
+		frappe.db.commit()
 		deadline = time.monotonic() + 10 * seconds + 60
 		while pending(CONNECTOR) and time.monotonic() < deadline:
 			time.sleep(0.1)

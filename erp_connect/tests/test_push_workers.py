@@ -44,6 +44,19 @@ class TestDeliveryWorkers(PushTestCase):
 			time.sleep(0.05)
 		raise AssertionError(f"{customer} not delivered within {timeout} s")
 
+	def test_claims_grow_to_what_half_a_lease_sends_at_the_requests_pace_never_below_the_timeouts(self):
+		from erp_connect.engine.transports import Route
+
+		self.customer_rule()
+		drainer = delivery.Drainer(self.connector.name)  # timeout 2 s, lease 11 s, 8 in flight
+		drainer.routes = {"rule": Route("/hooks")}
+		self.assertEqual(drainer.claim_limit(), 8 * 4)  # every request may take the whole 2 s
+		drainer.timed(0.05)
+		self.assertEqual(drainer.claim_limit(), delivery.CLAIM_CHUNK)  # 5.5 s at 50 ms a request
+		for _ in range(40):
+			drainer.timed(1.9)  # the receiver slowed down to near the timeout
+		self.assertEqual(drainer.claim_limit(), 8 * 4)
+
 	def test_a_save_that_skips_the_wake_up_is_delivered_by_the_lingering_drain(self):
 		self.customer_rule()
 		wake_key = waking.wake_key(self.connector.name)

@@ -138,6 +138,7 @@ class Drainer:
 		self.timeout = self.connector.timeout_seconds or http.DEFAULT_TIMEOUT_SECONDS
 		self.lease_seconds = 3 * self.timeout + 5
 		self.max_in_flight = self.connector.get("max_in_flight") or DEFAULT_IN_FLIGHT
+		self.request_seconds: float | None = None  # the requests' moving average, once timed
 		self.deadline = float("inf")
 
 	def run(self, max_seconds: float) -> dict:
@@ -251,10 +252,20 @@ class Drainer:
 		)[0][0]
 
 	def claim_limit(self) -> int:
-		"""As many events as one lease can send, every request taking the whole timeout."""
+		"""As many events as one lease can send, every request taking the whole timeout; once this
+		drain has timed its requests, as many as half a lease sends at their pace, if that is more.
+		Either way no request starts on a lease without its timeout left (send), and the lease is
+		renewed at half time: a receiver that slows down delays the tail, it never gets it twice."""
 		waves = max(1, int((self.lease_seconds - LEASE_MARGIN_SECONDS) // self.timeout))
+		if self.request_seconds:
+			waves = max(waves, int(self.lease_seconds / 2 / self.request_seconds))
 		batch = min(route.batch_size for route in self.routes.values())
 		return min(CLAIM_CHUNK, self.max_in_flight * waves * batch)
+
+	def timed(self, seconds: float) -> None:
+		"""A request's time, into the moving average the claims are sized by."""
+		previous = self.request_seconds
+		self.request_seconds = seconds if previous is None else 0.8 * previous + 0.2 * seconds
 
 	# -- sending ----------------------------------------------------------------------------------
 	def deliver(self, claim: Claim, rows: list[dict]) -> tuple[list[SendResult], bool]:
@@ -312,10 +323,13 @@ class Drainer:
 		left to start it (the renewal was late or lost)."""
 		if claim.expires - time.monotonic() < self.timeout + LEASE_MARGIN_SECONDS:
 			return None
+		started = time.monotonic()
 		try:
 			return self.transport.send(route, events)
 		except Exception as e:  # a transport's bug must not crash the drain on every lease
 			return [result_of_exception([e.name for e in events], e)]
+		finally:
+			self.timed(time.monotonic() - started)
 
 	def renew(self, claim: Claim, waiting: deque, in_flight: dict[Future, list[str]]) -> None:
 		"""Extend the lease of the claim's events not recorded yet. Requests whose events are no
