@@ -10,7 +10,7 @@ from frappe.utils import now_datetime
 from erp_connect.engine import wake
 from erp_connect.services.push import delivery
 from erp_connect.services.push import wake as waking
-from erp_connect.testing.base import kill_worker, make_customer, start_worker
+from erp_connect.testing.base import HeldOpenTransaction, kill_worker, make_customer, start_worker
 from erp_connect.testing.push import CUSTOMER_MAP, PushTestCase
 from erp_connect.testing.remote import Reply
 
@@ -43,6 +43,23 @@ class TestDeliveryWorkers(PushTestCase):
 				return
 			time.sleep(0.05)
 		raise AssertionError(f"{customer} not delivered within {timeout} s")
+
+	def test_a_claim_sees_what_other_drains_claimed_while_it_waited_for_the_lock(self):
+		from unittest.mock import patch
+
+		self.customer_rule()
+		customers = [make_customer() for _ in range(3)]
+		first_two = tuple(self.events_of(c)[0].name for c in customers[:2])  # commits
+		drainer = delivery.Drainer(self.connector.name)  # a fresh drain job: its snapshot is from now
+		drainer.routes = {r.name: None for r in drainer.rules}  # what claiming reads of them
+		claimed_elsewhere = (  # meanwhile another worker's drain claimed the two oldest, and committed
+			"frappe.db.sql(\"update `tabSync Event` set status = 'Sending', claim_token = 'other',"
+			f' lease_until = now() + interval 60 second where name in {first_two!r}")'
+		)
+		HeldOpenTransaction(claimed_elsewhere).commit()
+		with patch.object(delivery.Drainer, "claim_limit", return_value=2):
+			_claim, rows = drainer.claim()
+		self.assertEqual([r.reference_name for r in rows], [customers[2].name])
 
 	def test_claims_grow_to_what_half_a_lease_sends_at_the_requests_pace_never_below_the_timeouts(self):
 		from erp_connect.engine.transports import Route

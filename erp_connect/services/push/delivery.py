@@ -222,6 +222,9 @@ class Drainer:
 		with named_lock("claim", self.connector.name, 30) as taken:
 			if not taken:
 				return None
+			# a fresh snapshot: what the drains that held the lock meanwhile claimed is Sending now
+			# (read from an older one, the oldest due events would be theirs, and we would claim none)
+			frappe.db.commit()
 			taken_at = time.monotonic()  # before now: this process never thinks the lease longer
 			now = now_datetime()
 			values = {"connector": self.connector.name, "rules": tuple(self.routes), "now": now, **DUE_VALUES}
