@@ -28,7 +28,7 @@ from erp_connect.services.push.wake import DRAIN
 from erp_connect.testing.base import kill_worker, start_worker
 
 LATENCIES = (0, 0.1, 1.0, 3.0)
-MAX_EVENTS = 3000
+MAX_EVENTS = 6400  # a phase of 20 s even at 320 events/s (100 ms, 4 workers): ramp-up amortized
 CPU_BOUND_RATE = 400  # events/s one worker reaches against a receiver that answers at once
 
 
