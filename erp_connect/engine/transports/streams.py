@@ -96,19 +96,24 @@ def message_of(event: base.OutboundEvent, template: str, token, secret: str | No
 	return Message(target, body, headers, event.event_id, event_type, seq)
 
 
+_NATS_RESERVED = re.compile(r"[\s.*>]")
+_AMQP_RESERVED = re.compile(r"[\s.*#]")
+_MQTT_RESERVED = re.compile(r"[\s/+#\x00]")
+
+
 def nats_token(value: str) -> str:
 	"""A NATS subject token: no white space, dots or wildcards."""
-	return re.sub(r"[\s.*>]", "_", value) or "_"
+	return _NATS_RESERVED.sub("_", value) or "_"
 
 
 def amqp_token(value: str) -> str:
 	"""A word of an AMQP topic routing key: no dots or wildcards."""
-	return re.sub(r"[\s.*#]", "_", value) or "_"
+	return _AMQP_RESERVED.sub("_", value) or "_"
 
 
 def mqtt_token(value: str) -> str:
 	"""An MQTT topic level: no slashes, wildcards or NUL."""
-	return re.sub(r"[\s/+#\x00]", "_", value) or "_"
+	return _MQTT_RESERVED.sub("_", value) or "_"
 
 
 def delivered(names: list[str], reason: str) -> base.SendResult:

@@ -35,7 +35,7 @@ from erp_connect.services.push import followed, replica
 from erp_connect.services.push import wake as waking
 from erp_connect.services.push.outbox import clear_rules_cache
 
-CLAIM_CHUNK = 200  # most events claimed at once: bounds memory however large the backlog
+CLAIM_CHUNK = 1000  # most events claimed at once: bounds memory however large the backlog
 LEASE_MARGIN_SECONDS = 2  # a request starts only with its timeout and this left on its lease
 MAX_DRAIN_SECONDS = 240  # then hand over to a fresh job (RQ timeout: waking.DRAIN_JOB_TIMEOUT)
 IDLE_LOOK_SECONDS = 0.2  # how often a lingering drain looks at the outbox again
