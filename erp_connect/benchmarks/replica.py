@@ -1,8 +1,9 @@
 """Analytics replica benchmark, against the PostgreSQL on 127.0.0.1:5432, in a schema of its own:
 
-1. backfill: 100,000 Customers copied into the replica by the backfill (read from MariaDB in chunks
-   of 1,000, COPY into a staging table, upsert), against a bare ``COPY`` of the same rows from a
-   file into a table of the same columns (the limit);
+1. backfill: 100,000 Customers copied into the replica by the backfill (MariaDB writes each chunk of
+   10,000 as COPY CSV lines, PostgreSQL copies one chunk while the next is read), against a bare
+   ``COPY`` of the same rows from a file into a table of the same columns (the limit), five times
+   each way, the median pair reported;
 2. lag: a steady 20 Customer saves a second for 2 minutes with one RQ worker delivering; for each
    save, the time from its commit to the moment its row is visible in PostgreSQL (p50, p95).
 
@@ -42,6 +43,7 @@ def run(
 	lag_seconds: float = 120,
 	saves_per_second: float = 20,
 	chunk: int = replica.BACKFILL_CHUNK,
+	repeats: int = 5,
 ) -> None:
 	schema = "erp_bench_" + frappe.generate_hash(length=6).lower()
 	made_database = ensure_database()
@@ -51,8 +53,14 @@ def run(
 		make_connector(url, CONNECTOR, connector_type="PostgreSQL", replica_schema=schema, timeout_seconds=30)
 		seed_customers(customers)
 		rule = make_rule()
-		backfilled = bench_backfill(rule, chunk)
-		bare = bench_bare_copy(url, schema)
+		runs = []
+		for n in range(repeats):  # a backfill of 100,000 takes about a second: take the median
+			if n:
+				reset(rule, url, schema)
+			runs.append((bench_backfill(rule, chunk), bench_bare_copy(url, schema)))
+		runs.sort(key=lambda r: r[0]["rate"] / r[1]["rate"])
+		backfilled, bare = runs[len(runs) // 2]
+		backfilled["ratios"] = [round(b["rate"] / c["rate"], 2) for b, c in runs]
 		lag = bench_lag(url, schema, lag_seconds, saves_per_second) if lag_seconds else None
 		report(backfilled, bare, lag)
 	finally:
@@ -71,6 +79,16 @@ def bench_backfill(rule: str, chunk: int = replica.BACKFILL_CHUNK) -> dict:
 	if done["status"] != "Done":
 		raise RuntimeError(f"the backfill ended {done['status']}: {done['message']}")
 	return {"rows": done["copied"], "seconds": seconds, "rate": done["copied"] / seconds}
+
+
+def reset(rule: str, url: str, schema: str) -> None:
+	"""Back to before the first sync: the tables dropped, the rule's backfill not started."""
+	with psycopg.connect(url, autocommit=True) as conn:
+		conn.execute(f'drop schema if exists "{schema}" cascade')
+	frappe.db.set_value(
+		"Sync Rule", rule, {"backfill_status": "Queued", "backfill_copied": 0, "backfill_cursor": None}
+	)
+	frappe.db.commit()
 
 
 def bench_bare_copy(url: str, schema: str) -> dict:
@@ -149,7 +167,8 @@ def report(backfilled: dict, bare: dict, lag: dict | None) -> None:
 	print(f"  bare COPY from a file        {bare['rate']:10.0f} rows/s  1.00x   ({bare['rows']} rows)")
 	print(
 		f"  backfill (MariaDB -> COPY)   {backfilled['rate']:10.0f} rows/s  {ratio:.2f}x   "
-		f"({backfilled['rows']} rows, {backfilled['seconds']:.1f} s; target {BACKFILL_TARGET}x)"
+		f"({backfilled['rows']} rows, {backfilled['seconds']:.1f} s; the median of {backfilled['ratios']}; "
+		f"target {BACKFILL_TARGET}x)"
 	)
 	if not lag:
 		return

@@ -50,7 +50,7 @@ def _value_fields(doctype: str) -> list[tuple[str, str]]:
 
 # -- backfill: what the documents are before the first event --------------------------------------
 BACKFILL = "erp_connect.services.push.replica.backfill"
-BACKFILL_CHUNK = 5000  # documents per COPY and per committed step of the cursor
+BACKFILL_CHUNK = 10000  # documents per COPY and per committed step of the cursor
 MAX_BACKFILL_SECONDS = 240  # then hand over to a fresh job
 BACKFILL_JOB_TIMEOUT = 900
 
@@ -180,7 +180,7 @@ def _set(rule: str, **values) -> None:
 
 # COPY's CSV format, written by MariaDB itself: text quoted with its quotes doubled (tabs and new
 # lines may stand inside quotes), other values as MariaDB prints them, NULL as nothing at all.
-_QUOTE = "char(34 using utf8mb4)"
+# Literal quotes, not CHAR(34): a function call per value costs a tenth of the read.
 _FLAG_SQL = {"_deleted": "'f'", "_cancelled": "if(`docstatus` = 2, 't', 'f')", "_event_id": "''"}
 
 
@@ -188,8 +188,7 @@ def _copy_value(column: str, pg_type: str) -> str:
 	"""The SQL that writes one column's value for COPY CSV (text quoted; numbers, dates and
 	booleans as MariaDB prints them: 1.500000000, 2026-12-01 10:00:00.000000, 0/1)."""
 	if pg_type in ("text", "jsonb"):
-		doubled = f"replace(`{column}`, {_QUOTE}, concat({_QUOTE}, {_QUOTE}))"
-		return f"ifnull(concat({_QUOTE}, {doubled}, {_QUOTE}), '')"
+		return f"""ifnull(concat('"', replace(`{column}`, '"', '""'), '"'), '')"""
 	return f"ifnull(`{column}`, '')"
 
 
