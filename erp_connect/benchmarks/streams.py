@@ -9,12 +9,11 @@ The stream and the queue are the benchmark's own and are deleted at the end, wit
 rules and events it made. "Duplicates" counts messages the broker holds beyond one per event.
 """
 
-import asyncio
 import secrets
 
 from erp_connect.benchmarks.push import PREFIX, bench_drain, cleanup, make_connector, start_receiver
+from erp_connect.testing.servers import NATS_URL, js_call
 
-NATS_URL = "nats://127.0.0.1:4222"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 WEBHOOK, NATS, RABBIT = PREFIX + "webhook path", PREFIX + "jetstream", PREFIX + "rabbitmq"
 TARGET_RATE = 5000  # events/s batched to JetStream, the issue's target
@@ -66,35 +65,22 @@ def report(r: dict, batch_size: int) -> None:
 
 
 # -- the brokers' side (the benchmark's own stream and queue) -------------------------------------
-def _js(fn):
-	import nats
-
-	async def main():
-		nc = await nats.connect(NATS_URL, connect_timeout=5)
-		try:
-			return await fn(nc.jetstream())
-		finally:
-			await nc.close()
-
-	return asyncio.run(main())
-
-
 def add_stream(name: str, root: str) -> None:
 	from nats.js.api import StreamConfig
 
-	_js(lambda js: js.add_stream(StreamConfig(name=name, subjects=[f"{root}.>"], duplicate_window=600.0)))
+	js_call(lambda js: js.add_stream(StreamConfig(name=name, subjects=[f"{root}.>"], duplicate_window=600.0)))
 
 
 def stream_messages(name: str) -> int:
 	async def count(js):
 		return (await js.stream_info(name)).state.messages
 
-	return _js(count)
+	return js_call(count)
 
 
 def delete_stream(name: str) -> None:
 	try:
-		_js(lambda js: js.delete_stream(name))
+		js_call(lambda js: js.delete_stream(name))
 	except Exception:
 		pass  # never made
 

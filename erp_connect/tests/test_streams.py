@@ -2,7 +2,6 @@
 real NATS JetStream server on 127.0.0.1:4222, read back with a consumer of the test's own; and a
 pull rule reading a durable consumer of that server into Customers."""
 
-import asyncio
 import secrets
 import socket
 import time
@@ -15,22 +14,7 @@ from erp_connect.services.pull import runs
 from erp_connect.testing.base import TEST_PREFIX, make_customer, our_customers
 from erp_connect.testing.pull import CUSTOMERS_ALLOWED, PULL_USER, PullTestCase, remote_customers
 from erp_connect.testing.push import CUSTOMER_MAP, PushTestCase
-
-NATS_URL = "nats://127.0.0.1:4222"
-
-
-def js_call(fn):
-	"""Run ``fn(js)`` on a NATS connection of the test's own (the consumer side)."""
-	import nats
-
-	async def main():
-		nc = await nats.connect(NATS_URL, connect_timeout=5)
-		try:
-			return await fn(nc.jetstream())
-		finally:
-			await nc.close()
-
-	return asyncio.run(main())
+from erp_connect.testing.servers import NATS_URL, js_call
 
 
 def closed_port() -> int:

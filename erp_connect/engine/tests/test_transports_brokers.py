@@ -17,7 +17,7 @@ import pytest
 from erp_connect.engine import outbound, signing, transports
 from erp_connect.engine.retry import Outcome
 from erp_connect.engine.transports import Endpoint, OutboundEvent, Route, streams
-from erp_connect.testing.servers import port_open
+from erp_connect.testing.servers import js_call, port_open
 from erp_connect.testing.tcp_proxy import CuttingProxy
 
 SECRET = signing.generate_secret()
@@ -72,20 +72,6 @@ def test_broker_urls_are_validated_by_their_kind_and_private_brokers_need_the_sw
 
 
 # -- NATS JetStream ---------------------------------------------------------------------------
-def js_call(fn):
-	"""Run ``fn(js)`` on a connection of the test's own (the consumer side)."""
-	import nats
-
-	async def main():
-		nc = await nats.connect("nats://127.0.0.1:4222", connect_timeout=5)
-		try:
-			return await fn(nc.jetstream())
-		finally:
-			await nc.close()
-
-	return asyncio.run(main())
-
-
 @pytest.fixture
 def stream():
 	"""A JetStream stream of the test's own subjects, deleted afterwards."""
