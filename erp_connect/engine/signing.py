@@ -91,13 +91,7 @@ def verify(
 		timestamp = int(timestamp_header)
 	except ValueError:
 		raise WebhookVerificationError("webhook-timestamp is not an integer")
-	now = time.time() if now is None else now
-	if abs(now - timestamp) > tolerance:
-		raise WebhookVerificationError("webhook-timestamp is outside the allowed tolerance")
-
-	all_secrets = _as_list(secret_or_secrets)
-	if not all_secrets:
-		raise WebhookVerificationError("no signing secret is configured")
+	all_secrets = _fresh_and_secrets(timestamp, tolerance, now, "webhook-timestamp", secret_or_secrets)
 	expected = [sign(s, msg_id, timestamp, body).encode() for s in all_secrets]
 	for candidate in signature_header.split():
 		if not candidate.startswith(SIGNATURE_VERSION + ","):
@@ -158,12 +152,9 @@ def verify_stripe(
 	for a missing or malformed header, a timestamp outside the tolerance (either direction), or no
 	``v1`` matching any of the secrets."""
 	timestamp, candidates = _parse_stripe_header(header)
-	now = time.time() if now is None else now
-	if abs(now - timestamp) > tolerance:
-		raise WebhookVerificationError("Stripe-Signature timestamp is outside the allowed tolerance")
-	all_secrets = _as_list(secret_or_secrets)
-	if not all_secrets:
-		raise WebhookVerificationError("no signing secret is configured")
+	all_secrets = _fresh_and_secrets(
+		timestamp, tolerance, now, "Stripe-Signature timestamp", secret_or_secrets
+	)
 	expected = [stripe_signature(s, timestamp, body).encode() for s in all_secrets]
 	# every candidate against every secret, without stopping early, so timing tells nothing
 	matches = [hmac.compare_digest(c.encode(), e) for c in candidates for e in expected]
@@ -206,6 +197,20 @@ def razorpay_signature(secret: str, body: bytes | str) -> str:
 
 def verify_razorpay(secret: str, signature: str | None, body: bytes | str) -> None:
 	verify_hmac_header(secret, (signature or "").strip().lower() or None, body, encoding="hex")
+
+
+def _fresh_and_secrets(
+	timestamp: int, tolerance: int, now: float | None, what: str, secret_or_secrets
+) -> list[str]:
+	"""The secrets to check a signature with, once its timestamp is within the tolerance (either
+	direction); WebhookVerificationError otherwise, or when no secret is configured."""
+	now = time.time() if now is None else now
+	if abs(now - timestamp) > tolerance:
+		raise WebhookVerificationError(f"{what} is outside the allowed tolerance")
+	all_secrets = _as_list(secret_or_secrets)
+	if not all_secrets:
+		raise WebhookVerificationError("no signing secret is configured")
+	return all_secrets
 
 
 def _as_list(secret_or_secrets: str | Iterable[str] | None) -> list[str]:
