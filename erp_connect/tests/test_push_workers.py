@@ -68,8 +68,8 @@ class TestDeliveryWorkers(PushTestCase):
 		drainer = delivery.Drainer(self.connector.name)  # timeout 2 s, lease 11 s, 8 in flight
 		drainer.routes = {"rule": Route("/hooks")}
 		self.assertEqual(drainer.claim_limit(), 8 * 4)  # every request may take the whole 2 s
-		drainer.timed(0.05)
-		self.assertEqual(drainer.claim_limit(), delivery.CLAIM_CHUNK)  # 5.5 s at 50 ms a request
+		drainer.timed(0.01)
+		self.assertEqual(drainer.claim_limit(), delivery.CLAIM_CHUNK)  # 5.5 s at 10 ms: 4,400, capped
 		for _ in range(40):
 			drainer.timed(1.9)  # the receiver slowed down to near the timeout
 		self.assertEqual(drainer.claim_limit(), 8 * 4)
