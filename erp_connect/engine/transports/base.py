@@ -64,6 +64,9 @@ class SendResult:
 	verdict: Verdict
 	status_code: int | None = None
 	response: str | None = None
+	# what the answer says about the events' document, to write onto it once the events are recorded
+	# as delivered (fieldname -> value; services/push/write_back.py): a carrier's tracking number
+	write_back: Mapping[str, object] | None = None
 
 
 class Transport:
