@@ -198,6 +198,8 @@ def razorpay_signature(secret: str, body: bytes | str) -> str:
 
 def verify_razorpay(secret: str, signature: str | None, body: bytes | str) -> None:
 	verify_hmac_header(secret, (signature or "").strip().lower() or None, body, encoding="hex")
+
+
 # -- EasyPost -------------------------------------------------------------------------------------
 EASYPOST_HEADER = "X-Hmac-Signature"
 EASYPOST_PREFIX = "hmac-sha256-hex="

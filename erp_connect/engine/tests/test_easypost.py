@@ -241,3 +241,20 @@ def test_a_wrong_api_key_is_dead(carrier):
 def test_easypost_is_one_kind_with_one_document_per_request():
 	assert transports.kind("EasyPost") is ep.EasyPostTransport
 	assert transports.kind("EasyPost")(Endpoint("http://x")).batch_size(50) == 1
+
+
+def test_the_easypost_receive_scheme_takes_the_signed_events_id_as_its_delivery_id():
+	from erp_connect.engine import receive_schemes
+
+	scheme = receive_schemes.scheme("EasyPost HMAC")
+	body = json.dumps({"id": "evt_42", "description": "tracker.updated", "result": {}}).encode()
+	headers = {"x-hmac-signature": signing.easypost_signature("s3cret", body)}
+	assert scheme.verify("s3cret", headers, body, {}) == "evt_42"
+	assert scheme.signs_delivery_id  # the id is inside the signed body: a replay is the same id
+	with pytest.raises(signing.WebhookVerificationError):
+		scheme.verify("other", headers, body, {})
+	unsigned_id = json.dumps({"description": "tracker.updated"}).encode()
+	with pytest.raises(signing.WebhookVerificationError, match="no event id"):
+		scheme.verify(
+			"s3cret", {"x-hmac-signature": signing.easypost_signature("s3cret", unsigned_id)}, unsigned_id, {}
+		)
