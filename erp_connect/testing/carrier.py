@@ -146,13 +146,14 @@ class FakeCarrier:
 
 	@staticmethod
 	def send_tracker_update(
-		url: str, secret: str, event: dict, signature: str | None = None
+		url: str, secret: str, event: dict, signature: str | None = None, headers: dict | None = None
 	) -> requests.Response:
 		"""POST one Event to ``url`` with EasyPost's signature (or the one given)."""
 		body = json.dumps(event).encode()
 		headers = {
 			"Content-Type": "application/json",
 			signing.EASYPOST_HEADER: signature or signing.easypost_signature(secret, body),
+			**(headers or {}),
 		}
 		return requests.post(url, data=body, headers=headers, timeout=30)
 

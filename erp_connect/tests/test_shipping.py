@@ -6,7 +6,7 @@ the note's shipping status through the receiver and the upsert path."""
 import json
 
 import frappe
-from frappe.utils import get_datetime
+from frappe.utils import add_to_date, get_datetime, now_datetime
 
 from erp_connect.engine import signing
 from erp_connect.engine.transports import easypost
@@ -148,8 +148,8 @@ class TestShipping(ConnectTestCase):
 
 	def make_due(self) -> None:
 		frappe.db.sql(
-			"update `tabSync Event` set next_attempt_at = now() - interval 1 second where connector = %s",
-			self.connector.name,
+			"update `tabSync Event` set next_attempt_at = %s where connector = %s",
+			(add_to_date(now_datetime(), seconds=-1), self.connector.name),
 		)
 		frappe.cache.delete_value(delivery._backoff_key(self.connector.name))
 		frappe.db.commit()
@@ -176,12 +176,13 @@ class TestShipping(ConnectTestCase):
 		return note, self.shipping(note).ec_tracking_number
 
 	def receive(self, event: dict, signature: str | None = None):
-		url, _ = site_http()
+		url, session = site_http()
 		answer = self.carrier.send_tracker_update(
 			f"{url}/api/method/erp_connect.api.v1.receive?connector={self.connector.name}",
 			RECEIVE_SECRET,
 			event,
 			signature=signature,
+			headers={"Host": session.headers["Host"]},  # the site is chosen by host name
 		)
 		return answer
 
@@ -408,11 +409,11 @@ class TestShipping(ConnectTestCase):
 			"wrong secret": signing.easypost_signature("another secret", body),
 			"signed over another body": signing.easypost_signature(RECEIVE_SECRET, body + b" "),
 			"without its prefix": signing.easypost_signature(RECEIVE_SECRET, body).split("=", 1)[1],
-			"missing": "",
+			"not a signature": "x",
 		}
 		for label, signature in cases.items():
 			with self.subTest(label):
-				answer = self.receive(event, signature=signature or "x")
+				answer = self.receive(event, signature=signature)
 				self.assertEqual(answer.status_code, 401, answer.text)
 		frappe.db.commit()
 		self.assertFalse(frappe.db.exists("Inbound Request", {"connector": self.connector.name}))
