@@ -104,8 +104,8 @@ class FakeCarrier:
 			return next((s for s in self.shipments.values() if s.get("reference") == reference), None)
 
 	# -- tracker webhooks -----------------------------------------------------------------------
+	@staticmethod
 	def tracker_event(
-		self,
 		tracking_code: str,
 		status: str,
 		at: str,

@@ -4,12 +4,14 @@ outbox and the drain, whatever fails on the way, and the carrier's signed tracki
 the note's shipping status through the receiver and the upsert path."""
 
 import json
+from unittest.mock import patch
 
 import frappe
 from frappe.utils import add_to_date, get_datetime, now_datetime
 
 from erp_connect.engine import signing
-from erp_connect.engine.transports import easypost
+from erp_connect.engine.retry import Outcome, Verdict
+from erp_connect.engine.transports import SendResult, WebhookTransport, easypost
 from erp_connect.install import CONNECT_API_USER, SHIPMENT_TRACKER
 from erp_connect.services.inbound import inbox
 from erp_connect.services.ops.setup import apply_preset
@@ -25,6 +27,7 @@ from erp_connect.testing.base import (
 )
 from erp_connect.testing.carrier import FakeCarrier
 from erp_connect.testing.cleanup import delete_test_data
+from erp_connect.testing.push import PushTestCase
 
 API_KEY = "EZTK_site_test_key"
 RECEIVE_SECRET = "ep_webhook_secret_\u00e9"  # EasyPost normalizes it (NFKD) before signing
@@ -464,3 +467,54 @@ class TestShipping(ConnectTestCase):
 		frappe.db.commit()
 		self.assertEqual(frappe.db.get_value("Inbound Request", request.name, "status"), "Processed")
 		self.assertEqual(self.shipping(note).ec_shipping_status, "In Transit")
+
+
+class TestWriteBack(PushTestCase):
+	"""The general mechanism the carrier uses: a push whose answer is written back onto its document
+	(SendResult.write_back -> services/push/write_back.py), for any kind and doctype."""
+
+	def setUp(self):
+		super().setUp()
+		self.customer_rule()
+
+	def sent_customer(self):
+		customer = make_customer()
+		frappe.db.commit()
+		[event] = self.events_of(customer)
+		return customer, event
+
+	def answer(self, event_names, values):
+		return SendResult(
+			event_names, Verdict(Outcome.DELIVERED, "HTTP 200"), 200, '{"order": 77}', write_back=values
+		)
+
+	def test_the_answer_is_written_onto_the_document_without_a_new_event_or_version(self):
+		customer, event = self.sent_customer()
+		modified = frappe.db.get_value("Customer", customer.name, "modified")
+		values = {"customer_details": "webshop order 77", "no_such_field": 1}
+		with patch.object(
+			WebhookTransport,
+			"send",
+			lambda transport, route, evs: [self.answer([e.name for e in evs], values)],
+		):
+			self.drain()
+		[event] = self.events_of(customer)
+		self.assertEqual(event.status, "Delivered")
+		self.assertEqual(event.last_response, '{"order": 77}')
+		self.assertIn("has no field no_such_field", event.last_error)
+		self.assertEqual(
+			frappe.db.get_value("Customer", customer.name, "customer_details"), "webshop order 77"
+		)
+		self.assertEqual(frappe.db.get_value("Customer", customer.name, "modified"), modified)  # no save
+		self.assertEqual(len(self.events_of(customer)), 1)  # and so no doc_events, nothing sent back
+
+	def test_an_answer_for_events_no_longer_ours_writes_nothing(self):
+		customer, event = self.sent_customer()
+		frappe.db.set_value("Sync Event", event.name, {"status": "Sending", "claim_token": "theirs"})
+		drainer = delivery.Drainer(self.connector.name)
+		drainer.record("ours", [self.answer([event.name], {"customer_details": "stale"})])
+		self.assertFalse(frappe.db.get_value("Customer", customer.name, "customer_details"))
+		self.assertEqual(frappe.db.get_value("Sync Event", event.name, "status"), "Sending")
+		drainer.record("theirs", [self.answer([event.name], {"customer_details": "fresh"})])
+		self.assertEqual(frappe.db.get_value("Customer", customer.name, "customer_details"), "fresh")
+		self.assertEqual(frappe.db.get_value("Sync Event", event.name, "status"), "Delivered")

@@ -71,3 +71,9 @@ def notify_owner(delivery_note: str, owner: str, customer_name: str, event) -> N
 		event.status, event.event_time, event.message or event.carrier_detail or ""
 	)
 	alerts.notify_users([owner], subject, message, "Delivery Note", delivery_note)
+
+
+def delivery_note_dashboard(data: dict) -> dict:
+	"""The note's Connections show its tracking history (hooks: override_doctype_dashboards)."""
+	data.setdefault("transactions", []).append({"label": _("Shipping"), "items": ["Shipment Tracking Event"]})
+	return data
