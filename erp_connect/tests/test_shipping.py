@@ -329,6 +329,22 @@ class TestShipping(ConnectTestCase):
 		self.assertIn(f"item {weightless.name} has no weight", event.last_error)
 		self.assertEqual(self.carrier.requests, [])
 
+	def test_an_address_without_a_zip_is_dead_and_replay_after_fixing_it_ships_once(self):
+		frappe.db.set_value("Address", self.ship_to, "pincode", "")
+		note = self.submit_note()
+		self.drain()
+		[dead] = self.events_of(note)
+		self.assertEqual(dead.status, "Dead")
+		self.assertIn("to_address (the customer's shipping address) has no zip", dead.last_error)
+		self.assertEqual(self.carrier.requests, [])
+		frappe.db.set_value("Address", self.ship_to, "pincode", "38103")
+		events.replay_events([dead.name])  # renders the note again, as it is now
+		self.drain()
+		self.assertEqual([e.status for e in self.events_of(note)], ["Dead", "Delivered"])
+		[shipment] = self.carrier.shipments.values()
+		self.assertEqual(shipment["to_address"]["zip"], "38103")
+		self.assertTrue(self.shipping(note).ec_tracking_number)
+
 	def test_guided_setup_makes_the_rules_and_says_what_is_left(self):
 		rules = frappe.get_all(
 			"Sync Rule",
