@@ -251,6 +251,7 @@ PRESETS = {
 			{
 				"doctype": "Delivery Note",
 				"events": ["on_submit"],
+				"condition": '[["is_return", "=", 0]]',  # a sales return ships nothing
 				"target": SHIPMENTS_PATH,
 				"map": EASYPOST_SHIPMENT,
 			}

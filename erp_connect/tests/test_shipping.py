@@ -345,6 +345,18 @@ class TestShipping(ConnectTestCase):
 		self.assertEqual(shipment["to_address"]["zip"], "38103")
 		self.assertTrue(self.shipping(note).ec_tracking_number)
 
+	def test_a_sales_return_ships_nothing(self):
+		from erpnext.stock.doctype.delivery_note.delivery_note import make_sales_return
+
+		note, _ = self.shipped_note()
+		returned = make_sales_return(note.name)
+		returned.insert()
+		returned.submit()
+		frappe.db.commit()
+		self.assertEqual(self.events_of(returned), [])
+		self.drain()
+		self.assertEqual(len(self.carrier.shipments), 1)
+
 	def test_guided_setup_makes_the_rules_and_says_what_is_left(self):
 		rules = frappe.get_all(
 			"Sync Rule",
