@@ -255,6 +255,11 @@ class TestShipping(ConnectTestCase):
 		self.assertEqual(len(self.carrier.requests), requests_before)
 		self.assertEqual(self.carrier.bought, 1)
 
+	def test_the_drains_lease_covers_the_three_requests_of_one_shipment(self):
+		drainer = delivery.Drainer(self.connector.name)
+		self.assertEqual(drainer.timeout, 3 * 2)  # lookup, create, buy: each may take the 2 s timeout
+		self.assertEqual(drainer.lease_seconds, 3 * 6 + 5)
+
 	def test_the_carrier_answering_500_then_ok_creates_one_shipment(self):
 		self.carrier.fail("create", 500)
 		note = self.submit_note()

@@ -258,3 +258,11 @@ def test_the_easypost_receive_scheme_takes_the_signed_events_id_as_its_delivery_
 		scheme.verify(
 			"s3cret", {"x-hmac-signature": signing.easypost_signature("s3cret", unsigned_id)}, unsigned_id, {}
 		)
+
+
+def test_a_slow_answer_within_the_timeout_is_one_shipment_and_the_lease_covers_three_requests(carrier):
+	carrier.lose_answer("create", delay=0.5)  # slow, but within the 2 s timeout
+	[result] = transport(carrier).send(ROUTE, [event()])
+	assert result.verdict.outcome is Outcome.DELIVERED
+	assert len(carrier.shipments) == 1 and carrier.bought == 1
+	assert ep.EasyPostTransport.requests_per_send == 3  # a lookup, a create and a buy, one after another

@@ -136,7 +136,9 @@ class Drainer:
 			{"connector": connector, "enabled": 1, "direction": "Push"},
 			["name", "reference_doctype", "target_path", "http_method", "batch_size"],
 		)
-		self.timeout = self.connector.timeout_seconds or http.DEFAULT_TIMEOUT_SECONDS
+		# the longest one send may take: each request it makes in a row may use the whole timeout
+		timeout = self.connector.timeout_seconds or http.DEFAULT_TIMEOUT_SECONDS
+		self.timeout = timeout * self.kind.requests_per_send
 		self.lease_seconds = 3 * self.timeout + 5
 		self.max_in_flight = self.connector.get("max_in_flight") or DEFAULT_IN_FLIGHT
 		self.request_seconds: float | None = None  # the requests' moving average, once timed
