@@ -428,12 +428,18 @@ class TestShipping(ConnectTestCase):
 		self.assertEqual([h.status for h in self.history(note)], ["In Transit", "Delivered"])
 		# the same event again: refused as a duplicate delivery
 		self.assertEqual(self.receive(delivered).json()["message"]["status"], "duplicate")
-		# the same event id sent once more with other bytes: one tracking event all the same
+		# the same event id sent once more with other bytes: the event's id is the delivery id
 		again = json.loads(json.dumps(delivered))
 		again["previous_attributes"] = {"status": "out_for_delivery"}
-		self.assertEqual(self.receive(again).json()["message"]["status"], "received")
+		self.assertEqual(self.receive(again).json()["message"]["status"], "duplicate")
 		requests_ = self.process_received()
-		self.assertEqual([r.status for r in requests_], ["Processed"] * 3, [r.error for r in requests_])
+		self.assertEqual([r.status for r in requests_], ["Processed"] * 2, [r.error for r in requests_])
+		self.assertEqual(
+			sorted(
+				frappe.get_all("Inbound Request", {"connector": self.connector.name}, pluck="delivery_id")
+			),
+			sorted([delivered["id"], in_transit["id"]]),
+		)
 		self.assertEqual([h.status for h in self.history(note)], ["In Transit", "Delivered"])
 		self.assertEqual(self.shipping(note).ec_shipping_status, "Delivered")
 
