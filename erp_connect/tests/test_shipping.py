@@ -24,6 +24,7 @@ from erp_connect.testing.base import (
 	make_customer,
 	make_item,
 	site_http,
+	start_worker,
 )
 from erp_connect.testing.carrier import FakeCarrier
 from erp_connect.testing.cleanup import delete_test_data
@@ -385,6 +386,24 @@ class TestShipping(ConnectTestCase):
 		)
 		self.assertIn("Weight Per Unit", self.setup_result["next_steps"])
 		self.assertIn("Shipment Tracker", self.setup_result["next_steps"])
+
+	def test_end_to_end_on_rq_workers_submit_ships_and_a_webhook_delivers_it(self):
+		note = self.submit_note()  # the commit wakes the connector's drain: a job on the queue
+		start_worker(burst=True).wait(timeout=120)
+		stored = self.shipping(note)
+		self.assertTrue(stored.ec_tracking_number, self.events_of(note))
+		self.assertEqual(len(self.carrier.shipments), 1)
+		answer = self.receive(
+			self.carrier.tracker_event(stored.ec_tracking_number, "delivered", "2026-12-02T11:05:00Z")
+		)
+		self.assertEqual(answer.json()["message"]["status"], "received", answer.text)
+		start_worker(burst=True).wait(timeout=120)  # the web server queued its processing
+		frappe.db.commit()
+		[request] = frappe.get_all("Inbound Request", {"connector": self.connector.name}, ["status", "error"])
+		self.assertEqual(request.status, "Processed", request.error)
+		self.assertEqual(self.shipping(note).ec_shipping_status, "Delivered")
+		owner = frappe.db.get_value("Shipment Tracking Event", {"delivery_note": note.name}, "owner")
+		self.assertEqual(owner, CARRIER_USER)  # written as the connector's API user
 
 	# -- tracking webhooks ------------------------------------------------------------------------------
 	def test_tracking_webhooks_move_the_status_in_order_with_a_history(self):
