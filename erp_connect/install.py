@@ -28,9 +28,10 @@ CUSTOM_FIELDS = {
 		{
 			"fieldname": "ec_shipping_section",
 			"fieldtype": "Section Break",
-			"label": "Shipping (ERP Connect)",
-			"insert_after": "lr_date",
-			"collapsible": 1,
+			"label": "Shipping",
+			"insert_after": "return_against",  # on the Details tab, under the note's header
+			"collapsible": 0,
+			"depends_on": "eval:doc.ec_tracking_number || doc.ec_shipping_status",  # once it ships
 		},
 		{
 			"fieldname": "ec_shipping_status",
@@ -44,7 +45,7 @@ CUSTOM_FIELDS = {
 		{
 			"fieldname": "ec_shipping_status_at",
 			"fieldtype": "Datetime",
-			"label": "Shipping Status Since (UTC)",
+			"label": "Shipping Status Since",
 			"insert_after": "ec_shipping_status",
 			**_SHIPPING,
 		},

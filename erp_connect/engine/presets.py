@@ -132,11 +132,12 @@ EASYPOST_SHIPMENT = [
 EASYPOST_TRACKING = [
 	("tracking_number", "result.tracking_code", NONE, None),
 	("status", "result.status", VALUE_MAP, json.dumps({**STATUSES, "*": "Unknown"})),
-	(
+	(  # the carrier's time of its latest detail (UTC), in the site's time zone as Datetime fields are
 		"event_time",
 		"result.tracking_details",
 		TEMPLATE,
-		"{{ ((value[-1].datetime if value else '') or doc.result.updated_at or '')[:19] | replace('T', ' ') }}",
+		"{% set t = ((value[-1].datetime if value else '') or doc.result.updated_at or '')[:19] | replace('T', ' ') %}"
+		"{{ t and frappe.utils.convert_utc_to_system_timezone(frappe.utils.get_datetime(t)).strftime('%Y-%m-%d %H:%M:%S') }}",
 	),
 	("message", "result.tracking_details", TEMPLATE, "{{ (value[-1].message if value else '') or '' }}"),
 	(

@@ -7,7 +7,7 @@ import json
 from unittest.mock import patch
 
 import frappe
-from frappe.utils import add_to_date, get_datetime, now_datetime
+from frappe.utils import add_to_date, convert_utc_to_system_timezone, get_datetime, now_datetime
 
 from erp_connect.engine import signing
 from erp_connect.engine.retry import Outcome, Verdict
@@ -422,7 +422,9 @@ class TestShipping(ConnectTestCase):
 			self.assertEqual({r.status for r in requests_}, {"Processed"}, [r.error for r in requests_])
 			self.assertEqual(self.shipping(note).ec_shipping_status, easypost.STATUSES[status])
 		stored = self.shipping(note)
-		self.assertEqual(stored.ec_shipping_status_at, get_datetime("2026-12-02 11:05:00"))
+		# the carrier's UTC time, in the site's time zone
+		expected = convert_utc_to_system_timezone(get_datetime("2026-12-02 11:05:00")).replace(tzinfo=None)
+		self.assertEqual(stored.ec_shipping_status_at, expected)
 		history = self.history(note)
 		self.assertEqual(
 			[(h.status, h.message) for h in history],

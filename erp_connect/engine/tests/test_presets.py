@@ -1,3 +1,5 @@
+import datetime
+
 import jinja2
 import pytest
 
@@ -92,15 +94,33 @@ def test_field_map_rows():
 	assert presets.field_map_rows(None) == []
 
 
+class SiteUtils:
+	"""The two frappe.utils a tracking template calls, for a site in UTC-5."""
+
+	@staticmethod
+	def get_datetime(text):
+		return datetime.datetime.fromisoformat(text)
+
+	@staticmethod
+	def convert_utc_to_system_timezone(utc):
+		return utc.replace(tzinfo=datetime.timezone.utc).astimezone(
+			datetime.timezone(datetime.timedelta(hours=-5))
+		)
+
+
+def render_on_site(template: str, context: dict) -> str:
+	return jinja2.Environment().from_string(template).render(frappe={"utils": SiteUtils}, **context)
+
+
 def test_an_easypost_tracker_event_maps_to_a_shipment_tracking_event():
 	from erp_connect.testing.carrier import FakeCarrier
 
 	event = FakeCarrier.tracker_event("9400111", "out_for_delivery", "2026-12-02T07:30:05Z", "On the van")
-	data = mapping.map_record(event, rules(presets.EASYPOST_TRACKING), mapping.INBOUND, render)
+	data = mapping.map_record(event, rules(presets.EASYPOST_TRACKING), mapping.INBOUND, render_on_site)
 	assert data == {
 		"tracking_number": "9400111",
 		"status": "Out for Delivery",
-		"event_time": "2026-12-02 07:30:05",
+		"event_time": "2026-12-02 02:30:05",  # 07:30:05 UTC in the site's time zone
 		"message": "On the van",
 		"location": "Memphis, TN, US",
 		"carrier": "USPS",
@@ -109,8 +129,8 @@ def test_an_easypost_tracker_event_maps_to_a_shipment_tracking_event():
 	}
 	event["result"]["status"] = "something_new"
 	event["result"]["tracking_details"] = []
-	data = mapping.map_record(event, rules(presets.EASYPOST_TRACKING), mapping.INBOUND, render)
-	assert (data["status"], data["event_time"], data["message"]) == ("Unknown", "2026-12-02 07:30:05", "")
+	data = mapping.map_record(event, rules(presets.EASYPOST_TRACKING), mapping.INBOUND, render_on_site)
+	assert (data["status"], data["event_time"], data["message"]) == ("Unknown", "2026-12-02 02:30:05", "")
 
 
 def test_the_easypost_shipment_map_reads_the_delivery_notes_addresses_and_item_weights():

@@ -67,7 +67,7 @@ def update_delivery_note(delivery_note: str) -> None:
 
 def notify_owner(delivery_note: str, owner: str, customer_name: str, event) -> None:
 	subject = _("Shipment {0} to {1}: {2}").format(delivery_note, customer_name, event.status)
-	message = _("The carrier reports {0} at {1} (UTC): {2}").format(
+	message = _("The carrier reports {0} at {1}: {2}").format(
 		event.status, event.event_time, event.message or event.carrier_detail or ""
 	)
 	alerts.notify_users([owner], subject, message, "Delivery Note", delivery_note)
