@@ -47,6 +47,11 @@ doc_events = {
 	"OAuth Bearer Token": {"after_insert": "erp_connect.services.inbound.access.rotate_refresh_token"},
 }
 
+# a Delivery Note's Connections list its Shipment Tracking Events (services/shipping/tracking.py)
+override_doctype_dashboards = {
+	"Delivery Note": "erp_connect.services.shipping.tracking.delivery_note_dashboard",
+}
+
 # Outbox rows point at documents that may be deleted; they must not block the deletion.
 ignore_links_on_delete = ["Sync Event", "Sync Link", "Sync Conflict", "POS Operation"]
 

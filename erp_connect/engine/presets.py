@@ -2,7 +2,10 @@
 into rules. Field maps read ERPNext field <- external path for inbound and pull rules, and
 ERPNext field -> external path for push rules (the same rows, read the other way)."""
 
+import json
+
 from erp_connect.engine.mapping import CONSTANT, EXTERNAL_ID_LINK, NONE, ROUND, TEMPLATE, VALUE_MAP
+from erp_connect.engine.transports.easypost import SHIPMENTS_PATH, STATUSES
 
 # (erpnext_field, external_path, transform, option)
 WOO_ITEM = [
@@ -82,6 +85,72 @@ SHARED_CUSTOMER = [
 	(f, f, NONE, None) for f in ("customer_name", "customer_type", "customer_group", "territory")
 ]
 SHARED_PRICE_LIST = [(f, f, NONE, None) for f in ("price_list_name", "currency", "selling", "buying")]
+
+
+def _address_rows(source: str, fallback: str, target: str) -> list[tuple]:
+	"""EasyPost address fields read from the ERPNext Address a Delivery Note links to (``source``,
+	or ``fallback`` when it is empty), by templates."""
+	address = (
+		f"{{% set a = value or doc.{fallback} %}}"  # no address: nothing (get_value(None) reads any row)
+	)
+	rows = [
+		(
+			source,
+			f"{target}.{external}",
+			TEMPLATE,
+			f"{address}{{{{ a and frappe.db.get_value('Address', a, '{field}') or '' }}}}",
+		)
+		for external, field in (
+			("street1", "address_line1"),
+			("street2", "address_line2"),
+			("city", "city"),
+			("state", "state"),
+			("zip", "pincode"),
+			("phone", "phone"),
+			("email", "email_id"),
+		)
+	]
+	country = "frappe.db.get_value('Country', frappe.db.get_value('Address', a, 'country'), 'code')"
+	return [
+		*rows,
+		(source, f"{target}.country", TEMPLATE, f"{address}{{{{ (a and {country} or '') | upper }}}}"),
+	]
+
+
+# a submitted Delivery Note -> the shipment the carrier transport builds (engine/transports/easypost.py)
+EASYPOST_SHIPMENT = [
+	("customer_name", "to_address.name", NONE, None),
+	*_address_rows("shipping_address_name", "customer_address", "to_address"),
+	("company", "from_address.company", NONE, None),
+	*_address_rows("dispatch_address_name", "company_address", "from_address"),
+	("items[].item_code", "items[].item_code", NONE, None),
+	("items[].qty", "items[].qty", NONE, None),
+	("items[].weight_per_unit", "items[].weight_per_unit", NONE, None),
+	("items[].weight_uom", "items[].weight_uom", NONE, None),
+]
+# an EasyPost tracker.updated Event -> one Shipment Tracking Event (its id is the external id)
+EASYPOST_TRACKING = [
+	("tracking_number", "result.tracking_code", NONE, None),
+	("status", "result.status", VALUE_MAP, json.dumps({**STATUSES, "*": "Unknown"})),
+	(  # the carrier's time of its latest detail (UTC), in the site's time zone as Datetime fields are
+		"event_time",
+		"result.tracking_details",
+		TEMPLATE,
+		"{% set t = ((value[-1].datetime if value else '') or doc.result.updated_at or '')[:19] | replace('T', ' ') %}"
+		"{{ t and frappe.utils.convert_utc_to_system_timezone(frappe.utils.get_datetime(t)).strftime('%Y-%m-%d %H:%M:%S') }}",
+	),
+	("message", "result.tracking_details", TEMPLATE, "{{ (value[-1].message if value else '') or '' }}"),
+	(
+		"location",
+		"result.tracking_details",
+		TEMPLATE,
+		"{% if value %}{% set l = value[-1].tracking_location or {} %}"
+		"{{ [l.city, l.state, l.country] | select | join(', ') }}{% endif %}",
+	),
+	("carrier", "result.carrier", NONE, None),
+	("carrier_detail", "result.status_detail", NONE, None),
+	("tracker_id", "result.id", NONE, None),
+]
 
 PRESETS = {
 	"Webhook Receiver": {
@@ -163,6 +232,33 @@ PRESETS = {
 				("Sales Invoice", SUBMITTABLE_EVENTS),
 			)
 		],
+	},
+	"Carrier (EasyPost)": {
+		"connector_type": "EasyPost",
+		"help": (
+			"Every submitted Delivery Note becomes a shipment at EasyPost: the customer's shipping address "
+			"(or its billing address), the company's dispatch address (or its company address), and one "
+			"parcel weighing the items' total (set Weight Per Unit and Weight UOM on each Item). The "
+			"cheapest rate is bought; the tracking number, label and carrier appear in the note's "
+			"Shipping section. Set the Base URL to https://api.easypost.com, Auth Type Basic with your "
+			"EasyPost API key as Username and any text as Password (EasyPost reads only the key). For "
+			"tracking: set Records Become to Shipment Tracking Event, a Receive Secret, and an API User "
+			"with the roles Connect API User and Shipment Tracker; then add a webhook in EasyPost with "
+			"the same secret and the URL /api/method/erp_connect.api.v1.receive?connector=<this "
+			"connector> on this site. A note whose shipment fails (Dead Sync Event) shows the carrier's "
+			"message: fix the note's addresses or the items' weights and press Retry on the event."
+		),
+		"push": [
+			{
+				"doctype": "Delivery Note",
+				"events": ["on_submit"],
+				"condition": '[["is_return", "=", 0]]',  # a sales return ships nothing
+				"target": SHIPMENTS_PATH,
+				"map": EASYPOST_SHIPMENT,
+			}
+		],
+		"inbound": [{"doctype": "Shipment Tracking Event", "id_path": "id", "map": EASYPOST_TRACKING}],
+		"receive": {"doctype": "Shipment Tracking Event", "scheme": "EasyPost HMAC"},
 	},
 	"WooCommerce": {
 		"connector_type": "WooCommerce",

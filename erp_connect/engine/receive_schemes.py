@@ -101,11 +101,31 @@ class Razorpay(Scheme):
 		return headers.get("x-razorpay-event-id") or body_id(body)
 
 
+class EasyPost(Scheme):
+	"""``X-Hmac-Signature: hmac-sha256-hex=<hex>`` (the body keyed with the NFKD-normalized webhook
+	secret); the delivery id is the Event's ``id`` (evt_…), inside the signed body. EasyPost signs
+	no time: a replayed body carries the same id and is taken once."""
+
+	signs_delivery_id = True
+
+	def verify(self, secret, headers, body, settings, now=None):
+		header = (settings.get("signature_header") or signing.EASYPOST_HEADER).lower()
+		signing.verify_easypost(secret, headers.get(header), body)
+		try:
+			event_id = json.loads(body).get("id")
+		except (ValueError, AttributeError):
+			event_id = None
+		if not event_id or not isinstance(event_id, str):
+			raise WebhookVerificationError("the body has no event id")
+		return event_id
+
+
 SCHEMES: dict[str, Scheme] = {
 	"Standard Webhooks": StandardWebhooks(),
 	"HMAC-SHA256 Header": HmacHeader(),
 	"Stripe": Stripe(),
 	"Razorpay": Razorpay(),
+	"EasyPost HMAC": EasyPost(),
 }
 
 

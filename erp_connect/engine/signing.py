@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 import time
+import unicodedata
 from collections.abc import Iterable, Mapping
 
 SECRET_PREFIX = "whsec_"
@@ -197,6 +198,31 @@ def razorpay_signature(secret: str, body: bytes | str) -> str:
 
 def verify_razorpay(secret: str, signature: str | None, body: bytes | str) -> None:
 	verify_hmac_header(secret, (signature or "").strip().lower() or None, body, encoding="hex")
+
+
+# -- EasyPost -------------------------------------------------------------------------------------
+EASYPOST_HEADER = "X-Hmac-Signature"
+EASYPOST_PREFIX = "hmac-sha256-hex="
+
+
+def easypost_signature(secret: str, body: bytes | str) -> str:
+	"""EasyPost's ``X-Hmac-Signature``: ``hmac-sha256-hex=`` + the hex HMAC-SHA256 of the raw body,
+	keyed with the webhook secret NFKD-normalized and UTF-8 encoded (as its client libraries do)."""
+	if isinstance(body, str):
+		body = body.encode()
+	key = unicodedata.normalize("NFKD", secret).encode("utf-8")
+	return EASYPOST_PREFIX + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def verify_easypost(secret: str, signature: str | None, body: bytes | str) -> None:
+	"""Verify an EasyPost webhook's ``X-Hmac-Signature`` (constant-time compare)."""
+	if not secret:
+		raise WebhookVerificationError("no signing secret is configured")
+	if not signature:
+		raise WebhookVerificationError(f"missing {EASYPOST_HEADER} header")
+	expected = easypost_signature(secret, body)
+	if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
+		raise WebhookVerificationError("signature does not match")
 
 
 def _fresh_and_secrets(

@@ -26,10 +26,24 @@ TEST_DOCUMENTS = (
 # what a cancelled accounting document leaves behind when deleted
 LEDGERS = ("GL Entry", "Payment Ledger Entry")
 
+
+def _our_tracking_events() -> dict:
+	notes = frappe.get_all("Delivery Note", {"customer_name": OURS}, pluck="name")
+	return {"delivery_note": ("in", notes or [""])}
+
+
+# Plain rows that point at the test documents, removed before them (a callable gives the filters
+# when it runs).
+ROWS_OF_TEST_DOCUMENTS = (
+	("Shipment Tracking Event", _our_tracking_events),  # the shipping tests' (test_shipping.py)
+)
+
 # The app's own records and plain rows, removed with plain deletes (no document hooks) in this
 # order, each with the rows of its child tables.
 TEST_ROWS = (
 	("Parked Payment", {"connector": OURS}),
+	("Address", {"address_title": OURS}),
+	("Notification Log", {"subject": ("like", "Shipment % to " + TEST_PREFIX + "%")}),
 	("Sync Event", {"connector": OURS}),
 	("Sync Link", {"connector": OURS}),
 	("Sync Conflict", {"connector": OURS}),
@@ -55,6 +69,10 @@ TEST_ROWS = (
 		"Deleted Document",
 		{"deleted_doctype": "Sales Order", "data": ("like", f'%"customer_name": "{TEST_PREFIX}%')},
 	),
+	(
+		"Deleted Document",
+		{"deleted_doctype": "Delivery Note", "data": ("like", f'%"customer_name": "{TEST_PREFIX}%')},
+	),
 )
 
 # people and their User Permissions go without a tombstone
@@ -63,6 +81,8 @@ PERMANENTLY = {"User Permission", "User"}
 
 def delete_test_data() -> None:
 	frappe.db.rollback()
+	for doctype, filters in ROWS_OF_TEST_DOCUMENTS:
+		_delete_rows(doctype, filters())
 	for doctype, filters in TEST_DOCUMENTS:
 		for name in frappe.get_all(doctype, filters, pluck="name"):
 			doc = frappe.get_doc(doctype, name)
@@ -80,10 +100,14 @@ def delete_test_data() -> None:
 			for ledger in LEDGERS:
 				frappe.db.delete(ledger, {"voucher_type": doctype, "voucher_no": name})
 	for doctype, filters in TEST_ROWS:
-		names = frappe.get_all(doctype, filters, pluck="name")
-		for child in frappe.get_meta(doctype).get_table_fields():
-			frappe.db.delete(child.options, {"parenttype": doctype, "parent": ("in", names or [""])})
-		frappe.db.delete(doctype, {"name": ("in", names or [""])})
+		_delete_rows(doctype, filters)
 	frappe.db.delete("Sessions", {"user": MOBILE_USERS})  # their logins' sessions (a table, no doctype)
 	frappe.db.commit()
 	clear_rules_cache()
+
+
+def _delete_rows(doctype: str, filters: dict) -> None:
+	names = frappe.get_all(doctype, filters, pluck="name")
+	for child in frappe.get_meta(doctype).get_table_fields():
+		frappe.db.delete(child.options, {"parenttype": doctype, "parent": ("in", names or [""])})
+	frappe.db.delete(doctype, {"name": ("in", names or [""])})

@@ -140,7 +140,13 @@ def test_razorpay_refuses_another_secret_or_body():
 
 # -- the registry the inbox uses ------------------------------------------------------------------
 def test_every_scheme_the_connector_offers_is_registered():
-	assert set(receive_schemes.SCHEMES) == {"Standard Webhooks", "HMAC-SHA256 Header", "Stripe", "Razorpay"}
+	assert set(receive_schemes.SCHEMES) == {
+		"Standard Webhooks",
+		"HMAC-SHA256 Header",
+		"Stripe",
+		"Razorpay",
+		"EasyPost HMAC",
+	}
 	with pytest.raises(KeyError):
 		receive_schemes.scheme("Carrier Pigeon")
 

@@ -1,3 +1,5 @@
+import datetime
+
 import jinja2
 import pytest
 
@@ -90,3 +92,82 @@ def test_field_map_rows():
 		{"erpnext_field": "item_code", "external_path": "sku", "transform": "None", "transform_option": None}
 	]
 	assert presets.field_map_rows(None) == []
+
+
+class SiteUtils:
+	"""The two frappe.utils a tracking template calls, for a site in UTC-5."""
+
+	@staticmethod
+	def get_datetime(text):
+		return datetime.datetime.fromisoformat(text)
+
+	@staticmethod
+	def convert_utc_to_system_timezone(utc):
+		return utc.replace(tzinfo=datetime.timezone.utc).astimezone(
+			datetime.timezone(datetime.timedelta(hours=-5))
+		)
+
+
+def render_on_site(template: str, context: dict) -> str:
+	return jinja2.Environment().from_string(template).render(frappe={"utils": SiteUtils}, **context)
+
+
+def test_an_easypost_tracker_event_maps_to_a_shipment_tracking_event():
+	from erp_connect.testing.carrier import FakeCarrier
+
+	event = FakeCarrier.tracker_event("9400111", "out_for_delivery", "2026-12-02T07:30:05Z", "On the van")
+	data = mapping.map_record(event, rules(presets.EASYPOST_TRACKING), mapping.INBOUND, render_on_site)
+	assert data == {
+		"tracking_number": "9400111",
+		"status": "Out for Delivery",
+		"event_time": "2026-12-02 02:30:05",  # 07:30:05 UTC in the site's time zone
+		"message": "On the van",
+		"location": "Memphis, TN, US",
+		"carrier": "USPS",
+		"carrier_detail": "out_for_delivery_detail",
+		"tracker_id": event["result"]["id"],
+	}
+	event["result"]["status"] = "something_new"
+	event["result"]["tracking_details"] = []
+	data = mapping.map_record(event, rules(presets.EASYPOST_TRACKING), mapping.INBOUND, render_on_site)
+	assert (data["status"], data["event_time"], data["message"]) == ("Unknown", "2026-12-02 02:30:05", "")
+
+
+def test_the_easypost_shipment_map_reads_the_delivery_notes_addresses_and_item_weights():
+	class Db:
+		rows = {
+			("Address", "SHIP", "address_line1"): "1 Main St",
+			("Address", "SHIP", "city"): "Memphis",
+			("Address", "SHIP", "country"): "United States",
+			("Country", "United States", "code"): "us",
+		}
+
+		def get_value(self, doctype, name, field):
+			assert name, "an empty address must not be read (get_value(None) reads any row)"
+			return self.rows.get((doctype, name, field))
+
+	class Frappe:
+		db = Db()
+
+	def render_with_frappe(template, context):
+		return jinja2.Environment().from_string(template).render(frappe=Frappe(), **context)
+
+	note = {
+		"customer_name": "Ann Lee",
+		"shipping_address_name": None,
+		"customer_address": "SHIP",
+		"company": "Acme",
+		"dispatch_address_name": None,
+		"company_address": None,
+		"items": [{"item_code": "A", "qty": 2, "weight_per_unit": 0.5, "weight_uom": "Kg"}],
+	}
+	push_rules = [mapping.FieldRule(f, path, t, o) for f, path, t, o in presets.EASYPOST_SHIPMENT]
+	data = mapping.map_record(note, push_rules, mapping.OUTBOUND, render_with_frappe)
+	assert data["to_address"]["name"] == "Ann Lee"
+	assert (data["to_address"]["street1"], data["to_address"]["city"], data["to_address"]["country"]) == (
+		"1 Main St",
+		"Memphis",
+		"US",
+	)
+	assert set(data["from_address"].values()) == {"Acme", ""}  # no company address: the carrier is not asked
+	assert data["items"] == [{"item_code": "A", "qty": 2, "weight_per_unit": 0.5, "weight_uom": "Kg"}]

@@ -2,6 +2,7 @@
 and one line here; nothing else branches on the connector's type."""
 
 from erp_connect.engine.transports.base import Endpoint, OutboundEvent, Route, SendResult, Transport
+from erp_connect.engine.transports.easypost import EasyPostTransport
 from erp_connect.engine.transports.frappe_site import FrappeSiteTransport
 from erp_connect.engine.transports.mqtt import MqttTransport
 from erp_connect.engine.transports.nats_jetstream import NatsJetStreamTransport
@@ -25,6 +26,7 @@ KINDS: dict[str, type[Transport]] = {
 	"PostgreSQL": PostgresReplicaTransport,
 	"Stripe": StripeTransport,
 	"Razorpay": RazorpayTransport,
+	"EasyPost": EasyPostTransport,
 }
 
 

@@ -64,6 +64,9 @@ class SendResult:
 	verdict: Verdict
 	status_code: int | None = None
 	response: str | None = None
+	# what the answer says about the events' document, to write onto it once the events are recorded
+	# as delivered (fieldname -> value; services/push/write_back.py): a carrier's tracking number
+	write_back: Mapping[str, object] | None = None
 
 
 class Transport:
@@ -79,6 +82,7 @@ class Transport:
 	# the callers are people signed in to an app (OAuth bearer tokens of its client), each with
 	# their own permissions, instead of one API user: mobile apps
 	callers_are_people = False
+	requests_per_send = 1  # the most requests one send makes one after another (leases are sized to them)
 
 	def __init__(self, endpoint: Endpoint):
 		self.endpoint = endpoint

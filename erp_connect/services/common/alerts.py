@@ -32,7 +32,13 @@ def notify(subject: str, message: str, doctype: str, name: str, extra_users=()) 
 	users = frappe.get_all(
 		"Has Role", {"role": CONNECT_MANAGER, "parenttype": "User"}, pluck="parent", distinct=True
 	)
-	users = {u for u in [*users, *extra_users] if u and frappe.db.get_value("User", u, "enabled")}
+	notify_users([*users, *extra_users], subject, message, doctype, name)
+
+
+def notify_users(users, subject: str, message: str, doctype: str, name: str) -> None:
+	"""A Desk notification (and an email, where their settings ask) for the enabled ``users``
+	(Administrator when there is nobody)."""
+	users = {u for u in users if u and frappe.db.get_value("User", u, "enabled")}
 	for user in sorted(users or {"Administrator"}):
 		frappe.get_doc(
 			{

@@ -42,6 +42,7 @@ def apply_preset(connector: str, preset: str) -> dict:
 				**{f"event_{e}": 1 for e in push["events"]},
 				"payload_mode": push.get("payload_mode") or "Mapped Fields",
 				**({"target_path": push["target"]} if push.get("target") else {}),
+				**({"condition": push["condition"]} if push.get("condition") else {}),
 				"field_map": field_map_rows(push.get("map")),
 			},
 		)

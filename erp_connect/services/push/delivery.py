@@ -34,6 +34,7 @@ from erp_connect.services.common.status import DEAD, DELIVERED, RETRYING, SENDIN
 from erp_connect.services.push import followed, replica
 from erp_connect.services.push import wake as waking
 from erp_connect.services.push.outbox import clear_rules_cache
+from erp_connect.services.push.write_back import write_back_events
 
 CLAIM_CHUNK = 1000  # most events claimed at once: bounds memory however large the backlog
 LEASE_MARGIN_SECONDS = 2  # a request starts only with its timeout and this left on its lease
@@ -135,7 +136,9 @@ class Drainer:
 			{"connector": connector, "enabled": 1, "direction": "Push"},
 			["name", "reference_doctype", "target_path", "http_method", "batch_size"],
 		)
-		self.timeout = self.connector.timeout_seconds or http.DEFAULT_TIMEOUT_SECONDS
+		# the longest one send may take: each request it makes in a row may use the whole timeout
+		timeout = self.connector.timeout_seconds or http.DEFAULT_TIMEOUT_SECONDS
+		self.timeout = timeout * self.kind.requests_per_send
 		self.lease_seconds = 3 * self.timeout + 5
 		self.max_in_flight = self.connector.get("max_in_flight") or DEFAULT_IN_FLIGHT
 		self.request_seconds: float | None = None  # the requests' moving average, once timed
@@ -377,10 +380,12 @@ class Drainer:
 		(its lease ran out) is left to that drain, and causes no alert, backoff or disabled rule."""
 		now = now_datetime()
 		delivered_by_code: dict[int, list[str]] = {}
-		for r in results:
-			if r.verdict.outcome is Outcome.DELIVERED:
-				delivered_by_code.setdefault(r.status_code or 0, []).extend(r.names)  # 0: not HTTP
 		delivered = 0
+		for r in results:
+			if r.verdict.outcome is Outcome.DELIVERED and r.write_back:
+				delivered += self.record_with_write_back(token, r, now)
+			elif r.verdict.outcome is Outcome.DELIVERED:
+				delivered_by_code.setdefault(r.status_code or 0, []).extend(r.names)  # 0: not HTTP
 		for code, names in delivered_by_code.items():
 			frappe.db.sql(
 				"""update `tabSync Event` set status=%(delivered)s, delivered_at=%(now)s, attempts=attempts+1,
@@ -396,6 +401,32 @@ class Drainer:
 			alerts.connector_recovered(self.connector.name)  # the next failure is a new episode
 			self.connector.failing_since = None
 		frappe.db.commit()
+
+	def record_with_write_back(self, token: str, result: SendResult, now) -> int:
+		"""A delivery whose answer is written back onto its document (write_back.py), in the same
+		transaction as its Delivered status, and only while the events are still ours."""
+		frappe.db.sql(
+			"""update `tabSync Event` set status=%(delivered)s, delivered_at=%(now)s, attempts=attempts+1,
+				last_status_code=%(code)s, last_response=%(response)s, last_error=null, claim_token=null,
+				lease_until=null, modified=%(now)s
+			where name in %(names)s and claim_token=%(token)s""",
+			{
+				"delivered": DELIVERED,
+				"now": now,
+				"code": result.status_code or 0,
+				"response": result.response,
+				"names": tuple(result.names),
+				"token": token,
+			},
+		)
+		count = frappe.db._cursor.rowcount
+		if count:
+			note = write_back_events(result.names, result.write_back)
+			if note:
+				frappe.db.sql(
+					"update `tabSync Event` set last_error=%s where name in %s", (note, tuple(result.names))
+				)
+		return count
 
 	def record_failure(self, token: str, result: SendResult, now) -> None:
 		verdict = result.verdict

@@ -56,6 +56,7 @@ class Connector(Document):
 			"PostgreSQL",
 			"Stripe",
 			"Razorpay",
+			"EasyPost",
 		]
 		dry_run: DF.Check
 		enabled: DF.Check
@@ -72,7 +73,9 @@ class Connector(Document):
 		rate_limit_per_minute: DF.Int
 		receive_doctype: DF.Link | None
 		receive_id_header: DF.Data | None
-		receive_scheme: DF.Literal["Standard Webhooks", "HMAC-SHA256 Header", "Stripe", "Razorpay"]
+		receive_scheme: DF.Literal[
+			"Standard Webhooks", "HMAC-SHA256 Header", "Stripe", "Razorpay", "EasyPost HMAC"
+		]
 		receive_secret: DF.Password | None
 		receive_signature_header: DF.Data | None
 		replica_schema: DF.Data | None
