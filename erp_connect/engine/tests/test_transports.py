@@ -38,6 +38,7 @@ def test_every_connector_type_has_one_transport_and_unknown_types_are_webhooks()
 	assert transports.kind("Mobile App").callers_are_people and not transports.kind("Mobile App").calls_out
 	assert not any(kind.callers_are_people for name, kind in transports.KINDS.items() if name != "Mobile App")
 	assert transports.kind("Frappe Site")(Endpoint("http://x")).batch_size(50) == 1
+	assert transports.kind("Frappe Site").requests_per_send == 2  # PUT, then POST: leases cover both
 	assert transports.kind("Webhook")(Endpoint("http://x")).batch_size(50) == 50
 
 

@@ -63,6 +63,7 @@ class FrappeSiteTransport(base.Transport):
 	list, keyset-paged on (modified, name), adopting local documents of the same name."""
 
 	one_document_per_request = True
+	requests_per_send = 2  # a PUT, then a POST when the document is not there yet
 	adopts_same_names = True
 
 	def send(self, route: base.Route, events: Sequence[base.OutboundEvent]) -> list[base.SendResult]:
