@@ -9,6 +9,7 @@ message when any of its secrets matches any signature.
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets
@@ -32,6 +33,7 @@ def generate_secret() -> str:
 	return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+@functools.lru_cache(maxsize=64)  # one per connector: every signed message decodes the same secret
 def decode_secret(secret: str) -> bytes:
 	"""The HMAC key inside a ``whsec_`` secret; ValueError with a readable reason when malformed."""
 	if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
