@@ -20,6 +20,17 @@ def body_id(body: bytes) -> str:
 	return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
+def signed_event_id(body: bytes) -> str:
+	"""The delivery id of a platform that puts its event's ``id`` inside the signed body."""
+	try:
+		event_id = json.loads(body).get("id")
+	except (ValueError, AttributeError):
+		event_id = None
+	if not event_id or not isinstance(event_id, str):
+		raise WebhookVerificationError("the body has no event id")
+	return event_id
+
+
 class Scheme:
 	signs_delivery_id = False
 
@@ -76,13 +87,7 @@ class Stripe(Scheme):
 
 	def verify(self, secret, headers, body, settings, now=None):
 		signing.verify_stripe(secret, headers.get("stripe-signature"), body, now=now)
-		try:
-			event_id = json.loads(body).get("id")
-		except (ValueError, AttributeError):
-			event_id = None
-		if not event_id or not isinstance(event_id, str):
-			raise WebhookVerificationError("the body has no event id")
-		return event_id
+		return signed_event_id(body)
 
 	def secret_problem(self, secret):
 		if not (secret or "").startswith(signing.SECRET_PREFIX):
@@ -111,13 +116,7 @@ class EasyPost(Scheme):
 	def verify(self, secret, headers, body, settings, now=None):
 		header = (settings.get("signature_header") or signing.EASYPOST_HEADER).lower()
 		signing.verify_easypost(secret, headers.get(header), body)
-		try:
-			event_id = json.loads(body).get("id")
-		except (ValueError, AttributeError):
-			event_id = None
-		if not event_id or not isinstance(event_id, str):
-			raise WebhookVerificationError("the body has no event id")
-		return event_id
+		return signed_event_id(body)
 
 
 SCHEMES: dict[str, Scheme] = {
