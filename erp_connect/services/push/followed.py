@@ -102,7 +102,7 @@ def follow(event: str, name: str, warehouse: str | None = None) -> None:
 	rules = push_rules().get(f"{FOLLOWED[event].doctype}:{event}")
 	if not rules:
 		return
-	now = now_datetime()
+	now, doc = now_datetime(), None
 	for rule in rules:
 		if warehouse and rule.warehouses and warehouse not in rule.warehouses:
 			continue
@@ -110,7 +110,7 @@ def follow(event: str, name: str, warehouse: str | None = None) -> None:
 		lock_until_transaction_ends("followed", f"{rule.name}:{name}", LOCK_WAIT_SECONDS)
 		if waiting_event(rule, event, name):
 			continue
-		doc = frappe.get_doc(rule.doctype, name)
+		doc = doc or frappe.get_doc(rule.doctype, name)  # once for all the rules that follow it
 		insert_rows([event_row(rule, doc, view(event, rule, doc), event, None, now)])
 
 
