@@ -9,8 +9,8 @@ until event n is delivered or dead, and the events of a worker that died are cla
 their lease runs out. Sending happens outside the lock, in parallel.
 
 No event is sent under a lease that may have run out: a claim holds what its requests can send
-within one lease, each outcome is recorded as its request comes back, the lease of what is not
-recorded yet is renewed at half time, and a request starts only while its lease has the timeout
+within one lease, each outcome is recorded within a fraction of a second of its request coming
+back, the lease of what is not recorded yet is renewed at half time, and a request starts only while its lease has the timeout
 and a margin left. A slow receiver slows delivery down; it never multiplies it.
 """
 
@@ -39,6 +39,7 @@ from erp_connect.services.push.write_back import write_back_events
 CLAIM_CHUNK = 1000  # most events claimed at once: bounds memory however large the backlog
 LEASE_MARGIN_SECONDS = 2  # a request starts only with its timeout and this left on its lease
 MAX_DRAIN_SECONDS = 240  # then hand over to a fresh job (RQ timeout: waking.DRAIN_JOB_TIMEOUT)
+RECORD_WITHIN_SECONDS = 0.2  # an outcome is recorded at most this long after its request came back
 IDLE_LOOK_SECONDS = 0.2  # how often a lingering drain looks at the outbox again
 DRAINS_PER_CONNECTOR = 4  # with a backlog, up to this many workers drain one connector together
 POLICY = RetryPolicy()
@@ -282,12 +283,14 @@ class Drainer:
 		waiting = deque(self.requests_of(rows))
 		in_flight: dict[Future, list[str]] = {}
 		results: list[SendResult] = []
+		unrecorded = Unrecorded()
 		stop = False
 		while waiting or in_flight:
 			if waiting and (stop or time.monotonic() > self.deadline):
 				self.release(claim, _names_of(waiting))
 				waiting.clear()
 			if claim.expires - time.monotonic() < self.lease_seconds / 2:
+				self.record(claim.token, unrecorded.take())  # recorded events need no renewal
 				self.renew(claim, waiting, in_flight)
 			while waiting and len(in_flight) < self.max_in_flight:
 				route, events = waiting.popleft()
@@ -295,8 +298,13 @@ class Drainer:
 				in_flight[future] = [e.name for e in events]
 			if not in_flight:
 				break
-			renew_in = claim.expires - self.lease_seconds / 2 - time.monotonic()
-			done, _ = wait(in_flight, timeout=max(renew_in, 0.01), return_when=FIRST_COMPLETED)
+			now = time.monotonic()
+			renew_in = claim.expires - self.lease_seconds / 2 - now
+			done, _ = wait(
+				in_flight,
+				timeout=max(min(renew_in, unrecorded.due_in(now)), 0.01),
+				return_when=FIRST_COMPLETED,
+			)
 			finished, skipped = [], []
 			for future in done:
 				names = in_flight.pop(future)
@@ -306,12 +314,14 @@ class Drainer:
 				else:
 					finished += outcome
 			self.release(claim, skipped)
-			if finished:
-				self.record(claim.token, finished)
-				results += finished
-				stop = stop or any(
-					r.verdict.retry_after or r.verdict.outcome is Outcome.DISABLE for r in finished
-				)
+			unrecorded.add(finished, time.monotonic())
+			results += finished
+			stop = stop or any(
+				r.verdict.retry_after or r.verdict.outcome is Outcome.DISABLE for r in finished
+			)
+			if unrecorded.due_in(time.monotonic()) <= 0 or not (waiting or in_flight):
+				self.record(claim.token, unrecorded.take())
+		self.record(claim.token, unrecorded.take())
 		return results, stop
 
 	def requests_of(self, rows: list[dict]) -> list[tuple[Route, list[OutboundEvent]]]:
@@ -378,6 +388,8 @@ class Drainer:
 	def record(self, token: str, results: list[SendResult]) -> None:
 		"""Record outcomes of requests sent under ``token``; a row claimed by another drain since
 		(its lease ran out) is left to that drain, and causes no alert, backoff or disabled rule."""
+		if not results:
+			return
 		now = now_datetime()
 		delivered_by_code: dict[int, list[str]] = {}
 		delivered = 0
@@ -499,6 +511,29 @@ def set_backoff(connector: str, seconds: float) -> None:
 def backoff_until(connector: str) -> float | None:
 	until = frappe.cache.get_value(_backoff_key(connector), expires=True)
 	return until if until and until > time.time() else None
+
+
+class Unrecorded:
+	"""Outcomes that came back and are not recorded yet. They are recorded together at most
+	RECORD_WITHIN_SECONDS after the first of them came back: one UPDATE and one commit for what a
+	fast system acknowledged in that time instead of one per request (a commit is the drain's
+	dearest step). Still far inside the lease, which is renewed only after they are recorded."""
+
+	def __init__(self):
+		self.results: list[SendResult] = []
+		self.since: float | None = None
+
+	def add(self, results: list[SendResult], now: float) -> None:
+		if results and self.since is None:
+			self.since = now
+		self.results += results
+
+	def due_in(self, now: float) -> float:
+		return float("inf") if self.since is None else self.since + RECORD_WITHIN_SECONDS - now
+
+	def take(self) -> list[SendResult]:
+		results, self.results, self.since = self.results, [], None
+		return results
 
 
 def _names_of(requests) -> list[str]:
