@@ -52,8 +52,9 @@ DUE_VALUES = {"waiting": WAITING, "sending": SENDING, "unfinished": UNFINISHED}
 # the connector's enabled rules and stops at the limit, so its cost does not grow with the backlog. An
 # event is a candidate only when no earlier event (by seq) of the same document is still unfinished:
 # the per-document order.
+CLAIMED_FIELDS = "name, event_id, sync_rule, payload, doc_event, reference_name"
 CANDIDATES_SQL = f"""
-select e.name
+select {", ".join("e." + f for f in CLAIMED_FIELDS.split(", "))}
 from `tabSync Event` e force index (primary)
 where e.name >= %(start)s and e.connector = %(connector)s and e.sync_rule in %(rules)s and {DUE}
 	and not exists (
@@ -233,19 +234,24 @@ class Drainer:
 			now = now_datetime()
 			values = {"connector": self.connector.name, "rules": tuple(self.routes), "now": now, **DUE_VALUES}
 			start = self.walk_start()
-			names = start and frappe.db.sql_list(
-				CANDIDATES_SQL, {**values, "start": start, "limit": self.claim_limit()}
-			)
-			rows = []
-			if names:
-				lease = add_to_date(now, seconds=self.lease_seconds)
-				frappe.db.sql(CLAIM_SQL, {**values, "token": token, "lease": lease, "names": tuple(names)})
-				rows = frappe.db.sql(
-					"""select name, event_id, sync_rule, payload, doc_event, reference_name from `tabSync Event`
-					where name in %s and claim_token = %s order by name""",
-					(tuple(names), token),
-					as_dict=True,
+			rows = (
+				frappe.db.sql(
+					CANDIDATES_SQL, {**values, "start": start, "limit": self.claim_limit()}, as_dict=True
 				)
+				if start
+				else []
+			)
+			if rows:
+				names = tuple(r.name for r in rows)
+				lease = add_to_date(now, seconds=self.lease_seconds)
+				frappe.db.sql(CLAIM_SQL, {**values, "token": token, "lease": lease, "names": names})
+				if frappe.db._cursor.rowcount < len(names):  # some changed since they were read
+					rows = frappe.db.sql(
+						f"""select {CLAIMED_FIELDS} from `tabSync Event`
+						where name in %s and claim_token = %s order by name""",
+						(names, token),
+						as_dict=True,
+					)
 			frappe.db.commit()
 		return Claim(token, taken_at + self.lease_seconds), rows
 
