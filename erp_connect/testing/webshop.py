@@ -72,6 +72,12 @@ class FakeShop:
 	def __exit__(self, *exc) -> None:
 		self.stop()
 
+	def reset(self) -> None:
+		"""Forget what was received and any throttling (the shop's records stay)."""
+		with self.lock:
+			self.requests.clear()
+			self.throttled = 0
+
 	def throttle(self, times: int = 1, retry_after: str = "2.0") -> None:
 		"""The next ``times`` requests are answered 429 Too Many Requests."""
 		with self.lock:
