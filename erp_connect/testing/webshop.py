@@ -3,7 +3,7 @@ API and of WooCommerce's REST API that erp_connect pushes to, answering as their
 Frappe-free, so both test tiers use them.
 
 FakeShopify (``/admin/api/<version>/...``, ``X-Shopify-Access-Token``, 401 otherwise):
-- ``GET products/<id>.json``, ``GET locations.json``, ``GET orders/<id>.json``;
+- ``GET shop.json``, ``GET products/<id>.json``, ``GET locations.json``, ``GET orders/<id>.json``;
 - ``POST inventory_levels/set.json``: sets ``available`` of an inventory item at a location (422
   when the item or location is unknown or ``available`` is not an integer);
 - ``PUT variants/<id>.json``: ``{"variant": {"id", "price"}}`` (422 for a price that is no number);
@@ -229,6 +229,10 @@ class FakeShopify(FakeShop):
 		if method == "GET" and len(parts) == 2 and parts[0] == "products":
 			product = self.products.get(_int(parts[1]))
 			return (200, {"product": product}) if product else NOT_FOUND
+		if method == "GET" and parts == ["shop"]:
+			return 200, {
+				"shop": {"id": 548380009, "name": "Fake Shop", "myshopify_domain": "fake.myshopify.com"}
+			}
 		if method == "GET" and parts == ["locations"]:
 			return 200, {"locations": self.locations}
 		if method == "GET" and len(parts) == 2 and parts[0] == "orders":

@@ -7,7 +7,12 @@ import pytest
 from erp_connect.engine import outbound, transports
 from erp_connect.engine.retry import Outcome
 from erp_connect.engine.transports import Endpoint, OutboundEvent, Route
-from erp_connect.engine.transports.shopify import INVENTORY_SET_PATH, ORDER_ACTION_PATH, VARIANT_PATH
+from erp_connect.engine.transports.shopify import (
+	API_VERSION,
+	INVENTORY_SET_PATH,
+	ORDER_ACTION_PATH,
+	VARIANT_PATH,
+)
 from erp_connect.testing.remote import RemoteSystem
 from erp_connect.testing.webshop import FakeShopify
 
@@ -153,3 +158,9 @@ def test_any_other_target_is_sent_as_a_rest_api_receives_it():
 		(request,) = remote.received("/hooks")
 		assert request.json()["data"] == {"id": "SKU-1"}  # the envelope
 	assert transports.kind("Shopify").requests_per_send == 3  # leases cover the look-ups
+
+
+def test_test_connection_reads_the_shop_with_the_token(shop):
+	assert shopify(shop).ping().status == 200
+	assert shopify(shop, "shpat_wrong").ping().status == 401
+	assert [r.path for r in shop.received("GET")] == [f"/admin/api/{API_VERSION}/shop.json"] * 2

@@ -90,6 +90,10 @@ class ShopifyTransport(RestApiTransport):
 		except base.NO_RESPONSE as e:
 			return [base.result_of_exception([event.name], e)]
 
+	def ping(self):
+		"""Test Connection: read the shop with the token, so a wrong token shows as a 401 at once."""
+		return self.call("GET", f"{API}/shop.json", None, outbound.new_event_id())
+
 	# -- the operations ---------------------------------------------------------------------------
 	def set_inventory(self, event: base.OutboundEvent, api: str, data: dict) -> base.SendResult:
 		available = data.get("available")
