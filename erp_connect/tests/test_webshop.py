@@ -196,6 +196,41 @@ class TestShopifyStock(WebshopTestCase):
 		frappe.db.commit()
 
 
+class TestShopifyLocations(WebshopTestCase):
+	def test_a_shop_with_several_locations_gets_each_rules_level_at_its_location(self):
+		shop = FakeShopify(token=TOKEN, locations=2).start()
+		self.addCleanup(shop.stop)
+		item = stock_item()
+		connector = self.make_connector(
+			connector_type="Shopify",
+			base_url=shop.url,
+			auth_type="API Key Header",
+			api_key_header="X-Shopify-Access-Token",
+			api_key=TOKEN,
+		)
+		connector.apply_preset("Shopify")
+		product = shop.add_product()
+		self.link(connector, "Item", item, product["product_id"])
+		rule = frappe.get_doc("Sync Rule", {"connector": connector.name, "reference_doctype": "Item"})
+		receive(item, 2)
+		self.drain(connector)  # no location in the map, and the shop has two: a person must choose
+		(dead,) = self.events(connector, reference_doctype="Item")
+		self.assertEqual(dead.status, "Dead")
+		self.assertIn("2 active locations", dead.last_error)
+
+		second = shop.locations[1]["id"]
+		rule.stock_warehouses = WAREHOUSE  # as the README says: its warehouses, and a location_id row
+		rule.append(
+			"field_map",
+			{"external_path": "location_id", "transform": "Constant", "transform_option": str(second)},
+		)
+		rule.save()
+		frappe.get_doc("Sync Event", dead.name).retry()
+		self.drain(connector)
+		self.assertEqual(shop.level(product["inventory_item_id"], second), 2)
+		self.assertIsNone(shop.level(product["inventory_item_id"], shop.locations[0]["id"]))
+
+
 class TestShopPrices(WebshopTestCase):
 	def setUp(self):
 		super().setUp()
