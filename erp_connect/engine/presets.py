@@ -5,6 +5,7 @@ ERPNext field -> external path for push rules (the same rows, read the other way
 import json
 
 from erp_connect.engine.mapping import CONSTANT, EXTERNAL_ID_LINK, NONE, ROUND, TEMPLATE, VALUE_MAP
+from erp_connect.engine.transports import shopify
 from erp_connect.engine.transports.easypost import SHIPMENTS_PATH, STATUSES
 
 # (erpnext_field, external_path, transform, option)
@@ -48,6 +49,15 @@ WOO_ORDER_STATUS = [
 		'"Cancelled": "cancelled", "*": "processing"}',
 	),
 ]
+# the shop's prices: the Item Prices of one price list (the rule's condition), each to the product of
+# its item; a price as text with two decimals, as both shops write prices
+SHOP_PRICE_LIST = "Standard Selling"
+SHOP_PRICE_CONDITION = json.dumps([["price_list", "=", SHOP_PRICE_LIST]])
+PRICE_TEXT = "{{ '%.2f' | format(value or 0) }}"
+WOO_PRICE = [
+	("item_code", "id", EXTERNAL_ID_LINK, "Item"),
+	("price_list_rate", "regular_price", TEMPLATE, PRICE_TEXT),
+]
 SHOPIFY_ITEM = [
 	("item_code", "id", NONE, None),
 	("item_name", "title", NONE, None),
@@ -69,6 +79,27 @@ SHOPIFY_ORDER = [
 	("items[].item_code", "line_items[].product_id", EXTERNAL_ID_LINK, "Item"),
 	("items[].qty", "line_items[].quantity", NONE, None),
 	("items[].rate", "line_items[].price", NONE, None),
+]
+# Shopify: each item is one product with one variant, linked by the product pull; the transport
+# reads the variant's ids and the shop's location (engine/transports/shopify.py)
+SHOPIFY_STOCK = [
+	("name", "product_id", EXTERNAL_ID_LINK, "Item"),
+	("stock_qty", "available", ROUND, "0"),
+]
+SHOPIFY_PRICE = [
+	("item_code", "product_id", EXTERNAL_ID_LINK, "Item"),
+	("price_list_rate", "price", TEMPLATE, PRICE_TEXT),
+]
+# a cancelled order is cancelled at the shop, a completed or closed one closed (archived); other
+# statuses tell the shop nothing (fulfilment stays in Shopify)
+SHOPIFY_ORDER_STATUS = [
+	("name", "id", EXTERNAL_ID_LINK, "Sales Order"),
+	(
+		"status",
+		"action",
+		VALUE_MAP,
+		'{"Cancelled": "cancel", "Completed": "close", "Closed": "close", "*": ""}',
+	),
 ]
 SUBMITTABLE_EVENTS = [
 	"after_insert",
@@ -266,7 +297,9 @@ PRESETS = {
 			"Products and customers pulled from /wp-json/wc/v3; orders arrive as webhooks; each "
 			"product's stock quantity is updated whenever the item's stock moves in ERPNext (turn "
 			"on Manage stock on the products; Auth Type Basic with the consumer key and secret); "
-			"an order's status goes back to the shop when ERPNext delivers, bills or cancels it."
+			"each product's regular price follows the item's price in the price list "
+			f"{SHOP_PRICE_LIST} (change the price rule's Condition for another list); an order's "
+			"status goes back to the shop when ERPNext delivers, bills or cancels it."
 		),
 		"pull": [
 			{
@@ -296,6 +329,13 @@ PRESETS = {
 				"map": WOO_STOCK,
 			},
 			{
+				"doctype": "Item Price",
+				"events": ["on_update"],  # an insert runs on_update too
+				"condition": SHOP_PRICE_CONDITION,
+				"target": "/wp-json/wc/v3/products/{id}",
+				"map": WOO_PRICE,
+			},
+			{
 				"doctype": "Sales Order",
 				"events": ["on_status_change", "on_cancel"],
 				"target": "/wp-json/wc/v3/orders/{id}",
@@ -311,11 +351,21 @@ PRESETS = {
 	},
 	"Shopify": {
 		"connector_type": "Shopify",
-		"help": "Products and customers pulled from the Admin REST API; orders arrive as webhooks.",
+		"api_key_header": shopify.ACCESS_TOKEN_HEADER,
+		"help": (
+			"Products and customers pulled from the Admin REST API; orders arrive as webhooks. Set "
+			"Auth Type API Key Header with your app's Admin API access token as API Key (the header "
+			"is X-Shopify-Access-Token). Each product's available stock is set whenever the item's "
+			"stock moves in ERPNext, at the shop's location (a shop with several locations: one stock "
+			"rule per location, with its Stock Warehouses and a field map row location_id, Constant "
+			"the location's id); its price follows the item's price in the price list "
+			f"{SHOP_PRICE_LIST}; an order cancelled in ERPNext is cancelled at the shop, a "
+			"completed or closed one is closed there."
+		),
 		"pull": [
 			{
 				"doctype": "Item",
-				"list_path": "/admin/api/2024-10/products.json",
+				"list_path": f"{shopify.API}/products.json",
 				"pagination": "Link Header",
 				"records_path": "products",
 				"since_param": "updated_at_min",
@@ -325,13 +375,34 @@ PRESETS = {
 			},
 			{
 				"doctype": "Customer",
-				"list_path": "/admin/api/2024-10/customers.json",
+				"list_path": f"{shopify.API}/customers.json",
 				"pagination": "Link Header",
 				"records_path": "customers",
 				"since_param": "updated_at_min",
 				"id_field": "id",
 				"modified_field": "updated_at",
 				"map": SHOPIFY_CUSTOMER,
+			},
+		],
+		"push": [
+			{
+				"doctype": "Item",
+				"events": ["on_stock_change"],
+				"target": shopify.INVENTORY_SET_PATH,
+				"map": SHOPIFY_STOCK,
+			},
+			{
+				"doctype": "Item Price",
+				"events": ["on_update"],
+				"condition": SHOP_PRICE_CONDITION,
+				"target": shopify.VARIANT_PATH,
+				"map": SHOPIFY_PRICE,
+			},
+			{
+				"doctype": "Sales Order",
+				"events": ["on_status_change", "on_cancel"],
+				"target": shopify.ORDER_ACTION_PATH,
+				"map": SHOPIFY_ORDER_STATUS,
 			},
 		],
 		"inbound": [{"doctype": "Sales Order", "id_path": "id", "map": SHOPIFY_ORDER}],

@@ -8,6 +8,7 @@ import email.utils
 import enum
 import math
 import random
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ DEFAULT_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
 DEFAULT_JITTER = 0.1
 # A server may ask us to wait, but not for longer than this
 MAX_RETRY_AFTER_SECONDS = 24 * 3600
+
+SECONDS = re.compile(r"[0-9]+(\.[0-9]+)?")  # delta-seconds, ASCII digits only
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523, 524})
 
@@ -82,7 +85,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 	value = value.strip()
 	if not value:
 		return None
-	if value.isdigit():
+	if SECONDS.fullmatch(value):  # Shopify sends decimals ("2.0")
 		return capped_wait(float(value))  # float() of a few hundred digits is inf
 	try:
 		when = email.utils.parsedate_to_datetime(value)

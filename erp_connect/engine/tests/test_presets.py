@@ -171,3 +171,60 @@ def test_the_easypost_shipment_map_reads_the_delivery_notes_addresses_and_item_w
 	)
 	assert set(data["from_address"].values()) == {"Acme", ""}  # no company address: the carrier is not asked
 	assert data["items"] == [{"item_code": "A", "qty": 2, "weight_per_unit": 0.5, "weight_uom": "Kg"}]
+
+
+def push(name: str, doctype: str) -> dict:
+	return next(p for p in presets.PRESETS[name]["push"] if p["doctype"] == doctype)
+
+
+def outbound_rules(field_map) -> list[mapping.FieldRule]:
+	return [mapping.FieldRule(field, path, transform, option) for field, path, transform, option in field_map]
+
+
+def test_the_shops_get_the_price_of_their_price_list_as_text_on_their_product():
+	price = {"item_code": "SKU-1", "price_list": "Standard Selling", "price_list_rate": 12.5}
+	links = {("Item", "SKU-1"): "4711"}
+	expected = {
+		"WooCommerce": {"id": "4711", "regular_price": "12.50"},
+		"Shopify": {"product_id": "4711", "price": "12.50"},
+	}
+	for name, data in expected.items():
+		rule = push(name, "Item Price")
+		assert rule["condition"] == '[["price_list", "=", "Standard Selling"]]'
+		assert rule["events"] == ["on_update"]
+		out = mapping.map_record(
+			price, outbound_rules(rule["map"]), mapping.OUTBOUND, render, lambda dt, name: links[(dt, name)]
+		)
+		assert out == data, name
+
+
+def test_shopify_gets_the_stock_level_and_an_action_for_the_orders_status():
+	shopify = transports.shopify
+	stock = push("Shopify", "Item")
+	assert (stock["events"], stock["target"]) == (["on_stock_change"], shopify.INVENTORY_SET_PATH)
+	links = {("Item", "SKU-1"): "4711", ("Sales Order", "SO-1"): "99"}
+	resolve = lambda dt, name: links[(dt, name)]  # noqa: E731
+	level = mapping.map_record(
+		{"name": "SKU-1", "stock_qty": 7.0}, outbound_rules(stock["map"]), mapping.OUTBOUND, render, resolve
+	)
+	assert level == {"product_id": "4711", "available": 7}
+	orders = push("Shopify", "Sales Order")
+	assert set(orders["events"]) == {"on_status_change", "on_cancel"}
+	actions = {
+		status: mapping.map_record(
+			{"name": "SO-1", "status": status},
+			outbound_rules(orders["map"]),
+			mapping.OUTBOUND,
+			render,
+			resolve,
+		)["action"]
+		for status in ("To Deliver and Bill", "To Bill", "Completed", "Closed", "Cancelled")
+	}
+	assert actions == {
+		"To Deliver and Bill": "",
+		"To Bill": "",
+		"Completed": "close",
+		"Closed": "close",
+		"Cancelled": "cancel",
+	}
+	assert presets.PRESETS["Shopify"]["api_key_header"] == "X-Shopify-Access-Token"

@@ -63,8 +63,13 @@ def test_parse_retry_after_seconds_and_http_dates():
 	assert parse_retry_after(date, now=now) == pytest.approx(90)
 	past = email.utils.formatdate(now - 90, usegmt=True)
 	assert parse_retry_after(past, now=now) == 0
-	for bad in (None, "", "soon", "-5", "1.5e3"):
+	for bad in (None, "", "soon", "-5", "1.5e3", "2.", ".5"):
 		assert parse_retry_after(bad) is None
+
+
+def test_parse_retry_after_with_decimals_as_shopify_sends_it():
+	assert parse_retry_after("2.0") == 2.0
+	assert parse_retry_after("0.5") == 0.5
 
 
 @pytest.mark.parametrize("status", [200, 201, 202, 204, 299])

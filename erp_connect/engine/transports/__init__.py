@@ -9,6 +9,7 @@ from erp_connect.engine.transports.nats_jetstream import NatsJetStreamTransport
 from erp_connect.engine.transports.payments import RazorpayTransport, StripeTransport
 from erp_connect.engine.transports.postgres_replica import PostgresReplicaTransport
 from erp_connect.engine.transports.rabbitmq import RabbitMqTransport
+from erp_connect.engine.transports.shopify import ShopifyTransport
 from erp_connect.engine.transports.webhook import InboundOnly, MobileApp, RestApiTransport, WebhookTransport
 from erp_connect.engine.transports.woocommerce import WooCommerceTransport
 
@@ -17,7 +18,7 @@ KINDS: dict[str, type[Transport]] = {
 	"REST API": RestApiTransport,
 	"Frappe Site": FrappeSiteTransport,
 	"WooCommerce": WooCommerceTransport,
-	"Shopify": RestApiTransport,
+	"Shopify": ShopifyTransport,
 	"POS": InboundOnly,
 	"Mobile App": MobileApp,
 	"NATS JetStream": NatsJetStreamTransport,

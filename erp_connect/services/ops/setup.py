@@ -20,6 +20,7 @@ def apply_preset(connector: str, preset: str) -> dict:
 	moved = bool(spec.get("base_url")) and bool(transports.kind(doc.connector_type).url_problem(doc.base_url))
 	if moved:  # an http URL cannot be a broker's: start from the preset's example
 		doc.base_url = spec["base_url"]
+	doc.api_key_header = doc.api_key_header or spec.get("api_key_header")  # the token: the manager's
 	receive = spec.get("receive") or {}
 	if receive:
 		doc.receive_scheme = receive["scheme"]

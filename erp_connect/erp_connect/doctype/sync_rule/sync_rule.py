@@ -9,7 +9,7 @@ from frappe.model import default_fields
 from frappe.model.document import Document
 from frappe.utils import now_datetime
 
-from erp_connect.engine import mapping, outbound
+from erp_connect.engine import mapping, outbound, transports
 from erp_connect.engine.specs import MAPPED_FIELDS, InboundSpec, PushSpec
 from erp_connect.engine.transports import OutboundEvent
 from erp_connect.services.common.doctypes import sync_refusal
@@ -152,6 +152,7 @@ class SyncRule(FieldMapped, Document):
 	def validate(self):
 		self.validate_reference_doctype()
 		if self.direction == "Push":
+			self.validate_connector_receives()
 			self.validate_events()
 			self.validate_read_permission()
 		else:
@@ -172,6 +173,19 @@ class SyncRule(FieldMapped, Document):
 
 	def on_trash(self):
 		clear_rules_cache()
+
+	def validate_connector_receives(self):
+		"""POS terminals and mobile apps only call ERPNext: a push to them could never be sent."""
+		connector_type = frappe.db.get_value("Connector", self.connector, "connector_type")
+		if not transports.kind(connector_type).calls_out:
+			frappe.throw(
+				_(
+					"{0} is a {1} connector: it calls ERPNext and is never called, so nothing can be "
+					"pushed to it. It reads changes from the change feed instead; to send changes "
+					"somewhere, add the rule to a connector of another type."
+				).format(self.connector, _(connector_type)),
+				title=_("Nothing to Push To"),
+			)
 
 	def validate_events(self):
 		if not self.selected_events():
