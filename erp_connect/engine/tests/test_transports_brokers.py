@@ -439,7 +439,9 @@ def test_nats_durable_consumer_hands_out_messages_until_they_are_acked(stream):
 	publish_raw(f"{root}.orders.new", [json.dumps({"id": f"o{i}"}).encode() for i in range(5)])
 	durable = durable_name("PULL-RULE 0001")
 	reader = nats_transport()
-	reader.ack_wait = 3.0  # short, so the test sees an unacked message handed out again
+	# short, so the test sees an unacked message handed out again; long enough that a loaded
+	# machine does not see it come back before the second fetch
+	reader.ack_wait = 6.0
 	try:
 		first = reader.fetch_messages(f"{root}.orders.>", durable, 3)
 		handed_out = time.monotonic()
@@ -448,7 +450,7 @@ def test_nats_durable_consumer_hands_out_messages_until_they_are_acked(stream):
 		rest = reader.fetch_messages(f"{root}.orders.>", durable, 10)
 		assert [json.loads(m.data)["id"] for m in rest] == ["o3", "o4"]
 		reader.ack(rest)
-		time.sleep(max(0.0, handed_out + 3.5 - time.monotonic()))  # past ack_wait: o2 comes back
+		time.sleep(max(0.0, handed_out + 6.5 - time.monotonic()))  # past ack_wait: o2 comes back
 		again = reader.fetch_messages(f"{root}.orders.>", durable, 10)
 		assert [json.loads(m.data)["id"] for m in again] == ["o2"]
 		reader.ack(again)
