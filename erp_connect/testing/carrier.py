@@ -21,15 +21,14 @@ erp_connect uses, and a sender of signed tracker webhooks. Frappe-free, so both 
 import base64
 import json
 import secrets
-import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
 from erp_connect.engine import signing
+from erp_connect.testing.fake_http import NOT_JSON, FakePlatformServer, Request
 
 RATES = (("USPS", "Priority", "7.58"), ("UPS", "Ground", "9.10"), ("USPS", "Express", "31.25"))
 REQUIRED_ADDRESS = ("street1", "city", "zip", "country")
@@ -47,37 +46,15 @@ def error_body(code: str, message: str, errors: list[dict] | None = None) -> dic
 	return {"error": {"code": code, "message": message, "errors": errors or []}}
 
 
-class FakeCarrier:
-	def __init__(self, api_key: str = "EZTK_test_key", host: str = "127.0.0.1", port: int = 0):
+class FakeCarrier(FakePlatformServer):
+	def __init__(self, api_key: str = "EZTK_test_key", **server):
+		super().__init__(**server)
 		self.api_key = api_key
-		self.lock = threading.Lock()
 		self.shipments: dict[str, dict] = {}  # by id, in creation order
 		self.requests: list[tuple[str, str, int]] = []  # (method, path, status answered)
 		self.bodies: list[dict] = []  # the bodies of POST /v2/shipments
 		self.bought = 0  # labels bought
 		self.faults: dict[str, deque[Fault]] = defaultdict(deque)
-		self.server = ThreadingHTTPServer((host, port), self._handler_class())
-		self.server.daemon_threads = True
-		self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-	@property
-	def url(self) -> str:
-		host, port = self.server.server_address[:2]
-		return f"http://{host}:{port}"
-
-	def start(self) -> "FakeCarrier":
-		self.thread.start()
-		return self
-
-	def stop(self) -> None:
-		self.server.shutdown()
-		self.server.server_close()
-
-	def __enter__(self) -> "FakeCarrier":
-		return self.start()
-
-	def __exit__(self, *exc) -> None:
-		self.stop()
 
 	def reset(self) -> None:
 		with self.lock:
@@ -242,92 +219,57 @@ class FakeCarrier:
 			self.bought += 1
 		return 200, shipment
 
-	def _handler_class(self):
-		carrier = self
+	def answer(self, request: Request) -> tuple[int, object, dict]:
+		status, body = self._answer(request)
+		with self.lock:
+			self.requests.append((request.method, request.path, status))
+		return status, body, {}
 
-		class Handler(BaseHTTPRequestHandler):
-			protocol_version = "HTTP/1.1"
+	def _answer(self, request: Request) -> tuple[int, dict]:
+		method, parts = request.method, [p for p in request.path.split("/") if p]
+		if not self._authorised(request.headers):
+			return 401, error_body("APIKEY.REQUIRED", "Wrong or missing API key.")
+		if parts[:2] != ["v2", "shipments"]:
+			return 404, error_body("NOT_FOUND", "No such endpoint.")
+		if method == "POST" and len(parts) == 2:
+			operation = "create"
+		elif method == "POST" and len(parts) == 4 and parts[3] == "buy":
+			operation = "buy"
+		elif method == "GET" and len(parts) == 3:
+			operation = "get"
+		elif method == "GET" and len(parts) == 2:
+			return 200, {"shipments": [], "has_more": False}
+		else:
+			return 404, error_body("NOT_FOUND", "No such endpoint.")
+		with self.lock:
+			fault = self.faults[operation].popleft() if self.faults[operation] else None
+		if fault and not fault.lost:
+			time.sleep(fault.delay)
+			return fault.status, fault.body or error_body("INTERNAL_SERVER_ERROR", "Something went wrong.")
+		body = request.body if request.body is not None else {}
+		if body is NOT_JSON:
+			return 400, error_body("BAD_REQUEST", "The body is not JSON.")
+		if operation == "create":
+			status, answer = self._shipment(body)
+		elif operation == "buy":
+			status, answer = self._buy(parts[2], body)
+		else:
+			found = self._find(parts[2])
+			status, answer = (
+				(200, found)
+				if found
+				else (404, error_body("NOT_FOUND", "The requested resource could not be found."))
+			)
+		if fault:  # lost: the work is done, the answer comes too late
+			time.sleep(fault.delay)
+		return status, answer
 
-			def log_message(self, *args):
-				pass
-
-			def do_GET(self):
-				self._handle("GET")
-
-			def do_POST(self):
-				self._handle("POST")
-
-			def _handle(self, method: str):
-				length = int(self.headers.get("Content-Length") or 0)
-				raw = self.rfile.read(length) if length else b""
-				path = self.path.split("?")[0]
-				parts = [p for p in path.split("/") if p]
-				if not self._authorised():
-					return self._answer(
-						method, path, 401, error_body("APIKEY.REQUIRED", "Wrong or missing API key.")
-					)
-				if parts[:2] != ["v2", "shipments"]:
-					return self._answer(method, path, 404, error_body("NOT_FOUND", "No such endpoint."))
-				if method == "POST" and len(parts) == 2:
-					operation = "create"
-				elif method == "POST" and len(parts) == 4 and parts[3] == "buy":
-					operation = "buy"
-				elif method == "GET" and len(parts) == 3:
-					operation = "get"
-				elif method == "GET" and len(parts) == 2:
-					return self._answer(method, path, 200, {"shipments": [], "has_more": False})
-				else:
-					return self._answer(method, path, 404, error_body("NOT_FOUND", "No such endpoint."))
-				with carrier.lock:
-					fault = carrier.faults[operation].popleft() if carrier.faults[operation] else None
-				if fault and not fault.lost:
-					time.sleep(fault.delay)
-					return self._answer(
-						method,
-						path,
-						fault.status,
-						fault.body or error_body("INTERNAL_SERVER_ERROR", "Something went wrong."),
-					)
-				try:
-					body = json.loads(raw) if raw else {}
-				except ValueError:
-					return self._answer(method, path, 400, error_body("BAD_REQUEST", "The body is not JSON."))
-				if operation == "create":
-					status, answer = carrier._shipment(body)
-				elif operation == "buy":
-					status, answer = carrier._buy(parts[2], body)
-				else:
-					found = carrier._find(parts[2])
-					status, answer = (
-						(200, found)
-						if found
-						else (404, error_body("NOT_FOUND", "The requested resource could not be found."))
-					)
-				if fault:  # lost: the work is done, the answer comes too late
-					time.sleep(fault.delay)
-				self._answer(method, path, status, answer)
-
-			def _authorised(self) -> bool:
-				value = self.headers.get("Authorization", "")
-				if not value.startswith("Basic "):
-					return False
-				try:
-					username = base64.b64decode(value[6:]).decode().split(":", 1)[0]
-				except ValueError:
-					return False
-				return username == carrier.api_key
-
-			def _answer(self, method: str, path: str, status: int, body: dict):
-				with carrier.lock:
-					carrier.requests.append((method, path, status))
-				data = json.dumps(body).encode()
-				try:
-					self.send_response(status)
-					self.send_header("Content-Type", "application/json")
-					self.send_header("Content-Length", str(len(data)))
-					self.end_headers()
-					self.wfile.write(data)
-				except (BrokenPipeError, ConnectionResetError):
-					pass  # the client gave up waiting
-
-		return Handler
+	def _authorised(self, headers) -> bool:
+		value = headers.get("Authorization", "")
+		if not value.startswith("Basic "):
+			return False
+		try:
+			username = base64.b64decode(value[6:]).decode().split(":", 1)[0]
+		except ValueError:
+			return False
+		return username == self.api_key

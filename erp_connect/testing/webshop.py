@@ -26,9 +26,9 @@ import base64
 import itertools
 import json
 import re
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from erp_connect.testing.fake_http import NOT_JSON, FakePlatformServer, Request
 
 _ids = itertools.count(1001)
 
@@ -41,36 +41,14 @@ class Received:
 	body: dict | None
 
 
-class FakeShop:
-	"""The server, the log of what it received, and throttling on demand."""
+class FakeShop(FakePlatformServer):
+	"""The log of what it received, and throttling on demand."""
 
-	def __init__(self, host: str = "127.0.0.1", port: int = 0):
-		self.lock = threading.Lock()
+	def __init__(self, **server):
+		super().__init__(**server)
 		self.requests: list[Received] = []
 		self.throttled = 0
 		self.retry_after = "2.0"
-		self.server = ThreadingHTTPServer((host, port), self._handler_class())
-		self.server.daemon_threads = True
-		self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-
-	@property
-	def url(self) -> str:
-		host, port = self.server.server_address[:2]
-		return f"http://{host}:{port}"
-
-	def start(self):
-		self.thread.start()
-		return self
-
-	def stop(self) -> None:
-		self.server.shutdown()
-		self.server.server_close()
-
-	def __enter__(self):
-		return self.start()
-
-	def __exit__(self, *exc) -> None:
-		self.stop()
 
 	def reset(self) -> None:
 		"""Forget what was received and any throttling (the shop's records stay)."""
@@ -102,61 +80,25 @@ class FakeShop:
 	def route(self, method: str, path: str, body) -> tuple[int, dict]:
 		raise NotImplementedError
 
-	def _handler_class(self):
-		shop = self
-
-		class Handler(BaseHTTPRequestHandler):
-			protocol_version = "HTTP/1.1"
-
-			def log_message(self, *args):
-				pass
-
-			def do_GET(self):
-				self._handle("GET")
-
-			def do_POST(self):
-				self._handle("POST")
-
-			def do_PUT(self):
-				self._handle("PUT")
-
-			def _handle(self, method: str):
-				length = int(self.headers.get("Content-Length") or 0)
-				raw = self.rfile.read(length) if length else b""
-				path = self.path.split("?")[0]
-				try:
-					body = json.loads(raw) if raw else None
-				except ValueError:
-					body = raw.decode("utf-8", "replace")
-				headers = {}
-				with shop.lock:
-					throttled = shop.throttled > 0
-					shop.throttled -= throttled
-				if not shop.authorised(self.headers):
-					status, answer = 401, shop.unauthorised()
-				elif throttled:
-					status, answer = 429, shop.throttled_body()
-					headers["Retry-After"] = shop.retry_after
-				elif isinstance(body, str):
-					status, answer = 400, {"errors": "the body is not JSON"}
-				else:
-					with shop.lock:
-						status, answer = shop.route(method, path, body)
-				with shop.lock:
-					shop.requests.append(Received(method, path, status, body))
-				data = json.dumps(answer).encode()
-				try:
-					self.send_response(status)
-					self.send_header("Content-Type", "application/json")
-					self.send_header("Content-Length", str(len(data)))
-					for k, v in headers.items():
-						self.send_header(k, v)
-					self.end_headers()
-					self.wfile.write(data)
-				except (BrokenPipeError, ConnectionResetError):
-					pass
-
-		return Handler
+	def answer(self, request: Request) -> tuple[int, object, dict]:
+		body = request.raw.decode("utf-8", "replace") if request.body is NOT_JSON else request.body
+		headers = {}
+		with self.lock:
+			throttled = self.throttled > 0
+			self.throttled -= throttled
+		if not self.authorised(request.headers):
+			status, answer = 401, self.unauthorised()
+		elif throttled:
+			status, answer = 429, self.throttled_body()
+			headers["Retry-After"] = self.retry_after
+		elif isinstance(body, str):
+			status, answer = 400, {"errors": "the body is not JSON"}
+		else:
+			with self.lock:
+				status, answer = self.route(request.method, request.path, body)
+		with self.lock:
+			self.requests.append(Received(request.method, request.path, status, body))
+		return status, answer, headers
 
 
 class FakeShopify(FakeShop):
