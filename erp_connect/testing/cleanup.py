@@ -51,6 +51,9 @@ TEST_ROWS = (
 	("Inbound Request", {"connector": OURS}),
 	("Stream Dead Letter", {"connector": OURS}),
 	("Sync Run", {"connector": OURS}),
+	("ToDo", {"reference_type": "POS Operation", "description": ("like", "%terminal " + TEST_PREFIX + "%")}),
+	("Coupon Code", {"coupon_name": OURS}),  # the POS tests' coupons and pricing rules
+	("Pricing Rule", {"title": OURS}),
 	("POS Operation", {"terminal": OURS}),
 	("POS Terminal", {"connector": OURS}),
 	("Pull Rule", {"connector": OURS}),
