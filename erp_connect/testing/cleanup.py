@@ -54,6 +54,7 @@ TEST_ROWS = (
 	("ToDo", {"reference_type": "POS Operation", "description": ("like", "%terminal " + TEST_PREFIX + "%")}),
 	("Coupon Code", {"coupon_name": OURS}),  # the POS tests' coupons and pricing rules
 	("Pricing Rule", {"title": OURS}),
+	("Document Naming Rule", {"prefix": ("like", "ECTEST%")}),
 	("POS Operation", {"terminal": OURS}),
 	("POS Terminal", {"connector": OURS}),
 	("Pull Rule", {"connector": OURS}),
@@ -66,6 +67,8 @@ TEST_ROWS = (
 	("Notification Log", {"subject": OURS}),
 	("Notification Log", {"subject": ("like", "Sync Rule SR-%")}),
 	("Customer", {"customer_name": OURS}),  # plain: the pull tests make thousands
+	("Item Group", {"item_group_name": OURS}),  # the POS feed tests' groups (their items are gone)
+	("Customer Group", {"customer_group_name": OURS}),
 	("Deleted Document", {"deleted_name": OURS}),  # tombstones the feed tests read
 	# tombstones of the test sales orders (named by a series): their data names a test customer
 	(

@@ -172,3 +172,93 @@ def _receive_tracked(item_code: str, qty: float, **numbers) -> None:
 		}
 	).insert(ignore_permissions=True)
 	entry.submit()
+
+
+def ensure_loyalty_program() -> str:
+	"""One point is worth 1.00; every 1.00 spent earns a point."""
+	name = PREFIX + "Loyalty"
+	if not frappe.db.exists("Loyalty Program", name):
+		abbr = frappe.get_cached_value("Company", company(), "abbr")
+		frappe.get_doc(
+			{
+				"doctype": "Loyalty Program",
+				"loyalty_program_name": name,
+				"loyalty_program_type": "Single Tier Program",
+				"company": company(),
+				"from_date": frappe.utils.add_days(frappe.utils.nowdate(), -30),
+				"conversion_factor": 1,
+				"expiry_duration": 365,
+				"expense_account": f"Cost of Goods Sold - {abbr}",
+				"cost_center": f"Main - {abbr}",
+				"collection_rules": [{"tier_name": "Basic", "collection_factor": 1, "min_spent": 0}],
+			}
+		).insert(ignore_permissions=True)
+	return name
+
+
+def loyal_customer(points: int) -> str:
+	"""A customer in the test loyalty program with ``points`` to redeem."""
+	program = ensure_loyalty_program()
+	name = (
+		frappe.get_doc(
+			{
+				"doctype": "Customer",
+				"customer_name": f"{PREFIX}Loyal {frappe.generate_hash(length=6)}",
+				"customer_group": "All Customer Groups",
+				"territory": "All Territories",
+				"loyalty_program": program,
+			}
+		)
+		.insert(ignore_permissions=True)
+		.name
+	)
+	frappe.get_doc(
+		{
+			"doctype": "Loyalty Point Entry",
+			"loyalty_program": program,
+			"loyalty_program_tier": "Basic",
+			"customer": name,
+			"company": company(),
+			"loyalty_points": points,
+			"purchase_amount": points,
+			"posting_date": frappe.utils.add_days(frappe.utils.nowdate(), -1),
+			"expiry_date": frappe.utils.add_days(frappe.utils.nowdate(), 300),
+		}
+	).insert(ignore_permissions=True)
+	return name
+
+
+def group(doctype: str, label: str, parent: str | None = None) -> str:
+	"""A fresh Item Group or Customer Group below ``parent`` (the root by default)."""
+	field = "item_group_name" if doctype == "Item Group" else "customer_group_name"
+	root = "All Item Groups" if doctype == "Item Group" else "All Customer Groups"
+	parent_field = "parent_item_group" if doctype == "Item Group" else "parent_customer_group"
+	return (
+		frappe.get_doc(
+			{
+				"doctype": doctype,
+				field: f"{TEST_PREFIX}{label} {frappe.generate_hash(length=6)}",
+				parent_field: parent or root,
+				"is_group": 1,
+			}
+		)
+		.insert(ignore_permissions=True)
+		.name
+	)
+
+
+def naming_rule(prefix: str, priority: int = 0, **conditions) -> str:
+	return (
+		frappe.get_doc(
+			{
+				"doctype": "Document Naming Rule",
+				"document_type": "Sales Invoice",
+				"prefix": prefix,
+				"prefix_digits": 5,
+				"priority": priority,
+				"conditions": [{"field": k, "condition": "=", "value": v} for k, v in conditions.items()],
+			}
+		)
+		.insert(ignore_permissions=True)
+		.name
+	)

@@ -6,8 +6,9 @@ from frappe import _
 
 from erp_connect.engine import pos_rules
 from erp_connect.services.pos.ledger import DONE, FAILED, operation_key
+from erp_connect.services.pos.sale import prepare_sale
 from erp_connect.services.pos.stock import submit_with_stock_policy
-from erp_connect.services.pos.totals import join_flags, match_what_was_paid
+from erp_connect.services.pos.totals import join_flags
 
 
 class DependencyFailed(frappe.ValidationError):
@@ -78,7 +79,7 @@ def apply_sales_invoice(term, data: dict, op) -> tuple[str, str, str | None]:
 		}
 	)
 	invoice.flags.erp_connect_origin = term.connector
-	total_flag = match_what_was_paid(term, invoice, data, op)
+	total_flag = prepare_sale(term, invoice, data, op)
 	invoice.insert(set_name=op.reserved_name)
 	return "Sales Invoice", invoice.name, join_flags(total_flag, submit_with_stock_policy(term, invoice))
 
