@@ -19,6 +19,7 @@ TEST_DOCUMENTS = (
 	("Sales Order", {"customer_name": OURS}),
 	("Sync Import", {"connector": OURS}),  # with its attached files
 	("Item", {"item_code": OURS}),
+	("Document Naming Rule", {"prefix": ("like", "ECTEST%")}),  # as documents: clears their cache
 	("User Permission", {"user": MOBILE_USERS}),  # as documents: Frappe clears its cache of them
 	("User", {"name": MOBILE_USERS}),
 )
@@ -54,7 +55,6 @@ TEST_ROWS = (
 	("ToDo", {"reference_type": "POS Operation", "description": ("like", "%terminal " + TEST_PREFIX + "%")}),
 	("Coupon Code", {"coupon_name": OURS}),  # the POS tests' coupons and pricing rules
 	("Pricing Rule", {"title": OURS}),
-	("Document Naming Rule", {"prefix": ("like", "ECTEST%")}),
 	("POS Operation", {"terminal": OURS}),
 	("POS Terminal", {"connector": OURS}),
 	("Pull Rule", {"connector": OURS}),

@@ -13,6 +13,7 @@ the invoice it built (a Sales Invoice or a POS Invoice, lines in the sale's orde
 """
 
 import frappe
+from erpnext.accounts.doctype.pricing_rule.utils import get_applied_pricing_rules
 from frappe import _
 from frappe.utils import flt, fmt_money
 
@@ -114,7 +115,7 @@ def _as_erpnext_would(doc, data: dict, profile) -> None:
 	doc.set("taxes", _template_rows(doc))
 	doc.set_missing_values(for_validate=True)
 	for item, line in zip(doc.items, data["items"], strict=True):
-		if not item.pricing_rules:
+		if not get_applied_pricing_rules(item.pricing_rules):
 			percentage, amount = pos_rules.till_discount(line)
 			item.discount_percentage, item.discount_amount = percentage, amount
 			item.rate = flt(item.price_list_rate) * (1 - percentage / 100) - amount
@@ -141,8 +142,8 @@ def _reasons(erpnext, data: dict) -> list[str]:
 		if abs(flt(item.rate) - line["rate"]) <= TOLERANCE:
 			continue
 		known = line.get("price_list_rate", line["rate"])
-		if item.pricing_rules:
-			rules = ", ".join(frappe.parse_json(item.pricing_rules))
+		rules = ", ".join(get_applied_pricing_rules(item.pricing_rules))
+		if rules:
 			found.append(
 				_("Pricing Rule {0} prices {1} at {2}, the terminal charged {3}").format(
 					rules, item.item_code, _money(item.rate, erpnext), _money(line["rate"], erpnext)
@@ -173,17 +174,10 @@ def _reasons(erpnext, data: dict) -> list[str]:
 
 def _note(op, paid: float, expected: float | None, why: str) -> None:
 	"""Both totals on the operation, in the apply's own transaction."""
-	frappe.db.set_value(
-		"POS Operation",
-		op.name,
-		{
-			"paid_total": paid,
-			"erpnext_total": expected,
-			"total_differs": 1 if why else 0,
-			"total_difference": why or None,
-		},
-		update_modified=False,
-	)
+	values = {"paid_total": paid, "total_differs": 1 if why else 0, "total_difference": why or None}
+	if expected is not None:  # a refund is not compared
+		values["erpnext_total"] = expected
+	frappe.db.set_value("POS Operation", op.name, values, update_modified=False)
 
 
 def _money(amount, doc) -> str:
