@@ -185,10 +185,29 @@ class PosClient:
 		return self._record("customer", data)
 
 	def record_sale(
-		self, items: list[dict], payments: list[dict], customer=None, customer_client_id=None
+		self,
+		items: list[dict],
+		payments: list[dict],
+		customer=None,
+		customer_client_id=None,
+		taxes: list[dict] | None = None,
+		coupon_code: str | None = None,
+		loyalty_points: int | None = None,
 	) -> str:
-		"""items: [{item_code, qty, rate, uom?}], payments: [{mode_of_payment, amount}]."""
-		data = _invoice_data(items, payments, customer, customer_client_id, is_return=False)
+		"""items: [{item_code, qty, rate, uom?, price_list_rate?, discount_percentage?,
+		discount_amount?, batch_no?, serial_no?: [...]}], payments: [{mode_of_payment, amount}];
+		taxes the till charged on top: [{account_head, amount, description?}]; a coupon code and the
+		loyalty points redeemed, if any."""
+		data = _invoice_data(
+			items,
+			payments,
+			customer,
+			customer_client_id,
+			is_return=False,
+			taxes=taxes,
+			coupon_code=coupon_code,
+			loyalty_points=loyalty_points,
+		)
 		return self._record("sales_invoice", data)
 
 	def record_return(
@@ -399,6 +418,18 @@ class PosClient:
 		row = self.db.execute(query + " ORDER BY key LIMIT 1", args).fetchone()
 		return row[0] if row else None
 
+	def batches(self, item_code: str) -> list[dict]:
+		"""The batches with stock in the terminal's warehouse ([] for an item without batches)."""
+		return self._stock_data(item_code).get("batches") or []
+
+	def serial_nos(self, item_code: str) -> list[str]:
+		"""The serial numbers in the terminal's warehouse ([] for an item without them)."""
+		return self._stock_data(item_code).get("serial_nos") or []
+
+	def _stock_data(self, item_code: str) -> dict:
+		row = self.db.execute("SELECT data FROM stock WHERE item_code = ? LIMIT 1", (item_code,)).fetchone()
+		return json.loads(row[0]) if row else {}
+
 	def stock(self, item_code: str) -> float | None:
 		"""Actual quantity as last pulled (None: the server sent no stock for this item)."""
 		return self.db.execute(
@@ -459,8 +490,10 @@ class PosClient:
 		if record_type not in MASTER_TABLES:
 			return
 		self.db.execute(f"DELETE FROM {MASTER_TABLES[record_type][0]} WHERE key = ?", (key,))
-		if record_type == "item":
+		if record_type == "item":  # no longer sold here: its barcodes, prices and stock go with it
 			self.db.execute("DELETE FROM item_barcodes WHERE item_key = ?", (key,))
+			self.db.execute("DELETE FROM prices WHERE item_code = ?", (key,))
+			self.db.execute("DELETE FROM stock WHERE item_code = ?", (key,))
 
 	def _save_results(self, results: Iterable[dict], counts: dict[str, int]):
 		with self._transaction() as db:
@@ -534,7 +567,7 @@ class PosClient:
 		return payload["message"]
 
 
-def _invoice_data(items, payments, customer, customer_client_id, is_return: bool) -> dict:
+def _invoice_data(items, payments, customer, customer_client_id, is_return: bool, **extra) -> dict:
 	if not items:
 		raise ValueError("an invoice needs at least one item")
 
@@ -544,8 +577,12 @@ def _invoice_data(items, payments, customer, customer_client_id, is_return: bool
 	lines = []
 	for item in items:
 		line = {"item_code": item["item_code"], "qty": signed(item["qty"]), "rate": float(item["rate"])}
-		if item.get("uom"):
-			line["uom"] = item["uom"]
+		# what the till knew and charged besides the rate, and the batch or serials it sold
+		for key in ("uom", "price_list_rate", "discount_percentage", "discount_amount", "batch_no"):
+			if item.get(key) is not None:
+				line[key] = item[key]
+		if item.get("serial_no"):
+			line["serial_no"] = list(item["serial_no"])
 		lines.append(line)
 	data = {
 		"items": lines,
@@ -558,6 +595,9 @@ def _invoice_data(items, payments, customer, customer_client_id, is_return: bool
 		data["customer"] = customer
 	if customer_client_id:
 		data["customer_client_id"] = customer_client_id
+	for key, value in extra.items():
+		if value:
+			data[key] = value
 	return data
 
 

@@ -34,11 +34,18 @@ _FIELDS = {
 		"is_return",
 		"return_against",
 		"return_against_client_id",
+		"taxes",
+		"coupon_code",
+		"loyalty_points",
 	},
 	STOCK_ADJUSTMENT: {"item_code", "qty", "reason"},
 }
 _ITEM_FIELDS = {"item_code", "qty", "rate", "uom"}
+# what the terminal knew and charged besides the rate: its list price and discount, and the
+# batch or serial numbers it sold
+_ITEM_EXTRA_FIELDS = {"price_list_rate", "discount_percentage", "discount_amount", "batch_no", "serial_no"}
 _PAYMENT_FIELDS = {"mode_of_payment", "amount"}
+_TAX_FIELDS = {"account_head", "amount", "description"}
 
 
 def problems(op) -> list[str]:
@@ -97,12 +104,29 @@ def _invoice_problems(data: dict) -> list[str]:
 		found.append(f"items must be a list of 1 to {MAX_ITEMS} lines")
 		items = []
 	for i, line in enumerate(items):
-		if not isinstance(line, dict) or set(line) - _ITEM_FIELDS or not _text(line.get("item_code")):
-			found.append(f"items[{i}] needs item_code, qty, rate (and optionally uom), nothing else")
+		if (
+			not isinstance(line, dict)
+			or set(line) - _ITEM_FIELDS - _ITEM_EXTRA_FIELDS
+			or not _text(line.get("item_code"))
+		):
+			found.append(
+				f"items[{i}] needs item_code, qty, rate (and optionally uom, price_list_rate, "
+				"discount_percentage, discount_amount, batch_no, serial_no), nothing else"
+			)
 		elif not _number(line.get("qty")) or not _number(line.get("rate")) or line["rate"] < 0:
 			found.append(f"items[{i}] qty and rate must be numbers, rate not negative")
 		elif (line["qty"] < 0) != returning or line["qty"] == 0:
 			found.append(f"items[{i}] qty must be {'negative on a return' if returning else 'positive'}")
+		else:
+			found += _line_extra_problems(i, line)
+	found += _tax_problems(data.get("taxes", []))
+	if "coupon_code" in data and not _text(data["coupon_code"]):
+		found.append("coupon_code must be text")
+	points = data.get("loyalty_points")
+	if points is not None and (not isinstance(points, int) or isinstance(points, bool) or points <= 0):
+		found.append("loyalty_points (points redeemed) must be a positive whole number")
+	if points is not None and returning:
+		found.append("a return cannot redeem loyalty_points")
 	payments = data.get("payments", [])
 	if not isinstance(payments, list):
 		found.append("payments must be a list")
@@ -113,6 +137,60 @@ def _invoice_problems(data: dict) -> list[str]:
 		elif not _number(pay["amount"]):
 			found.append(f"payments[{i}] amount must be a number")
 	return found
+
+
+def _line_extra_problems(i: int, line: dict) -> list[str]:
+	found = []
+	for key in ("price_list_rate", "discount_amount"):
+		if key in line and (not _number(line[key]) or line[key] < 0):
+			found.append(f"items[{i}] {key} must be a number, not negative")
+	if "discount_percentage" in line and not (
+		_number(line["discount_percentage"]) and 0 <= line["discount_percentage"] <= 100
+	):
+		found.append(f"items[{i}] discount_percentage must be a number from 0 to 100")
+	if "batch_no" in line and not _text(line["batch_no"]):
+		found.append(f"items[{i}] batch_no must be text")
+	serials = line.get("serial_no")
+	if "serial_no" in line:
+		if not isinstance(serials, list) or not all(_text(s) for s in serials):
+			found.append(f"items[{i}] serial_no must be a list of serial numbers")
+		elif len(serials) != abs(line["qty"]) or len(set(serials)) != len(serials):
+			found.append(f"items[{i}] needs one distinct serial number per unit ({abs(line['qty'])})")
+	return found
+
+
+def _tax_problems(taxes) -> list[str]:
+	if not isinstance(taxes, list):
+		return ["taxes must be a list"]
+	found = []
+	for i, tax in enumerate(taxes):
+		if (
+			not isinstance(tax, dict)
+			or set(tax) - _TAX_FIELDS
+			or not _text(tax.get("account_head"))
+			or not _number(tax.get("amount"))
+		):
+			found.append(
+				f"taxes[{i}] needs account_head and amount (and optionally description), nothing else"
+			)
+	return found
+
+
+def charged_total(data: dict) -> float:
+	"""What the terminal charged: each line's amount rounded to the cent, as ERPNext rounds it,
+	plus the taxes it listed on top."""
+	lines = sum(round(line["qty"] * line["rate"], 2) for line in data["items"])
+	return round(lines + sum(t["amount"] for t in data.get("taxes") or []), 2)
+
+
+def till_discount(line: dict) -> tuple[float, float]:
+	"""The discount the till gave on a line, as (percentage, amount per unit): the one it names,
+	or the gap between the list price it knew and the rate it charged."""
+	if line.get("discount_percentage"):
+		return line["discount_percentage"], 0.0
+	if line.get("discount_amount"):
+		return 0.0, line["discount_amount"]
+	return 0.0, max(line.get("price_list_rate", line["rate"]) - line["rate"], 0.0)
 
 
 def dependencies(op: dict) -> list[str]:

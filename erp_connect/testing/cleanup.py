@@ -19,6 +19,7 @@ TEST_DOCUMENTS = (
 	("Sales Order", {"customer_name": OURS}),
 	("Sync Import", {"connector": OURS}),  # with its attached files
 	("Item", {"item_code": OURS}),
+	("Document Naming Rule", {"prefix": ("like", "ECTEST%")}),  # as documents: clears their cache
 	("User Permission", {"user": MOBILE_USERS}),  # as documents: Frappe clears its cache of them
 	("User", {"name": MOBILE_USERS}),
 )
@@ -51,6 +52,9 @@ TEST_ROWS = (
 	("Inbound Request", {"connector": OURS}),
 	("Stream Dead Letter", {"connector": OURS}),
 	("Sync Run", {"connector": OURS}),
+	("ToDo", {"reference_type": "POS Operation", "description": ("like", "%terminal " + TEST_PREFIX + "%")}),
+	("Coupon Code", {"coupon_name": OURS}),  # the POS tests' coupons and pricing rules
+	("Pricing Rule", {"title": OURS}),
 	("POS Operation", {"terminal": OURS}),
 	("POS Terminal", {"connector": OURS}),
 	("Pull Rule", {"connector": OURS}),
@@ -63,6 +67,8 @@ TEST_ROWS = (
 	("Notification Log", {"subject": OURS}),
 	("Notification Log", {"subject": ("like", "Sync Rule SR-%")}),
 	("Customer", {"customer_name": OURS}),  # plain: the pull tests make thousands
+	("Item Group", {"item_group_name": OURS}),  # the POS feed tests' groups (their items are gone)
+	("Customer Group", {"customer_group_name": OURS}),
 	("Deleted Document", {"deleted_name": OURS}),  # tombstones the feed tests read
 	# tombstones of the test sales orders (named by a series): their data names a test customer
 	(

@@ -25,6 +25,7 @@ from erp_connect.client.pos import (
 	Uuid7,
 	backoff_delay,
 )
+from erp_connect.engine import pos_rules
 
 API_KEY, API_SECRET, TERMINAL = "key", "secret", "POS-1"
 KNOWN_ITEMS = {"PEN", "INK", "PAD"}
@@ -555,3 +556,57 @@ def test_demo_sells_offline_and_syncs_everything(server, tmp_path, capsys):
 	assert demo.main([*argv, "--sales", "3", "--seed", "1"]) == 0
 	assert len(server.arrivals) == len(server.documents) == 6  # 3 sales, customer, its sale, a return
 	assert "'applied': 6" in capsys.readouterr().out
+
+
+def test_an_item_dropped_by_the_feed_takes_its_prices_and_stock_with_it(server, make_client):
+	client = make_client()
+	client.bootstrap()
+	serials = {"item_code": "PEN", "actual_qty": 2, "serial_nos": ["P-1", "P-2"], "batches": None}
+	server.changes = [
+		("item", "PEN", ITEM_PEN),
+		("item", "INK", ITEM_INK),
+		("price", "PEN|Nos", {"item_code": "PEN", "uom": "Nos", "price_list_rate": 1.5}),
+		("price", "INK|Nos", {"item_code": "INK", "uom": "Nos", "price_list_rate": 3}),
+		("stock", "PEN", serials),
+		("stock", "INK", {"item_code": "INK", "actual_qty": 4, "batches": [{"batch_no": "B1", "qty": 4}]}),
+	]
+	client.pull()
+	assert client.serial_nos("PEN") == ["P-1", "P-2"] and client.batches("INK") == [
+		{"batch_no": "B1", "qty": 4}
+	]
+	server.changes.append(("item", "PEN", None))  # it left the profile's item groups
+	client.pull()
+	assert [i["item_code"] for i in client.items()] == ["INK"]
+	assert (client.price("PEN"), client.stock("PEN"), client.serial_nos("PEN")) == (None, None, [])
+	assert (client.price("INK"), client.stock("INK")) == (3, 4)
+
+
+def test_a_sale_carries_what_the_till_charged_and_sold(server, make_client):
+	client = make_client()
+	sale = client.record_sale(
+		[
+			{"item_code": "PEN", "qty": 2, "rate": 9, "price_list_rate": 10, "discount_percentage": 10},
+			{"item_code": "CAM", "qty": 1, "rate": 300, "serial_no": ("C-1",)},
+		],
+		[{"mode_of_payment": "Cash", "amount": 348.0}],
+		taxes=[{"account_head": "VAT - DC", "amount": 30}],
+		coupon_code="SUMMER",
+		loyalty_points=20,
+	)
+	[op] = [o for o in client.operations() if o["client_id"] == sale]
+	data = op["data"]
+	assert data["items"][0] == {
+		"item_code": "PEN",
+		"qty": 2.0,
+		"rate": 9.0,
+		"price_list_rate": 10,
+		"discount_percentage": 10,
+	}
+	assert data["items"][1]["serial_no"] == ["C-1"]
+	assert (data["coupon_code"], data["loyalty_points"], data["taxes"][0]["amount"]) == ("SUMMER", 20, 30)
+	assert (
+		pos_rules.problems(
+			{"client_id": sale, "type": "sales_invoice", "timestamp": op["timestamp"], "data": data}
+		)
+		== []
+	)

@@ -108,3 +108,59 @@ def test_feed_cursor_passes_end_at_their_horizon():
 	old = {"v": 1, "p": positions, "i": 1.0, "s": "abc"}
 	token = base64.urlsafe_b64encode(json.dumps(old).encode()).decode().rstrip("=")
 	assert pos_rules.FeedCursor.decode(token) == pos_rules.FeedCursor(positions, 1.0, "abc")
+
+
+def test_what_a_terminal_charged_is_its_lines_and_the_taxes_it_listed():
+	data = sale(
+		items=[
+			{"item_code": "A", "qty": 3, "rate": 3.333, "price_list_rate": 4, "discount_amount": 0.667},
+			{"item_code": "B", "qty": 1, "rate": 10, "discount_percentage": 0},
+		],
+		taxes=[{"account_head": "VAT - X", "amount": 1.9, "description": "VAT 19%"}],
+	)
+	assert pos_rules.problems(data) == []
+	assert pos_rules.charged_total(data["data"]) == 21.9  # 10.00 (3 x 3.333 to the cent) + 10 + 1.90
+	assert pos_rules.charged_total(sale()["data"]) == 10
+
+
+@pytest.mark.parametrize(
+	"data, expected",
+	[
+		({"taxes": {"VAT": 1}}, "taxes must be a list"),
+		({"taxes": [{"account_head": "VAT"}]}, "taxes[0] needs account_head and amount"),
+		({"taxes": [{"account_head": "VAT", "amount": 1, "rate": 19}]}, "taxes[0] needs"),
+		({"coupon_code": ""}, "coupon_code must be text"),
+		({"loyalty_points": 2.5}, "positive whole number"),
+		({"loyalty_points": -3}, "positive whole number"),
+		({"items": [{"item_code": "A", "qty": 1, "rate": 5, "discount_percentage": 120}]}, "0 to 100"),
+		({"items": [{"item_code": "A", "qty": 1, "rate": 5, "price_list_rate": -1}]}, "not negative"),
+		({"items": [{"item_code": "A", "qty": 2, "rate": 5, "serial_no": ["S1"]}]}, "one distinct serial"),
+		({"items": [{"item_code": "A", "qty": 2, "rate": 5, "serial_no": ["S1", "S1"]}]}, "distinct"),
+		({"items": [{"item_code": "A", "qty": 1, "rate": 5, "serial_no": "S1"}]}, "list of serial"),
+		({"items": [{"item_code": "A", "qty": 1, "rate": 5, "batch_no": 7}]}, "batch_no must be text"),
+		({"items": [{"item_code": "A", "qty": 1, "rate": 5, "warehouse": "X"}]}, "nothing else"),
+	],
+)
+def test_bad_charges_coupons_points_and_serials_are_named(data, expected):
+	found = pos_rules.problems(sale(**data))
+	assert any(expected in p for p in found), found
+
+
+def test_a_return_redeems_no_points_and_serials_count_units():
+	refund = sale(
+		is_return=1,
+		return_against="SINV-1",
+		items=[{"item_code": "A", "qty": -2, "rate": 5, "serial_no": ["S1", "S2"]}],
+		payments=[{"mode_of_payment": "Cash", "amount": -10}],
+	)
+	assert pos_rules.problems(refund) == []
+	refund["data"]["loyalty_points"] = 5
+	assert any("cannot redeem" in p for p in pos_rules.problems(refund))
+
+
+def test_the_discount_a_till_gave_is_the_one_it_names_or_the_gap_to_its_list_price():
+	assert pos_rules.till_discount({"rate": 90, "price_list_rate": 100, "discount_percentage": 10}) == (10, 0)
+	assert pos_rules.till_discount({"rate": 95, "price_list_rate": 100, "discount_amount": 5}) == (0, 5)
+	assert pos_rules.till_discount({"rate": 80, "price_list_rate": 100}) == (0, 20)
+	assert pos_rules.till_discount({"rate": 120, "price_list_rate": 100}) == (0, 0)  # a mark-up: no discount
+	assert pos_rules.till_discount({"rate": 80}) == (0, 0)

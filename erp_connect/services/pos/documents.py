@@ -6,7 +6,9 @@ from frappe import _
 
 from erp_connect.engine import pos_rules
 from erp_connect.services.pos.ledger import DONE, FAILED, operation_key
+from erp_connect.services.pos.sale import prepare_sale
 from erp_connect.services.pos.stock import submit_with_stock_policy
+from erp_connect.services.pos.totals import join_flags
 
 
 class DependencyFailed(frappe.ValidationError):
@@ -77,8 +79,9 @@ def apply_sales_invoice(term, data: dict, op) -> tuple[str, str, str | None]:
 		}
 	)
 	invoice.flags.erp_connect_origin = term.connector
+	total_flag = prepare_sale(term, invoice, data, op)
 	invoice.insert(set_name=op.reserved_name)
-	return "Sales Invoice", invoice.name, submit_with_stock_policy(term, invoice)
+	return "Sales Invoice", invoice.name, join_flags(total_flag, submit_with_stock_policy(term, invoice))
 
 
 def apply_stock_adjustment(term, data: dict, op) -> tuple[str, str, str | None]:

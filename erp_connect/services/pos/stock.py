@@ -5,6 +5,8 @@ with a ToDo for a Stock Manager."""
 import frappe
 from frappe import _
 
+from erp_connect.services.pos.review import review_task
+
 
 class StockShortfall(frappe.ValidationError):
 	pass
@@ -78,18 +80,9 @@ def allow_negative_stock(doc) -> None:
 
 
 def reconciliation_task(term, doc, flag: str) -> None:
-	owners = frappe.get_all(
-		"Has Role",
-		{"role": "Stock Manager", "parenttype": "User", "parent": ("!=", "Administrator")},
-		pluck="parent",
+	review_task(
+		"Stock Manager",
+		doc.doctype,
+		doc.name,
+		_("Reconcile stock: {0} (terminal {1})").format(flag, term.name),
 	)
-	frappe.get_doc(
-		{
-			"doctype": "ToDo",
-			"allocated_to": owners[0] if owners else "Administrator",
-			"reference_type": doc.doctype,
-			"reference_name": doc.name,
-			"description": _("Reconcile stock: {0} (terminal {1})").format(flag, term.name),
-			"priority": "High",
-		}
-	).insert(ignore_permissions=True)  # a task for a person, whoever the terminal's user is

@@ -21,9 +21,11 @@ class POSOperation(Document):
 		client_timestamp: DF.Datetime | None
 		content_hash: DF.Data | None
 		depends_on: DF.SmallText | None
+		erpnext_total: DF.Currency
 		error: DF.SmallText | None
 		flag: DF.SmallText | None
 		lease_until: DF.Datetime | None
+		paid_total: DF.Currency
 		op_type: DF.Literal["customer", "sales_invoice", "stock_adjustment"]
 		payload: DF.Code | None
 		received_at: DF.Datetime | None
@@ -32,6 +34,8 @@ class POSOperation(Document):
 		reserved_name: DF.Data | None
 		status: DF.Literal["Queued", "Applying", "Applied", "Flagged", "Failed"]
 		terminal: DF.Link
+		total_difference: DF.SmallText | None
+		total_differs: DF.Check
 	# end: auto-generated types
 	"""One operation a terminal recorded offline: the ledger row that makes replays harmless."""
 

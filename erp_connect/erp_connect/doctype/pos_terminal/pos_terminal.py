@@ -30,6 +30,7 @@ class POSTerminal(Document):
 		price_list: DF.Link | None
 		stock_policy: DF.Literal["Block", "Accept and Flag", "Accept and Reconcile"]
 		terminal_name: DF.Data
+		total_policy: DF.Literal["Book what was paid", "Book ERPNext's price and flag the difference"]
 		warehouse: DF.Link | None
 
 	# end: auto-generated types
