@@ -173,6 +173,22 @@ class TestWhatWasPaid(PaidTestCase):
 		row, invoice = self.sell(self.terminal_with(BOOK_ERPNEXT), item, **discounted)
 		self.assertEqual((row.status, row.erpnext_total, invoice.grand_total), ("Flagged", 216, 216))
 
+	def test_a_price_for_this_customer_alone_is_not_taken_for_the_list_price(self):
+		# the list price is what the terminal charged, but ERPNext prices this customer apart
+		item = stock_item(qty=5)
+		frappe.get_doc(
+			{
+				"doctype": "Item Price",
+				"item_code": item,
+				"price_list": "Standard Selling",
+				"customer": WALK_IN,
+				"price_list_rate": 80,
+			}
+		).insert(ignore_permissions=True)
+		frappe.db.commit()
+		row, invoice = self.sell(self.terminal_with(BOOK_ERPNEXT), item)
+		self.assertEqual((row.status, row.erpnext_total, invoice.grand_total), ("Flagged", 80, 80), row.error)
+
 	def test_a_sale_at_erpnexts_own_price_notes_both_totals_and_nothing_else(self):
 		item = stock_item(qty=5)
 		frappe.db.commit()

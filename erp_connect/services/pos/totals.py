@@ -15,7 +15,7 @@ the invoice it built (a Sales Invoice or a POS Invoice, lines in the sale's orde
 import frappe
 from erpnext.accounts.doctype.pricing_rule.utils import get_applied_pricing_rules
 from frappe import _
-from frappe.utils import flt, fmt_money
+from frappe.utils import flt, fmt_money, getdate
 
 from erp_connect.engine import pos_rules
 from erp_connect.services.pos.review import review_task
@@ -34,6 +34,10 @@ def match_what_was_paid(term, invoice, data: dict, op) -> str | None:
 	if data.get("is_return"):  # a refund books what was refunded
 		_as_charged(invoice, data, profile)
 		_note(op, paid, None, "")
+		return None
+	if _erpnext_would_charge_the_same(invoice, data, profile):
+		_as_charged(invoice, data, profile, compute=False)  # insert computes the totals
+		_note(op, paid, paid, "")
 		return None
 	erpnext = frappe.copy_doc(invoice)
 	_as_erpnext_would(erpnext, data, profile)
@@ -67,7 +71,65 @@ def match_what_was_paid(term, invoice, data: dict, op) -> str | None:
 	return flag
 
 
-def _as_charged(doc, data: dict, profile) -> None:
+def _erpnext_would_charge_the_same(invoice, data: dict, profile) -> bool:
+	"""Whether ERPNext's price is what the terminal charged, known without pricing the sale again
+	(which costs as much as booking it): no taxes listed and no tax template, no selling Pricing
+	Rule that could apply, and each line's one plain Item Price (valid on the sale's date, for no
+	customer or batch, in the stock unit and the company's currency) is the list price the terminal knew, its rate that price less the
+	till's discount. Anything else is priced again in full."""
+	if data.get("taxes") or profile.taxes_and_charges:
+		return False
+	if not profile.ignore_pricing_rule and frappe.db.exists("Pricing Rule", {"disable": 0, "selling": 1}):
+		return False
+	currency = frappe.get_cached_value("Company", invoice.company, "default_currency")
+	customer_currency = frappe.get_cached_value("Customer", invoice.customer, "default_currency")
+	if customer_currency not in (None, "", currency):
+		return False
+	codes = [line["item_code"] for line in data["items"]]
+	prices: dict[str, list] = {}
+	for price in frappe.get_all(
+		"Item Price",
+		{"price_list": invoice.selling_price_list, "item_code": ("in", codes)},
+		[
+			"item_code",
+			"price_list_rate",
+			"uom",
+			"customer",
+			"batch_no",
+			"valid_from",
+			"valid_upto",
+			"currency",
+		],
+	):
+		prices.setdefault(price.item_code, []).append(price)
+	stock_uoms = dict(frappe.get_all("Item", {"name": ("in", codes)}, ["name", "stock_uom"], as_list=True))
+	for line in data["items"]:
+		found = prices.get(line["item_code"]) or []
+		if len(found) != 1:
+			return False
+		price, stock_uom = found[0], stock_uoms.get(line["item_code"])
+		if price.customer or price.batch_no or not _valid_on(price, getdate(invoice.posting_date)):
+			return False
+		if price.currency != currency or (price.uom or stock_uom) != stock_uom:
+			return False
+		if line.get("uom") not in (None, stock_uom):
+			return False
+		known = line.get("price_list_rate", line["rate"])
+		percentage, amount = pos_rules.till_discount(line)
+		if abs(flt(price.price_list_rate) - known) > TOLERANCE:
+			return False
+		if abs(known * (1 - percentage / 100) - amount - line["rate"]) > TOLERANCE:
+			return False
+	return True
+
+
+def _valid_on(price, day) -> bool:
+	return (not price.valid_from or getdate(price.valid_from) <= day) and (
+		not price.valid_upto or getdate(price.valid_upto) >= day
+	)
+
+
+def _as_charged(doc, data: dict, profile, compute: bool = True) -> None:
 	"""The lines, discounts and taxes as the terminal charged them."""
 	doc.ignore_pricing_rule = 1
 	doc.pricing_rules = []
@@ -99,7 +161,8 @@ def _as_charged(doc, data: dict, profile) -> None:
 		for tax in doc.taxes:
 			if tax.charge_type == "On Net Total":
 				tax.included_in_print_rate = 1
-	_compute(doc)
+	if compute:
+		_compute(doc)
 
 
 def _as_erpnext_would(doc, data: dict, profile) -> None:
