@@ -31,8 +31,8 @@ def match_what_was_paid(term, invoice, data: dict, op) -> str | None:
 	policy; note both totals on the operation. Returns the flag to record, or None."""
 	profile = frappe.get_cached_doc("POS Profile", invoice.pos_profile)
 	paid = pos_rules.charged_total(data)
-	if data.get("is_return"):  # a refund books what was refunded
-		_as_charged(invoice, data, profile)
+	if data.get("is_return"):  # a refund books what was refunded (insert computes its totals)
+		_as_charged(invoice, data, profile, compute=False)
 		_note(op, paid, None, "")
 		return None
 	if _erpnext_would_charge_the_same(invoice, data, profile):
