@@ -145,6 +145,7 @@ class Drainer:
 		self.max_in_flight = self.connector.get("max_in_flight") or DEFAULT_IN_FLIGHT
 		self.request_seconds: float | None = None  # the requests' moving average, once timed
 		self.deadline = float("inf")
+		self.next_claim: tuple[Claim, list[dict]] | None = None  # taken while the last one was sent
 
 	def run(self, max_seconds: float) -> dict:
 		stats = {o.value: 0 for o in Outcome}
@@ -187,11 +188,14 @@ class Drainer:
 		with ThreadPoolExecutor(self.max_in_flight) as self.pool:
 			while True:
 				if time.monotonic() > self.deadline:
+					self.hand_back_next_claim()
 					stats["more"] = True
 					break
 				waking.keep_awake(name)
 				looked_at = time.monotonic()
-				claimed = self.claim()
+				# a claim taken ahead that found nothing is not used: it looked before ``looked_at``
+				ahead, self.next_claim = self.next_claim, None
+				claimed = ahead if ahead and ahead[1] else self.claim()
 				if claimed is None:
 					continue  # another drain holds the claim lock: look again
 				claim, rows = claimed
@@ -210,21 +214,22 @@ class Drainer:
 					helpers_called = True
 				if any(r.doc_event in followed.FOLLOWED for r in rows):
 					followed.render_at_send(rows, self.specs())
-				results, slow_down = self.deliver(claim, rows)
+				results, slow_down = self.deliver(claim, rows, claim_ahead=len(rows) >= self.claim_limit())
 				for r in results:
 					stats[r.verdict.outcome.value] += len(r.names)
 				if slow_down or backoff_until(name):
+					self.hand_back_next_claim()
 					break  # the receiver asked us to slow down, or a target went away
 		return stats
 
 	# -- claiming --------------------------------------------------------------------------------
-	def claim(self) -> tuple[Claim, list[dict]] | None:
+	def claim(self, lock_wait: float = 30) -> tuple[Claim, list[dict]] | None:
 		"""Take the next due events, one per document, and commit them as Sending with a lease.
 		Claims of one connector take turns under a database lock, which every worker on every
 		machine shares; the UPDATE re-checks each row, so a row changed meanwhile is left alone.
-		None when the lock was not free within 30 s (nothing was looked at)."""
+		None when the lock was not free within ``lock_wait`` seconds (nothing was looked at)."""
 		token = frappe.generate_hash(length=20)
-		with named_lock("claim", self.connector.name, 30) as taken:
+		with named_lock("claim", self.connector.name, lock_wait) as taken:
 			if not taken:
 				return None
 			# a fresh snapshot: what the drains that held the lock meanwhile claimed is Sending now
@@ -281,11 +286,15 @@ class Drainer:
 		self.request_seconds = seconds if previous is None else 0.8 * previous + 0.2 * seconds
 
 	# -- sending ----------------------------------------------------------------------------------
-	def deliver(self, claim: Claim, rows: list[dict]) -> tuple[list[SendResult], bool]:
+	def deliver(
+		self, claim: Claim, rows: list[dict], claim_ahead: bool = False
+	) -> tuple[list[SendResult], bool]:
 		"""Send the claimed events, max_in_flight requests at a time, recording each outcome as its
 		request comes back, and renewing the lease of what is not recorded yet at half time. Also
 		whether to stop draining: the receiver asked us to slow down, or a target went away (what
-		was not sent yet is then handed back)."""
+		was not sent yet is then handed back). With ``claim_ahead`` (a backlog), the next claim is
+		taken while the last requests are out (``next_claim``): the database's part of a claim
+		then costs the drain no time of its own."""
 		waiting = deque(self.requests_of(rows))
 		in_flight: dict[Future, list[str]] = {}
 		results: list[SendResult] = []
@@ -304,6 +313,10 @@ class Drainer:
 				in_flight[future] = [e.name for e in events]
 			if not in_flight:
 				break
+			if claim_ahead and not waiting and not stop:
+				claim_ahead = False
+				# without waiting for the lock: this claim's renewals and records must not wait
+				self.next_claim = self.claim(lock_wait=0)
 			now = time.monotonic()
 			renew_in = claim.expires - self.lease_seconds / 2 - now
 			done, _ = wait(
@@ -379,6 +392,12 @@ class Drainer:
 			self.release(claim, [n for n in _names_of(waiting) if n in ours and n not in kept])
 			waiting.clear()
 			waiting.extend(keep)
+
+	def hand_back_next_claim(self) -> None:
+		if self.next_claim:
+			claim, rows = self.next_claim
+			self.release(claim, [r.name for r in rows])
+		self.next_claim = None
 
 	def release(self, claim: Claim, names: list[str]) -> None:
 		"""Hand back claimed events that were not sent: due again at once, for any drain."""
