@@ -8,6 +8,7 @@ import frappe
 from frappe import _
 
 from erp_connect.engine.cursor import Cursor, InvalidCursor
+from erp_connect.engine.receive_schemes import RequestLine
 from erp_connect.services.common import correlation
 from erp_connect.services.common.doctypes import sync_refusal
 from erp_connect.services.inbound import access, feed, idempotency, imports, inbox
@@ -104,7 +105,24 @@ def receive() -> dict:
 	# the connector comes from the query string and the signature covers the raw body, so both
 	# are read from the request itself (Frappe puts JSON bodies, not query strings, in form_dict)
 	request = frappe.request
-	return inbox.receive(request.args.get("connector") or "", dict(request.headers), request.get_data())
+	return inbox.receive(
+		request.args.get("connector") or "",
+		dict(request.headers),
+		request.get_data(),
+		request_line(request),
+	)
+
+
+def request_line(request) -> RequestLine:
+	"""The method and the URLs the request may have been called at, for schemes that sign them: as
+	this site saw it, and with the scheme a proxy in front of it reports (X-Forwarded-Proto) or
+	https, where the sender called the proxy."""
+	url = request.url
+	urls = [url]
+	forwarded = (request.headers.get("X-Forwarded-Proto") or "https").split(",")[0].strip()
+	if forwarded in ("http", "https") and "://" in url:
+		urls.append(forwarded + url[url.index("://") :])
+	return RequestLine(request.method, tuple(dict.fromkeys(urls)))
 
 
 @frappe.whitelist(allow_guest=True, methods=["GET"])
