@@ -114,15 +114,16 @@ def receive() -> dict:
 
 
 def request_line(request) -> RequestLine:
-	"""The method and the URLs the request may have been called at, for schemes that sign them: as
-	this site saw it, and with the scheme a proxy in front of it reports (X-Forwarded-Proto) or
-	https, where the sender called the proxy."""
-	url = request.url
-	urls = [url]
-	forwarded = (request.headers.get("X-Forwarded-Proto") or "https").split(",")[0].strip()
-	if forwarded in ("http", "https") and "://" in url:
-		urls.append(forwarded + url[url.index("://") :])
-	return RequestLine(request.method, tuple(dict.fromkeys(urls)))
+	"""The method and the URLs the request may have been called at, for schemes that sign them: the
+	request target exactly as it came (gunicorn's RAW_URI, uWSGI's REQUEST_URI) on this site's
+	host, with the scheme this site saw, the one a proxy in front of it reports
+	(X-Forwarded-Proto), and https (the sender called the proxy)."""
+	environ = request.environ
+	target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.full_path.rstrip("?")
+	forwarded = (request.headers.get("X-Forwarded-Proto") or "").split(",")[0].strip()
+	schemes = dict.fromkeys(s for s in (request.scheme, forwarded, "https") if s in ("http", "https"))
+	urls = [f"{scheme}://{request.host}{target}" for scheme in schemes]
+	return RequestLine(request.method, tuple(dict.fromkeys([*urls, request.url])))
 
 
 @frappe.whitelist(allow_guest=True, methods=["GET"])

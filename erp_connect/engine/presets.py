@@ -367,7 +367,7 @@ PRESETS = {
 		"push": [
 			{
 				"doctype": d,
-				"events": ["after_insert", "on_update"],
+				"events": ["on_update"],  # also fired by an insert: one event a save
 				"target": f"{OBJECTS_PATH}/{o}",
 				"map": m_out,
 			}

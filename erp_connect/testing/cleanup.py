@@ -62,6 +62,8 @@ TEST_ROWS = (
 	("Activity Log", {"user": MOBILE_USERS}),  # their logins
 	("Notification Log", {"subject": OURS}),
 	("Notification Log", {"subject": ("like", "Sync Rule SR-%")}),
+	("Contact", {"first_name": OURS}),  # the CRM tests' (test_crm.py), with their links
+	("Opportunity", {"party_name": OURS}),
 	("Customer", {"customer_name": OURS}),  # plain: the pull tests make thousands
 	("Deleted Document", {"deleted_name": OURS}),  # tombstones the feed tests read
 	# tombstones of the test sales orders (named by a series): their data names a test customer

@@ -197,12 +197,15 @@ class FakeHubSpot:
 		secret: str,
 		timestamp_ms: int | None = None,
 		body: bytes | None = None,
+		signed_url: str | None = None,
+		headers: dict | None = None,
 	) -> requests.Response:
-		"""POST ``events`` to ``url`` as HubSpot does (``body`` instead: signed as given)."""
+		"""POST ``events`` to ``url`` as HubSpot does (``body`` instead: signed as given). HubSpot
+		signs the URL it calls; ``signed_url`` is that URL when the request reaches the site another
+		way (a test posting to the site's server on 127.0.0.1 with the site's Host header)."""
 		body = json.dumps(events, separators=(",", ":")).encode() if body is None else body
-		return requests.post(
-			url, data=body, headers=self.signed_headers(secret, url, body, timestamp_ms), timeout=30
-		)
+		signed = self.signed_headers(secret, signed_url or url, body, timestamp_ms)
+		return requests.post(url, data=body, headers={**signed, **(headers or {})}, timeout=30)
 
 	# -- the API ---------------------------------------------------------------------------------------
 	def _create(self, object_type: str, properties: dict) -> str:

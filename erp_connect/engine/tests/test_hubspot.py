@@ -326,3 +326,11 @@ def test_pulls_read_hubspot_lists_with_after_cursors(hub):
 		pages += 1
 		request = pagination.next_page(spec, request, body, {}, records, hub.url)
 	assert pages == 3 and len(seen) == len(set(seen)) == 250
+
+
+def test_a_deal_is_read_with_what_tells_whether_it_is_won():
+	rules = [FieldRule("properties.dealname", "title")]
+	assert hs.object_query("deals", rules)["properties"] == "amount,closedate,dealname,dealstage"
+	assert hs.object_query("contacts", rules) == {"properties": "dealname"}
+	assert hs.is_won({"properties": {"dealstage": "closedwon"}})
+	assert not hs.is_won({"properties": {"dealstage": "closedlost"}})

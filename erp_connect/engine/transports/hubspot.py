@@ -119,6 +119,19 @@ def list_query(field_rules: Iterable[FieldRule]) -> dict:
 	return query
 
 
+WON_DEAL_PROPERTIES = ("amount", "closedate", "dealstage")  # what a won deal's order is made of
+
+
+def object_query(object_type: str, field_rules: Iterable[FieldRule]) -> dict:
+	"""The query one object is read with for a webhook: its list's, and for a deal what tells
+	whether it is won and what its order is made of."""
+	query = list_query(field_rules)
+	if object_type == "deals":
+		wanted = {p for p in query.get("properties", "").split(",") if p} | set(WON_DEAL_PROPERTIES)
+		query["properties"] = ",".join(sorted(wanted))
+	return query
+
+
 def is_won(record: Mapping) -> bool:
 	return (record.get("properties") or {}).get("dealstage") == WON_STAGE
 

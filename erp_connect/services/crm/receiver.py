@@ -105,7 +105,7 @@ class CrmSync:
 
 	def read(self, object_type: str, object_id: str) -> dict | None:
 		rule = self.rules[object_type]
-		query = hubspot.list_query(rule.inbound_field_rules())
+		query = hubspot.object_query(object_type, rule.inbound_field_rules())
 		response = self.transport.read_object(object_type, object_id, query)
 		if response.status == 404:
 			return None
