@@ -17,6 +17,7 @@ TEST_DOCUMENTS = (
 	("Sales Invoice", {"customer": OURS}),
 	("Delivery Note", {"customer_name": OURS}),
 	("Sales Order", {"customer_name": OURS}),
+	("Quotation", {"party_name": OURS}),  # the CRM tests' won deals (test_crm.py)
 	("Sync Import", {"connector": OURS}),  # with its attached files
 	("Item", {"item_code": OURS}),
 	("User Permission", {"user": MOBILE_USERS}),  # as documents: Frappe clears its cache of them

@@ -250,6 +250,22 @@ class TestCrm(ConnectTestCase):
 		self.assertEqual(frappe.db.count("Contact", {"first_name": TEST_PREFIX + "Ann"}), 1)
 		self.assertEqual(frappe.db.count("Customer", {"customer_name": TEST_PREFIX + "Acme"}), 1)
 
+	def test_a_webhook_hubspot_cannot_answer_for_fails_visibly_and_process_again_applies_it(self):
+		_company, contact = self.acme_in_hubspot()
+		self.hub.fail("read", 500)  # HubSpot is down when the site reads the contact
+		self.receive([self.hub.event("contact.creation", contact)])
+		[request] = self.process_received()
+		self.assertEqual(request.status, "Failed")
+		self.assertIn("HubSpot answered HTTP 500", request.error)
+		self.assertIsNone(self.link_of("Contact", contact))
+		self.assertTrue(
+			frappe.db.get_value("Inbound Request", request.name, "next_attempt_at")
+		)  # retried later
+		frappe.get_doc("Inbound Request", request.name).retry()  # Process Again in Desk
+		frappe.db.commit()
+		self.assertEqual(frappe.db.get_value("Inbound Request", request.name, "status"), "Processed")
+		self.assertTrue(self.link_of("Contact", contact))
+
 	def test_a_change_from_hubspot_is_applied_and_not_pushed_back(self):
 		company, contact, name = self.synced_contact()
 		customer = self.link_of("Customer", company)
@@ -332,6 +348,33 @@ class TestCrm(ConnectTestCase):
 			[self.item.name],
 		)
 		self.assertEqual(self.link_of("Sales Order", deal), orders[0].name)
+
+	def test_won_deals_can_become_quotations_instead(self):
+		connector = frappe.get_doc("Connector", self.connector.name)
+		connector.won_deals_become = "Quotation"
+		connector.append(
+			"allowed_doctypes", {"reference_doctype": "Quotation", "can_create": 1, "can_update": 1}
+		)
+		connector.save()
+		frappe.db.commit()
+		company = self.hub.add("companies", {"name": TEST_PREFIX + "Umbrella"})
+		deal = self.hub.add(
+			"deals",
+			{"dealname": TEST_PREFIX + "Won", "amount": "80", "dealstage": "closedwon"},
+			companies=[company],
+		)
+		for _ in range(2):
+			self.receive([self.hub.event("deal.creation", deal)])
+			requests = self.process_received()
+			self.assertEqual(requests[-1].status, "Processed", requests[-1].error)
+		customer = self.link_of("Customer", company)
+		quotations = frappe.get_all(
+			"Quotation", {"party_name": customer}, ["quotation_to", "grand_total", "docstatus"]
+		)
+		self.assertEqual(
+			[(q.quotation_to, q.grand_total, q.docstatus) for q in quotations], [("Customer", 80, 0)]
+		)
+		self.assertFalse(frappe.db.exists("Sales Order", {"customer": customer}))
 
 	# -- pulls -----------------------------------------------------------------------------------------
 	def test_a_scheduled_pull_reads_250_contacts_across_pages(self):
