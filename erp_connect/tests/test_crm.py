@@ -21,6 +21,7 @@ from erp_connect.testing.base import (
 	make_customer,
 	make_item,
 	site_http,
+	start_worker,
 )
 from erp_connect.testing.cleanup import delete_test_data
 from erp_connect.testing.hubspot import FakeHubSpot, error_body
@@ -375,6 +376,23 @@ class TestCrm(ConnectTestCase):
 			[(q.quotation_to, q.grand_total, q.docstatus) for q in quotations], [("Customer", 80, 0)]
 		)
 		self.assertFalse(frappe.db.exists("Sales Order", {"customer": customer}))
+
+	def test_end_to_end_on_rq_workers_a_webhook_in_and_a_customer_out(self):
+		_company, contact = self.acme_in_hubspot()
+		answer = self.receive([self.hub.event("contact.creation", contact)])
+		self.assertEqual(answer.json()["message"]["status"], "received", answer.text)
+		start_worker(burst=True).wait(timeout=120)  # the web server queued its processing
+		frappe.db.commit()
+		[request] = frappe.get_all("Inbound Request", {"connector": self.connector.name}, ["status", "error"])
+		self.assertEqual(request.status, "Processed", request.error)
+		name = self.link_of("Contact", contact)
+		self.assertEqual(frappe.db.get_value("Contact", name, "owner"), CRM_USER)
+		customer = make_customer()
+		frappe.db.commit()  # wakes the connector's drain: a job on the queue
+		start_worker(burst=True).wait(timeout=120)
+		[event] = self.events_of("Customer", customer.name)
+		self.assertEqual(event.status, "Delivered", event.last_error)
+		self.assertEqual(len(self.hub.find("companies", name=customer.customer_name)), 1)
 
 	# -- pulls -----------------------------------------------------------------------------------------
 	def test_a_scheduled_pull_reads_250_contacts_across_pages(self):

@@ -42,7 +42,6 @@ class Connector(Document):
 		bearer_token: DF.Password | None
 		connected_app: DF.Link | None
 		connector_name: DF.Data
-		deal_item: DF.Link | None
 		connector_type: DF.Literal[
 			"Webhook",
 			"REST API",
@@ -60,6 +59,7 @@ class Connector(Document):
 			"EasyPost",
 			"HubSpot",
 		]
+		deal_item: DF.Link | None
 		dry_run: DF.Check
 		enabled: DF.Check
 		failing_since: DF.Datetime | None
