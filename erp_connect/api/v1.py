@@ -8,6 +8,7 @@ import frappe
 from frappe import _
 
 from erp_connect.engine.cursor import Cursor, InvalidCursor
+from erp_connect.engine.receive_schemes import RequestLine
 from erp_connect.services.common import correlation
 from erp_connect.services.common.doctypes import sync_refusal
 from erp_connect.services.inbound import access, feed, idempotency, imports, inbox
@@ -104,7 +105,25 @@ def receive() -> dict:
 	# the connector comes from the query string and the signature covers the raw body, so both
 	# are read from the request itself (Frappe puts JSON bodies, not query strings, in form_dict)
 	request = frappe.request
-	return inbox.receive(request.args.get("connector") or "", dict(request.headers), request.get_data())
+	return inbox.receive(
+		request.args.get("connector") or "",
+		dict(request.headers),
+		request.get_data(),
+		request_line(request),
+	)
+
+
+def request_line(request) -> RequestLine:
+	"""The method and the URLs the request may have been called at, for schemes that sign them: the
+	request target exactly as it came (gunicorn's RAW_URI, uWSGI's REQUEST_URI) on this site's
+	host, with the scheme this site saw, the one a proxy in front of it reports
+	(X-Forwarded-Proto), and https (the sender called the proxy)."""
+	environ = request.environ
+	target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.full_path.rstrip("?")
+	forwarded = (request.headers.get("X-Forwarded-Proto") or "").split(",")[0].strip()
+	schemes = dict.fromkeys(s for s in (request.scheme, forwarded, "https") if s in ("http", "https"))
+	urls = [f"{scheme}://{request.host}{target}" for scheme in schemes]
+	return RequestLine(request.method, tuple(dict.fromkeys([*urls, request.url])))
 
 
 @frappe.whitelist(allow_guest=True, methods=["GET"])

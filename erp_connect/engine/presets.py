@@ -7,6 +7,7 @@ import json
 from erp_connect.engine.mapping import CONSTANT, EXTERNAL_ID_LINK, NONE, ROUND, TEMPLATE, VALUE_MAP
 from erp_connect.engine.transports import shopify
 from erp_connect.engine.transports.easypost import SHIPMENTS_PATH, STATUSES
+from erp_connect.engine.transports.hubspot import OBJECTS_PATH
 
 # (erpnext_field, external_path, transform, option)
 WOO_ITEM = [
@@ -183,6 +184,58 @@ EASYPOST_TRACKING = [
 	("tracker_id", "result.id", NONE, None),
 ]
 
+# HubSpot (engine/transports/hubspot.py): records read from it are normalized (companies, company_id,
+# emails, phones); what goes to it is {"properties": ..., "associations": [{"doctype", "name"}]}
+HUBSPOT_COMPANY_IN = [
+	("customer_name", "properties.name", NONE, None),
+	("website", "properties.domain", NONE, None),
+	("customer_type", "type", CONSTANT, "Company"),
+	("customer_group", "group", CONSTANT, "All Customer Groups"),
+	("territory", "territory", CONSTANT, "All Territories"),
+]
+HUBSPOT_COMPANY_OUT = [
+	("customer_name", "properties.name", NONE, None),
+	("website", "properties.domain", NONE, None),
+]
+HUBSPOT_CONTACT_IN = [
+	("first_name", "properties.firstname", NONE, None),
+	("last_name", "properties.lastname", NONE, None),
+	("email_ids[].email_id", "emails[].address", NONE, None),
+	("email_ids[].is_primary", "emails[].address", CONSTANT, "1"),
+	("phone_nos[].phone", "phones[].number", NONE, None),
+	("phone_nos[].is_primary_phone", "phones[].number", CONSTANT, "1"),
+	# the contact's companies -> the Contact's links to their Customers
+	("links[].link_doctype", "companies[].id", CONSTANT, "Customer"),
+	("links[].link_name", "companies[].id", EXTERNAL_ID_LINK, "Customer"),
+]
+HUBSPOT_CONTACT_OUT = [
+	("first_name", "properties.firstname", NONE, None),
+	("last_name", "properties.lastname", NONE, None),
+	("email_id", "properties.email", NONE, None),
+	("phone", "properties.phone", NONE, None),
+	("links[].link_doctype", "associations[].doctype", NONE, None),
+	("links[].link_name", "associations[].name", NONE, None),
+]
+HUBSPOT_DEAL_IN = [
+	("title", "properties.dealname", NONE, None),
+	("opportunity_amount", "properties.amount", NONE, None),
+	("expected_closing", "properties.closedate", TEMPLATE, "{{ value[:10] if value else '' }}"),
+	("opportunity_from", "from", CONSTANT, "Customer"),
+	("party_name", "company_id", EXTERNAL_ID_LINK, "Customer"),
+]
+HUBSPOT_DEAL_OUT = [
+	("title", "properties.dealname", NONE, None),
+	("opportunity_amount", "properties.amount", NONE, None),
+	("expected_closing", "properties.closedate", NONE, None),
+	("opportunity_from", "associations.doctype", NONE, None),
+	("party_name", "associations.name", NONE, None),
+]
+HUBSPOT_OBJECTS = (
+	("Customer", "companies", HUBSPOT_COMPANY_IN, HUBSPOT_COMPANY_OUT),
+	("Contact", "contacts", HUBSPOT_CONTACT_IN, HUBSPOT_CONTACT_OUT),
+	("Opportunity", "deals", HUBSPOT_DEAL_IN, HUBSPOT_DEAL_OUT),
+)
+
 PRESETS = {
 	"Webhook Receiver": {
 		"connector_type": "Webhook",
@@ -290,6 +343,39 @@ PRESETS = {
 		],
 		"inbound": [{"doctype": "Shipment Tracking Event", "id_path": "id", "map": EASYPOST_TRACKING}],
 		"receive": {"doctype": "Shipment Tracking Event", "scheme": "EasyPost HMAC"},
+	},
+	"CRM (HubSpot)": {
+		"connector_type": "HubSpot",
+		"base_url": "https://api.hubapi.com",
+		"help": (
+			"Companies, contacts and deals stay the same in HubSpot and ERPNext: HubSpot companies are "
+			"Customers, contacts are Contacts (linked to their company's Customer), deals are "
+			"Opportunities, and a deal won in HubSpot becomes a draft Sales Order. In HubSpot create a "
+			"private app (Settings > Integrations > Private Apps) with the scopes crm.objects.contacts, "
+			"crm.objects.companies and crm.objects.deals (read and write); put its access token in "
+			"Bearer Token (Auth Type Bearer Token). Under its Webhooks, set the target URL to this "
+			"connector's receive URL, {receive_url}, subscribe to the creation and property changes "
+			"of contacts, companies and deals, and copy the app's client secret into Receive Secret. "
+			"Set the API User (roles Connect API User and Sales User) and the Deal Item that a won "
+			"deal's Sales Order is made of. Pulls read all three lists every 15 minutes as well, so "
+			"nothing a lost webhook carried stays missing."
+		),
+		"pull": [
+			{"doctype": d, "list_path": f"{OBJECTS_PATH}/{o}", "map": m_in}
+			for d, o, m_in, _ in HUBSPOT_OBJECTS
+		],
+		"push": [
+			{
+				"doctype": d,
+				"events": ["on_update"],  # also fired by an insert: one event a save
+				"target": f"{OBJECTS_PATH}/{o}",
+				"map": m_out,
+			}
+			for d, o, _, m_out in HUBSPOT_OBJECTS
+		],
+		"receive": {"doctype": "Contact", "scheme": "HubSpot v3"},
+		"writes": ["Sales Order"],
+		"connector_fields": {"won_deals_become": "Sales Order"},
 	},
 	"WooCommerce": {
 		"connector_type": "WooCommerce",

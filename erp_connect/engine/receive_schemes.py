@@ -10,6 +10,7 @@ could send it again under a new id, so the inbox also takes such a body only onc
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from erp_connect.engine import signing
 from erp_connect.engine.signing import WebhookVerificationError
@@ -31,15 +32,31 @@ def signed_event_id(body: bytes) -> str:
 	return event_id
 
 
+@dataclass(frozen=True)
+class RequestLine:
+	"""How a webhook was called: its method, and the URLs it may have been called at (a site
+	behind a proxy sees http:// where the sender called https://)."""
+
+	method: str = "POST"
+	urls: tuple[str, ...] = ()
+
+
 class Scheme:
 	signs_delivery_id = False
 
 	def verify(
-		self, secret: str | None, headers: Mapping[str, str], body: bytes, settings: Mapping, now=None
+		self,
+		secret: str | None,
+		headers: Mapping[str, str],
+		body: bytes,
+		settings: Mapping,
+		now=None,
+		request: "RequestLine | None" = None,
 	) -> str:
 		"""The delivery id of a correctly signed (and, where the scheme signs a time, fresh)
 		request; WebhookVerificationError otherwise. ``headers`` have lower-case names;
-		``settings`` holds the connector's ``signature_header`` and ``id_header``."""
+		``settings`` holds the connector's ``signature_header`` and ``id_header``; ``request`` the
+		method and URL, for schemes that sign them."""
 		raise NotImplementedError
 
 	def secret_problem(self, secret: str) -> str:
@@ -54,7 +71,7 @@ class Scheme:
 class StandardWebhooks(Scheme):
 	signs_delivery_id = True  # webhook-id and webhook-timestamp are signed with the body
 
-	def verify(self, secret, headers, body, settings, now=None):
+	def verify(self, secret, headers, body, settings, now=None, request=None):
 		return signing.verify(secret or [], headers, body, now=now)
 
 	def secret_problem(self, secret):
@@ -68,7 +85,7 @@ class StandardWebhooks(Scheme):
 class HmacHeader(Scheme):
 	"""A base64 HMAC-SHA256 of the body in a header the connector names (Shopify, WooCommerce)."""
 
-	def verify(self, secret, headers, body, settings, now=None):
+	def verify(self, secret, headers, body, settings, now=None, request=None):
 		if not secret:
 			raise WebhookVerificationError("no signing secret is configured")
 		signature = headers.get((settings.get("signature_header") or "").lower())
@@ -85,7 +102,7 @@ class Stripe(Scheme):
 
 	signs_delivery_id = True
 
-	def verify(self, secret, headers, body, settings, now=None):
+	def verify(self, secret, headers, body, settings, now=None, request=None):
 		signing.verify_stripe(secret, headers.get("stripe-signature"), body, now=now)
 		return signed_event_id(body)
 
@@ -99,7 +116,7 @@ class Razorpay(Scheme):
 	"""``X-Razorpay-Signature`` (hex HMAC-SHA256 of the body); the delivery id is the
 	``x-razorpay-event-id`` header, which the signature does not cover."""
 
-	def verify(self, secret, headers, body, settings, now=None):
+	def verify(self, secret, headers, body, settings, now=None, request=None):
 		if not secret:
 			raise WebhookVerificationError("no signing secret is configured")
 		signing.verify_razorpay(secret, headers.get("x-razorpay-signature"), body)
@@ -113,10 +130,43 @@ class EasyPost(Scheme):
 
 	signs_delivery_id = True
 
-	def verify(self, secret, headers, body, settings, now=None):
+	def verify(self, secret, headers, body, settings, now=None, request=None):
 		header = (settings.get("signature_header") or signing.EASYPOST_HEADER).lower()
 		signing.verify_easypost(secret, headers.get(header), body)
 		return signed_event_id(body)
+
+
+class HubSpot(Scheme):
+	"""``X-HubSpot-Signature-v3`` over method + URL + body + ``X-HubSpot-Request-Timestamp`` (ms,
+	within 5 minutes), keyed with the app's client secret. HubSpot sends no delivery id: the id is
+	made of the event ids inside the signed body, so the same events sent again are taken once."""
+
+	signs_delivery_id = True
+
+	def verify(self, secret, headers, body, settings, now=None, request=None):
+		request = request or RequestLine()
+		signing.verify_hubspot(
+			secret,
+			headers.get(signing.HUBSPOT_HEADER.lower()),
+			headers.get(signing.HUBSPOT_TIMESTAMP_HEADER.lower()),
+			request.method,
+			request.urls,
+			body,
+			now=now,
+		)
+		return hubspot_delivery_id(body)
+
+
+def hubspot_delivery_id(body: bytes) -> str:
+	"""``hubspot:`` + a hash of the sorted event ids of a HubSpot webhook body (a JSON array)."""
+	try:
+		events = json.loads(body)
+		ids = sorted(str(e["eventId"]) for e in events)
+	except (ValueError, TypeError, KeyError):
+		raise WebhookVerificationError("the body is not a list of HubSpot events with eventId")
+	if not ids:
+		raise WebhookVerificationError("the body has no events")
+	return "hubspot:" + hashlib.sha256(",".join(ids).encode()).hexdigest()[:40]
 
 
 SCHEMES: dict[str, Scheme] = {
@@ -125,6 +175,7 @@ SCHEMES: dict[str, Scheme] = {
 	"Stripe": Stripe(),
 	"Razorpay": Razorpay(),
 	"EasyPost HMAC": EasyPost(),
+	"HubSpot v3": HubSpot(),
 }
 
 

@@ -17,6 +17,7 @@ TEST_DOCUMENTS = (
 	("Sales Invoice", {"customer": OURS}),
 	("Delivery Note", {"customer_name": OURS}),
 	("Sales Order", {"customer_name": OURS}),
+	("Quotation", {"party_name": OURS}),  # the CRM tests' won deals (test_crm.py)
 	("Sync Import", {"connector": OURS}),  # with its attached files
 	("Item", {"item_code": OURS}),
 	("Document Naming Rule", {"prefix": ("like", "ECTEST%")}),  # as documents: clears their cache
@@ -66,6 +67,8 @@ TEST_ROWS = (
 	("Activity Log", {"user": MOBILE_USERS}),  # their logins
 	("Notification Log", {"subject": OURS}),
 	("Notification Log", {"subject": ("like", "Sync Rule SR-%")}),
+	("Contact", {"first_name": OURS}),  # the CRM tests' (test_crm.py), with their links
+	("Opportunity", {"party_name": OURS}),
 	("Customer", {"customer_name": OURS}),  # plain: the pull tests make thousands
 	("Item Group", {"item_group_name": OURS}),  # the POS feed tests' groups (their items are gone)
 	("Customer Group", {"customer_group_name": OURS}),

@@ -146,6 +146,7 @@ def test_every_scheme_the_connector_offers_is_registered():
 		"Stripe",
 		"Razorpay",
 		"EasyPost HMAC",
+		"HubSpot v3",
 	}
 	with pytest.raises(KeyError):
 		receive_schemes.scheme("Carrier Pigeon")

@@ -4,6 +4,7 @@ and one line here; nothing else branches on the connector's type."""
 from erp_connect.engine.transports.base import Endpoint, OutboundEvent, Route, SendResult, Transport
 from erp_connect.engine.transports.easypost import EasyPostTransport
 from erp_connect.engine.transports.frappe_site import FrappeSiteTransport
+from erp_connect.engine.transports.hubspot import HubSpotTransport
 from erp_connect.engine.transports.mqtt import MqttTransport
 from erp_connect.engine.transports.nats_jetstream import NatsJetStreamTransport
 from erp_connect.engine.transports.payments import RazorpayTransport, StripeTransport
@@ -28,6 +29,7 @@ KINDS: dict[str, type[Transport]] = {
 	"Stripe": StripeTransport,
 	"Razorpay": RazorpayTransport,
 	"EasyPost": EasyPostTransport,
+	"HubSpot": HubSpotTransport,
 }
 
 

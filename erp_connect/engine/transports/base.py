@@ -54,6 +54,9 @@ class OutboundEvent:
 	name: str
 	event_id: str
 	payload: str  # the envelope rendered at save time (engine/outbound.py)
+	# kinds that name documents by the remote's own ids (``needs_remote_ids``): (doctype, name) ->
+	# that document's id at the remote, read from the Sync Links when the event is sent
+	remote_ids: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class SendResult:
 	# what the answer says about the events' document, to write onto it once the events are recorded
 	# as delivered (fieldname -> value; services/push/write_back.py): a carrier's tracking number
 	write_back: Mapping[str, object] | None = None
+	# the id the remote gave the event's document (a CRM's new company): kept as its Sync Link
+	external_id: str | None = None
 
 
 class Transport:
@@ -83,6 +88,9 @@ class Transport:
 	# their own permissions, instead of one API user: mobile apps
 	callers_are_people = False
 	requests_per_send = 1  # the most requests one send makes one after another (leases are sized to them)
+	# the remote names documents by ids of its own: delivery hands each event the ids of the
+	# documents ``documents_named`` lists (OutboundEvent.remote_ids)
+	needs_remote_ids = False
 
 	def __init__(self, endpoint: Endpoint):
 		self.endpoint = endpoint
@@ -126,6 +134,21 @@ class Transport:
 	def pull_defaults(cls, doctype: str) -> dict:
 		"""Pull Rule settings this kind fixes (another Frappe site's REST list); {} for none."""
 		return {}
+
+	@staticmethod
+	def list_query(field_rules) -> dict:
+		"""Query parameters a pull rule's list is read with, from its field map; {} for none."""
+		return {}
+
+	@staticmethod
+	def records_read(records: list[dict]) -> list[dict]:
+		"""Records of a pulled page as field maps read them (the kind's own shape: as they came)."""
+		return records
+
+	@staticmethod
+	def documents_named(payload: Mapping) -> list[tuple[str, str]]:
+		"""(doctype, name) of the documents whose remote ids sending an event needs."""
+		return []
 
 	# -- HTTP helpers for the kinds that speak it ----------------------------------------------
 	def request(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]) -> http.Response:

@@ -20,6 +20,7 @@ from erp_connect.engine.retry import RetryPolicy
 from erp_connect.engine.signing import WebhookVerificationError
 from erp_connect.services.common.status import ERROR
 from erp_connect.services.common.users import run_as_api_user
+from erp_connect.services.crm.receiver import apply_delivery as apply_crm_events
 from erp_connect.services.inbound.access import check_limits
 from erp_connect.services.inbound.upsert import describe, upsert
 from erp_connect.services.payments.receiver import apply_delivery as apply_payments
@@ -50,8 +51,14 @@ class NotJson(frappe.ValidationError):
 MAX_RECORDS = 1000  # per delivery, as per upsert call: one job must be able to finish it
 
 
-def receive(connector_name: str, headers: Mapping[str, str], body: bytes) -> dict:
-	"""Verify and store one delivery; processing is enqueued for after the commit."""
+def receive(
+	connector_name: str,
+	headers: Mapping[str, str],
+	body: bytes,
+	request_line: receive_schemes.RequestLine | None = None,
+) -> dict:
+	"""Verify and store one delivery; processing is enqueued for after the commit.
+	``request_line``: how it was called, for schemes that sign the method and URL (HubSpot)."""
 	if len(body) > MAX_BODY_BYTES:
 		raise TooLarge(_("the body is larger than {0} bytes").format(MAX_BODY_BYTES))
 	enabled, doctype = frappe.db.get_value("Connector", connector_name, ["enabled", "receive_doctype"]) or (
@@ -61,7 +68,7 @@ def receive(connector_name: str, headers: Mapping[str, str], body: bytes) -> dic
 	if not enabled or not doctype:
 		raise NotReceiving(_("no webhook receiver here"))
 	connector = frappe.get_doc("Connector", connector_name)
-	delivery_id = verify(connector, headers, body)
+	delivery_id = verify(connector, headers, body, request_line)
 	check_limits(connector)  # after the signature: unsigned junk must not use up the quota
 	check_records(body)
 
@@ -98,7 +105,7 @@ def _seen(connector: str, field: str, value: str) -> bool:
 
 
 def check_records(body: bytes) -> None:
-	"""A body the background job can process: JSON, with at most MAX_RECORDS records."""
+	"""A body the background job can process: JSON, with at most MAX_RECORDS records (or events)."""
 	try:
 		records = records_of(json.loads(body))
 	except ValueError:
@@ -109,12 +116,18 @@ def check_records(body: bytes) -> None:
 		)
 
 
-def verify(connector, headers: Mapping[str, str], body: bytes) -> str:
+def verify(connector, headers: Mapping[str, str], body: bytes, request_line=None) -> str:
 	"""The delivery id of a correctly signed, fresh request; Unauthorized otherwise."""
 	lowered = {k.lower(): v for k, v in headers.items()}
 	try:
 		scheme = receive_schemes.scheme(connector.receive_scheme)
-		return scheme.verify(connector.secret("receive_secret"), lowered, body, connector.scheme_settings())
+		return scheme.verify(
+			connector.secret("receive_secret"),
+			lowered,
+			body,
+			connector.scheme_settings(),
+			request=request_line,
+		)
 	except (WebhookVerificationError, KeyError) as e:
 		raise Unauthorized(_("webhook refused: {0}").format(str(e)))
 
@@ -169,7 +182,7 @@ def upsert_records(connector, request) -> tuple[dict, list[str]]:
 
 
 # what a kind's deliveries carry (Transport.receives) -> who applies them: (result, errors)
-RECEIVERS = {"records": upsert_records, "payments": apply_payments}
+RECEIVERS = {"records": upsert_records, "payments": apply_payments, "crm events": apply_crm_events}
 
 
 def records_of(body) -> list:

@@ -103,6 +103,34 @@ def external_id_of(connector: str, doctype: str, name: str) -> str:
 	return found[0][0]
 
 
+def link_pushed(connector: str, doctype: str, name: str, external_id: str) -> None:
+	"""A push created (or updated) the document at the connector's system under ``external_id``:
+	link them, so its next push updates that record and its webhooks find this document. The remote
+	now holds ERPNext's version, so the link forgets ERPNext's last hash: a later remote change is
+	not taken for a conflict with what was already sent."""
+	external_id = checked_external_id(external_id)
+	found = frappe.db.sql(
+		"""select name from `tabSync Link`
+		where connector = %s and reference_doctype = %s and external_id = %s for update""",
+		(connector, doctype, external_id),
+	)
+	values = {"reference_name": name, "local_hash": None, "last_synced_at": now_datetime()}
+	if found:
+		frappe.db.set_value("Sync Link", found[0][0], values, update_modified=False)
+		return
+	link = frappe._dict(
+		external_id=external_id, content_hash=None, correlation_id=correlation.current(), **values
+	)
+	try:
+		insert_links(connector, doctype, [link])
+	except RacingLink:  # a webhook of the same record linked it meanwhile
+		frappe.db.set_value(
+			"Sync Link",
+			{"connector": connector, "reference_doctype": doctype, "external_id": external_id},
+			values,
+		)
+
+
 def save_link(
 	link, connector: str, doctype: str, external_id: str, name: str, hashes: dict, defer: bool = False
 ) -> dict:

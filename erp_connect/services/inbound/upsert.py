@@ -5,6 +5,8 @@ Each record is written inside its own savepoint: a bad record is rolled back and
 the others are kept, unless the caller asks for the whole batch to be atomic.
 """
 
+import copy
+
 import frappe
 from frappe import _
 from frappe.model import default_fields
@@ -182,14 +184,14 @@ def upsert_one(
 				return hold_conflict(
 					connector, spec, doc, str(external_id), data, content_hash, link, decision
 				)
-		doc.update(data)
+		doc.update(copy.deepcopy(data))  # Frappe adds doctype, parent, idx to the child rows it is given
 		doc.flags.erp_connect_origin = connector  # not pushed back to where it came from
 		doc.save()
 		status = UPDATED
 	else:
 		if "create" not in allowed:
 			raise access.AccessDenied(not_allowed(connector, "create", doctype))
-		doc = frappe.get_doc({**data, "doctype": doctype})
+		doc = frappe.get_doc({**copy.deepcopy(data), "doctype": doctype})  # ``data`` stays what was sent
 		doc.flags.erp_connect_origin = connector
 		doc.insert()
 		status = CREATED

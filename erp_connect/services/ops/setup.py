@@ -25,7 +25,8 @@ def apply_preset(connector: str, preset: str) -> dict:
 	if receive:
 		doc.receive_scheme = receive["scheme"]
 		doc.receive_signature_header = receive.get("header") or doc.receive_signature_header
-	writes = [r["doctype"] for r in spec.get("pull", []) + spec.get("inbound", [])]
+	doc.update(spec.get("connector_fields") or {})
+	writes = [r["doctype"] for r in spec.get("pull", []) + spec.get("inbound", [])] + spec.get("writes", [])
 	allow_writes(doc, writes + ([receive["doctype"]] if receive.get("doctype") else []))
 	# receiving starts once the API User and the secret are there (the form asks for them next)
 	receives_now = bool(receive.get("doctype") and doc.api_user and doc.receive_secret)

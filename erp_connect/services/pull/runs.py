@@ -119,6 +119,7 @@ class Puller:
 	def __init__(self, rule: str, full_resync: bool):
 		self.rule = frappe.get_doc("Pull Rule", rule)
 		self.connector = frappe.get_doc("Connector", self.rule.connector)
+		self.kind = transports.kind(self.connector.connector_type)
 		self.spec = self.rule.list_spec()
 		self.upsert_spec = self.rule.upsert_spec()
 		self.full_resync = full_resync
@@ -193,9 +194,8 @@ class Puller:
 		)
 
 	def read(self) -> None:
-		kind = transports.kind(self.connector.connector_type)
-		if kind.reads_stream:
-			self.read_stream(kind(self.connector.endpoint()))
+		if self.kind.reads_stream:
+			self.read_stream(self.kind(self.connector.endpoint()))
 		else:
 			self.read_pages()
 
@@ -259,7 +259,7 @@ class Puller:
 			following = pagination.next_page(
 				self.spec, self.request, body, headers, records, self.connector.base_url
 			)
-			self.apply(records)
+			self.apply(self.kind.records_read(records))
 			self.save_position(following)
 			self.request = following
 

@@ -14,6 +14,7 @@ back, the lease of what is not recorded yet is renewed at half time, and a reque
 and a margin left. A slow receiver slows delivery down; it never multiplies it.
 """
 
+import json
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -52,7 +53,7 @@ DUE_VALUES = {"waiting": WAITING, "sending": SENDING, "unfinished": UNFINISHED}
 # the connector's enabled rules and stops at the limit, so its cost does not grow with the backlog. An
 # event is a candidate only when no earlier event (by seq) of the same document is still unfinished:
 # the per-document order.
-CLAIMED_FIELDS = "name, event_id, sync_rule, payload, doc_event, reference_name"
+CLAIMED_FIELDS = "name, event_id, sync_rule, payload, doc_event, reference_doctype, reference_name"
 CANDIDATES_SQL = f"""
 select {", ".join("e." + f for f in CLAIMED_FIELDS.split(", "))}
 from `tabSync Event` e force index (primary)
@@ -346,12 +347,33 @@ class Drainer:
 	def requests_of(self, rows: list[dict]) -> list[tuple[Route, list[OutboundEvent]]]:
 		"""Each rule's events in requests of its batch size."""
 		requests_to_send = []
+		ids = self.remote_ids_of(rows) if self.kind.needs_remote_ids else {}
 		for rule, events in _group_by(rows, "sync_rule").items():
 			route = self.routes[rule]
-			events = [OutboundEvent(e.name, e.event_id, e.payload) for e in events]
+			events = [OutboundEvent(e.name, e.event_id, e.payload, ids.get(e.name, {})) for e in events]
 			for i in range(0, len(events), route.batch_size):
 				requests_to_send.append((route, events[i : i + route.batch_size]))
 		return requests_to_send
+
+	def remote_ids_of(self, rows: list[dict]) -> dict[str, dict]:
+		"""For kinds that name documents by the remote's ids: each event's documents (its own, its
+		associations') -> their ids there, read now from the Sync Links (one query a claim), so an
+		event saved before its document's first event was delivered still finds the id."""
+		named = {
+			row.name: self.kind.documents_named(json.loads(row.payload)) if row.payload else []
+			for row in rows
+		}
+		wanted = {pair for pairs in named.values() for pair in pairs}
+		found = {
+			(doctype, name): external_id
+			for doctype, name, external_id in frappe.db.sql(
+				"""select reference_doctype, reference_name, external_id from `tabSync Link`
+				where connector = %s and (reference_doctype, reference_name) in %s
+				order by last_synced_at""",
+				(self.connector.name, tuple(wanted) or (("", ""),)),
+			)
+		}
+		return {event: {p: found[p] for p in pairs if p in found} for event, pairs in named.items()}
 
 	def send(self, claim: Claim, route: Route, events: list[OutboundEvent]) -> list[SendResult] | None:
 		"""One request, in a sender thread (no frappe here); None when the lease has too little time
@@ -419,7 +441,7 @@ class Drainer:
 		delivered_by_code: dict[int, list[str]] = {}
 		delivered = 0
 		for r in results:
-			if r.verdict.outcome is Outcome.DELIVERED and r.write_back:
+			if r.verdict.outcome is Outcome.DELIVERED and (r.write_back or r.external_id):
 				delivered += self.record_with_write_back(token, r, now)
 			elif r.verdict.outcome is Outcome.DELIVERED:
 				delivered_by_code.setdefault(r.status_code or 0, []).extend(r.names)  # 0: not HTTP
@@ -458,7 +480,9 @@ class Drainer:
 		)
 		count = frappe.db._cursor.rowcount
 		if count:
-			note = write_back_events(result.names, result.write_back)
+			note = write_back_events(
+				result.names, result.write_back or {}, self.connector.name, result.external_id
+			)
 			if note:
 				frappe.db.sql(
 					"update `tabSync Event` set last_error=%s where name in %s", (note, tuple(result.names))

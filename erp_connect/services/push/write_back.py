@@ -13,6 +13,8 @@ from collections.abc import Mapping
 import frappe
 from frappe import _
 
+from erp_connect.services.inbound.links import link_pushed
+
 
 def write_back(doctype: str, name: str, values: Mapping[str, object]) -> str | None:
 	"""Write ``values`` onto the document; a note naming the fields it does not have, or None."""
@@ -28,8 +30,14 @@ def write_back(doctype: str, name: str, values: Mapping[str, object]) -> str | N
 	return None
 
 
-def write_back_events(names: list[str], values: Mapping[str, object]) -> str | None:
-	"""Write ``values`` onto the document of each event in ``names``."""
+def write_back_events(
+	names: list[str],
+	values: Mapping[str, object],
+	connector: str | None = None,
+	external_id: str | None = None,
+) -> str | None:
+	"""Write ``values`` onto the document of each event in ``names``, and keep ``external_id`` (the
+	id the remote gave it) as its Sync Link with ``connector``."""
 	notes = []
 	for doctype, name in frappe.get_all(
 		"Sync Event",
@@ -39,7 +47,9 @@ def write_back_events(names: list[str], values: Mapping[str, object]) -> str | N
 		distinct=True,
 	):
 		try:
-			note = write_back(doctype, name, values)
+			if external_id:
+				link_pushed(connector, doctype, name, external_id)
+			note = write_back(doctype, name, values) if values else None
 		except Exception as e:  # the delivery happened: it stays Delivered, with the reason
 			note = _("the answer was not written back to {0} {1}: {2}").format(doctype, name, e)
 		if note:

@@ -57,7 +57,9 @@ class Connector(Document):
 			"Stripe",
 			"Razorpay",
 			"EasyPost",
+			"HubSpot",
 		]
+		deal_item: DF.Link | None
 		dry_run: DF.Check
 		enabled: DF.Check
 		failing_since: DF.Datetime | None
@@ -74,7 +76,7 @@ class Connector(Document):
 		receive_doctype: DF.Link | None
 		receive_id_header: DF.Data | None
 		receive_scheme: DF.Literal[
-			"Standard Webhooks", "HMAC-SHA256 Header", "Stripe", "Razorpay", "EasyPost HMAC"
+			"Standard Webhooks", "HMAC-SHA256 Header", "Stripe", "Razorpay", "EasyPost HMAC", "HubSpot v3"
 		]
 		receive_secret: DF.Password | None
 		receive_signature_header: DF.Data | None
@@ -83,6 +85,7 @@ class Connector(Document):
 		signing_secret: DF.Password | None
 		timeout_seconds: DF.Float
 		username: DF.Data | None
+		won_deals_become: DF.Literal["", "Sales Order", "Quotation"]
 	# end: auto-generated types
 
 	def validate(self):
@@ -278,6 +281,12 @@ class Connector(Document):
 		kind = transports.kind(self.connector_type)
 		if kind.receives == "payments":
 			self.validate_payment_receiving(kind)
+		elif kind.receives == "crm events" and self.receive_scheme != kind.receive_scheme:
+			frappe.throw(
+				_("A {0} connector's webhooks are signed the {1} way: set Signature Scheme to {1}").format(
+					_(self.connector_type), kind.receive_scheme
+				)
+			)
 		scheme = receive_schemes.scheme(self.receive_scheme)
 		missing = [
 			label

@@ -129,8 +129,11 @@ class PullRule(FieldMapped, Document):
 			cursor_param=self.cursor_param or "cursor",
 			id_field=self.id_field or "id",
 			modified_field=self.modified_field or "",
-			extra_query=self.frappe_fields(),
+			extra_query={**self.frappe_fields(), **self.kind().list_query(self.inbound_field_rules())},
 		)
+
+	def kind(self):
+		return transports.kind(frappe.db.get_value("Connector", self.connector, "connector_type"))
 
 	def frappe_fields(self) -> dict:
 		"""For a Frappe site, ask only for the fields the map reads (all of them without a map)."""
