@@ -26,12 +26,12 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
 from erp_connect.engine import signing
+from erp_connect.testing.fake_http import NOT_JSON, FakePlatformServer, Request
 
 MAX_LIMIT = 100
 # the properties each type knows (HubSpot's defaults and a few more); others are a 400
@@ -77,10 +77,10 @@ def now_iso() -> str:
 	return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
 
 
-class FakeHubSpot:
-	def __init__(self, token: str = "pat-na1-test", host: str = "127.0.0.1", port: int = 0):
+class FakeHubSpot(FakePlatformServer):
+	def __init__(self, token: str = "pat-na1-test", **server):
+		super().__init__(**server)
 		self.token = token
-		self.lock = threading.Lock()
 		self.objects: dict[str, dict[str, dict]] = defaultdict(dict)  # type -> id -> object
 		self.associations: set[tuple[str, str, str, str]] = set()  # (from type, id, to type, id)
 		self.requests: list[tuple[str, str, int]] = []  # (method, path, status answered)
@@ -88,28 +88,6 @@ class FakeHubSpot:
 		self.faults: dict[str, deque[Fault]] = defaultdict(deque)
 		self.next_id = 1001
 		self.next_event_id = 1
-		self.server = ThreadingHTTPServer((host, port), self._handler_class())
-		self.server.daemon_threads = True
-		self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-	@property
-	def url(self) -> str:
-		host, port = self.server.server_address[:2]
-		return f"http://{host}:{port}"
-
-	def start(self) -> "FakeHubSpot":
-		self.thread.start()
-		return self
-
-	def stop(self) -> None:
-		self.server.shutdown()
-		self.server.server_close()
-
-	def __enter__(self) -> "FakeHubSpot":
-		return self.start()
-
-	def __exit__(self, *exc) -> None:
-		self.stop()
 
 	def reset(self) -> None:
 		with self.lock:
@@ -351,57 +329,23 @@ class FakeHubSpot:
 		self._associate(from_type, from_id, to_type, to_id)
 		return 200, {"status": "COMPLETE", "results": [{"from": {"id": from_id}, "to": {"id": to_id}}]}, {}
 
-	def _handler_class(self):
-		fake = self
-
-		class Handler(BaseHTTPRequestHandler):
-			protocol_version = "HTTP/1.1"
-
-			def log_message(self, *args):
-				pass
-
-			def do_GET(self):
-				self._handle("GET")
-
-			def do_POST(self):
-				self._handle("POST")
-
-			def do_PATCH(self):
-				self._handle("PATCH")
-
-			def do_PUT(self):
-				self._handle("PUT")
-
-			def _handle(self, method: str):
-				length = int(self.headers.get("Content-Length") or 0)
-				raw = self.rfile.read(length) if length else b""
-				split = urlsplit(self.path)
-				with fake.lock:
-					if self.headers.get("Authorization") != f"Bearer {fake.token}":
-						status, body, headers = (
-							401,
-							error_body(
-								"INVALID_AUTHENTICATION",
-								"Authentication credentials not found. This API supports OAuth 2.0 authentication",
-							),
-							{},
-						)
-					else:
-						try:
-							parsed = json.loads(raw) if raw else None
-						except ValueError:
-							parsed = None
-						if method in ("POST", "PATCH"):
-							fake.bodies.append((method, split.path, parsed))
-						status, body, headers = fake.handle(method, split.path, parse_qs(split.query), parsed)
-					fake.requests.append((method, split.path, status))
-				data = json.dumps(body).encode()
-				self.send_response(status)
-				self.send_header("Content-Type", "application/json;charset=utf-8")
-				self.send_header("Content-Length", str(len(data)))
-				for k, v in headers.items():
-					self.send_header(k, v)
-				self.end_headers()
-				self.wfile.write(data)
-
-		return Handler
+	def answer(self, request: Request) -> tuple[int, object, dict]:
+		path = request.path
+		with self.lock:
+			if request.headers.get("Authorization") != f"Bearer {self.token}":
+				status, body, headers = (
+					401,
+					error_body(
+						"INVALID_AUTHENTICATION",
+						"Authentication credentials not found. This API supports OAuth 2.0 authentication",
+					),
+					{},
+				)
+			else:
+				parsed = None if request.body is NOT_JSON else request.body
+				if request.method in ("POST", "PATCH"):
+					self.bodies.append((request.method, path, parsed))
+				query = parse_qs(urlsplit(request.target).query)
+				status, body, headers = self.handle(request.method, path, query, parsed)
+			self.requests.append((request.method, path, status))
+		return status, body, headers
