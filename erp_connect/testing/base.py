@@ -397,3 +397,15 @@ def _start_site_server() -> str:
 	)
 	atexit.register(process.terminate)
 	return _wait_until_up(f"http://127.0.0.1:{port}", frappe.local.site, process)
+
+
+def bench(*args: str) -> subprocess.CompletedProcess:
+	"""``bench --site SITE erp-connect ARGS`` in a process of its own, as an operator runs it."""
+	command = [sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", frappe.local.site]
+	return subprocess.run(
+		[*command, "erp-connect", *args],
+		cwd=os.path.abspath(frappe.local.sites_path),
+		capture_output=True,
+		text=True,
+		timeout=300,
+	)

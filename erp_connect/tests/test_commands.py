@@ -8,21 +8,10 @@ import sys
 
 import frappe
 
-from erp_connect.testing.base import REMOTE_CUSTOMER_MAP, TEST_PREFIX, ConnectTestCase, make_customer
+from erp_connect.testing.base import REMOTE_CUSTOMER_MAP, TEST_PREFIX, ConnectTestCase, bench, make_customer
 from erp_connect.testing.cleanup import delete_test_data
 from erp_connect.testing.pull import CUSTOMERS_ALLOWED, PULL_USER, make_pull_user, remote_customers
 from erp_connect.testing.remote import Reply
-
-
-def bench(*args: str) -> subprocess.CompletedProcess:
-	command = [sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", frappe.local.site]
-	return subprocess.run(
-		[*command, "erp-connect", *args],
-		cwd=os.path.abspath(frappe.local.sites_path),
-		capture_output=True,
-		text=True,
-		timeout=300,
-	)
 
 
 class TestCommands(ConnectTestCase):

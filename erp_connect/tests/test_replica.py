@@ -6,7 +6,7 @@ import unittest
 import frappe
 
 from erp_connect.services.push import replica
-from erp_connect.testing.base import TEST_PREFIX, make_customer, make_item, make_sales_invoice
+from erp_connect.testing.base import TEST_PREFIX, bench, make_customer, make_item, make_sales_invoice
 from erp_connect.testing.push import PushTestCase
 from erp_connect.testing.servers import port_open
 
@@ -234,8 +234,6 @@ class TestReplica(PushTestCase):
 		self.assertTrue({c.name for c in customers} <= names)
 
 	def test_rebuild_table_command_drops_and_copies_again(self):
-		from erp_connect.tests.test_commands import bench
-
 		rule = self.replica_rule()
 		customer = make_customer(
 			credit_limits=[{"company": frappe.db.get_value("Company", {}), "credit_limit": 7}]
