@@ -19,13 +19,14 @@ from erp_connect.benchmarks.push import (
 	cleanup,
 	make_connector,
 	pending,
+	ready_workers,
 	seed_backlog,
 	set_rule,
 	start_receiver,
+	stop_workers,
 )
 from erp_connect.services.push.delivery import DRAINS_PER_CONNECTOR
 from erp_connect.services.push.wake import DRAIN
-from erp_connect.testing.base import kill_worker, start_worker
 
 LATENCIES = (0, 0.1, 1.0, 3.0)
 MAX_EVENTS = 6400  # a phase of 20 s even at 320 events/s (100 ms, 4 workers): ramp-up amortized
@@ -62,12 +63,8 @@ def phase(url: str, rule: str, latency: float, workers: int, in_flight: int, sec
 	queue = get_queue("default")
 	queue.empty()
 	before = counts(url)
-	# the workers start first: what is timed is delivery, not how long a Frappe process takes to start
-	processes = [start_worker(burst=False) for _ in range(workers)]
+	processes = ready_workers(workers)
 	try:
-		ready_by = time.monotonic() + 120
-		while len(Worker.all(queue=queue)) < workers and time.monotonic() < ready_by:
-			time.sleep(0.2)
 		started = time.perf_counter()
 		frappe.enqueue(DRAIN, connector=CONNECTOR)
 		frappe.db.commit()
@@ -76,12 +73,7 @@ def phase(url: str, rule: str, latency: float, workers: int, in_flight: int, sec
 			time.sleep(0.1)
 		elapsed = time.perf_counter() - started
 	finally:
-		for process in processes:
-			kill_worker(process)
-		# the killed workers' jobs stay "started" until RQ's registry clean-up gives up on them;
-		# meanwhile their job ids (a helper drain's slot of this minute) would look taken
-		for job_id in queue.started_job_registry.get_job_ids():
-			queue.started_job_registry.remove(job_id, delete_job=True)
+		stop_workers(processes)
 	after = counts(url)
 	sent, distinct = after[0] - before[0], after[1] - before[1]
 	delivered = frappe.db.count("Sync Event", {"connector": CONNECTOR, "status": "Delivered"})
