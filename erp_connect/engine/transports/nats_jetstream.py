@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import nats
 import nats.errors
 import nats.js.errors
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, PubAck
 
 from erp_connect.engine import http, pagination
 from erp_connect.engine.transports import base, streams
@@ -91,12 +91,22 @@ class NatsJetStreamTransport(base.Transport):
 			acks = [e] * len(messages)
 		if any(isinstance(a, BaseException) and not isinstance(a, ANSWERS) for a in acks):
 			self._forget_connection()  # no answer: the next send connects afresh
-		return results + [
-			self._outcome([name], message, ack) for (name, message), ack in zip(messages, acks, strict=True)
-		]
+		# stored: one result for all the messages a stream took alike (a result each is dear)
+		stored: dict[tuple[str, bool], list[str]] = {}
+		for (name, message), ack in zip(messages, acks, strict=True):
+			if isinstance(ack, PubAck):
+				stored.setdefault((ack.stream, bool(ack.duplicate)), []).append(name)
+			else:
+				results.append(self._outcome([name], message, ack))
+		for (stream, duplicate), names in stored.items():
+			reason = f"stored in JetStream stream {stream} ({len(names)} messages)"
+			if duplicate:
+				reason = f"JetStream stream {stream} already had them ({len(names)} duplicate ids)"
+			results.append(streams.delivered(names, reason))
+		return results
 
-	def _outcome(self, names: list[str], message: streams.Message, ack) -> base.SendResult:
-		"""One message's result from its PubAck, or from what was raised instead."""
+	def _outcome(self, names: list[str], message: streams.Message, ack: BaseException) -> base.SendResult:
+		"""One message's result from what was raised instead of its PubAck."""
 		if isinstance(ack, nats.js.errors.NoStreamResponseError):
 			return streams.dead(
 				names,
@@ -113,12 +123,7 @@ class NatsJetStreamTransport(base.Transport):
 			return streams.retry(names, f"no PubAck within {self.endpoint.timeout:g} s (sent again later)")
 		if isinstance(ack, concurrent.futures.CancelledError | asyncio.CancelledError):
 			return streams.retry(names, "the connection closed before the PubAck arrived")
-		if isinstance(ack, BaseException):
-			return streams.retry(names, f"{type(ack).__name__}: {ack}")
-		reason = f"stored in JetStream stream {ack.stream} as seq {ack.seq}"
-		if ack.duplicate:
-			reason = f"JetStream stream {ack.stream} already had it (duplicate id, seq {ack.seq})"
-		return streams.delivered(names, reason)
+		return streams.retry(names, f"{type(ack).__name__}: {ack}")
 
 	async def _publish_all(self, messages: list[streams.Message], deadline: streams.Deadline) -> list:
 		"""Publish every message without waiting, then wait for their PubAcks together (JetStream's
