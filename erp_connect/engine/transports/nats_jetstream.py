@@ -65,7 +65,8 @@ class NatsJetStreamTransport(base.Transport):
 	# -- sending ---------------------------------------------------------------------------------
 	def send(self, route: base.Route, events: Sequence[base.OutboundEvent]) -> list[base.SendResult]:
 		"""A batch is published at once (each event its own message, the PubAcks awaited side by
-		side on the one connection); each event gets the outcome of its own PubAck."""
+		side on the one connection); each event gets the outcome of its own PubAck (the messages a
+		stream stored alike share one result)."""
 		results, messages = [], []
 		for event in events:
 			try:
