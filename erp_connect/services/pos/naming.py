@@ -5,20 +5,18 @@ import frappe
 from frappe.model.naming import NamingSeries, get_default_naming_series, parse_naming_series
 from frappe.utils import cint
 
-from erp_connect.services.pos.documents import SERIES_NAMED
 
-
-def reserve_document_names(token: str) -> None:
+def reserve_document_names(token: str, series_named: dict) -> None:
 	"""Give each claimed operation that creates a series-named document its name now, in this
 	short transaction. Otherwise every apply would hold the naming series' row lock for the whole
 	of its insert and submit, and parallel workers would take turns instead of working together."""
 	rows = frappe.get_all(
 		"POS Operation",
-		{"claim_token": token, "reserved_name": ("is", "not set"), "op_type": ("in", list(SERIES_NAMED))},
+		{"claim_token": token, "reserved_name": ("is", "not set"), "op_type": ("in", list(series_named))},
 		["name", "op_type"],
 		order_by="client_timestamp, client_id",
 	)
-	for op_type, doctype in SERIES_NAMED.items():
+	for op_type, doctype in series_named.items():
 		ops = [r.name for r in rows if r.op_type == op_type]
 		for op, reserved in zip(ops, reserve_names(doctype, len(ops)), strict=True):
 			frappe.db.set_value("POS Operation", op, "reserved_name", reserved, update_modified=False)

@@ -78,18 +78,24 @@ def allow_negative_stock(doc) -> None:
 
 
 def reconciliation_task(term, doc, flag: str) -> None:
+	description = _("Reconcile stock: {0} (terminal {1})").format(flag, term.name)
+	review_task("Stock Manager", doc.doctype, doc.name, description)
+
+
+def review_task(role: str, doctype: str, name: str, description: str) -> None:
+	"""A ToDo on the document for a person with ``role`` (any other than Administrator)."""
 	owners = frappe.get_all(
 		"Has Role",
-		{"role": "Stock Manager", "parenttype": "User", "parent": ("!=", "Administrator")},
+		{"role": role, "parenttype": "User", "parent": ("!=", "Administrator")},
 		pluck="parent",
 	)
 	frappe.get_doc(
 		{
 			"doctype": "ToDo",
 			"allocated_to": owners[0] if owners else "Administrator",
-			"reference_type": doc.doctype,
-			"reference_name": doc.name,
-			"description": _("Reconcile stock: {0} (terminal {1})").format(flag, term.name),
+			"reference_type": doctype,
+			"reference_name": name,
+			"description": description,
 			"priority": "High",
 		}
 	).insert(ignore_permissions=True)  # a task for a person, whoever the terminal's user is
