@@ -5,7 +5,7 @@ frappe.ui.form.on("POS Operation", {
 	refresh(frm) {
 		frm.add_custom_button(__("Events Caused"), () =>
 			frappe.set_route("List", "Sync Event", { correlation_id: frm.doc.name }), __("Correlation"));
-		if (frm.doc.reference_doctype === "POS Closing Entry" && (frm.doc.flag || "").includes("Retry Consolidation")) {
+		if (frm.doc.reference_doctype === "POS Closing Entry" && frm.doc.status === "Flagged") {
 			frm.add_custom_button(__("Retry Consolidation"), () =>
 				frm.call("retry_consolidation").then(() => {
 					frappe.show_alert(__("Consolidation queued"));
