@@ -141,11 +141,17 @@ SHIFT_USERS = ("like", "ec-pos-shift-%@example.com")  # each shift test has its 
 
 
 def settle_open_shifts() -> None:
-	"""What a shift test left unfinished, cancelled: its unconsolidated POS Invoices and open POS
-	Opening Entries. ERPNext closes a shift with every unconsolidated POS Invoice of the profile
+	"""What a shift test left unfinished, cancelled: its closings never merged, unconsolidated POS
+	Invoices and open POS Opening Entries. ERPNext closes a shift with every unconsolidated POS Invoice of the profile
 	and user since the opening, so a later run's closing would take them in."""
 	frappe.db.rollback()
 	frappe.set_user("Administrator")
+	for name in frappe.get_all(
+		"POS Closing Entry",
+		{"user": SHIFT_USERS, "docstatus": 1, "status": ("in", ("Queued", "Failed"))},
+		pluck="name",
+	):
+		frappe.get_doc("POS Closing Entry", name).cancel()  # never merged: nothing to undo
 	for name in frappe.get_all(
 		"POS Invoice",
 		{"owner": SHIFT_USERS, "docstatus": 1, "consolidated_invoice": ("is", "not set")},

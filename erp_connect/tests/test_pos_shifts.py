@@ -153,7 +153,10 @@ class TestADayWithShifts(ShiftTestCase):
 		a.open_shift(cash(100))
 		sold_a = [sell(a, item1, 2) for _ in range(3)]
 		a.record_return(
-			[{"item_code": item1, "qty": 1, "rate": 10.0}], cash(10.0), return_against_client_id=sold_a[0]
+			[{"item_code": item1, "qty": 1, "rate": 10.0}],
+			cash(10.0),
+			return_against_client_id=sold_a[0],
+			customer=self.walk_in,
 		)
 		a.close_shift(cash(150))
 		worker = start_worker(burst=False, queue="default,long")
@@ -265,7 +268,7 @@ class TestShiftRaces(ShiftTestCase):
 	def test_two_workers_and_a_killed_one_book_each_shift_document_once(self):
 		item = stocked(100)
 		term, _, _ = self.shift_terminal("race")
-		now = datetime.datetime.now(datetime.UTC)
+		now = hours_ago(1)
 		at = lambda seconds: now + datetime.timedelta(seconds=seconds)  # noqa: E731
 		ops = [shift_op("race-open-0001", "shift_open", {"opening_amounts": cash(20)}, at(0))]
 		for i in range(30):

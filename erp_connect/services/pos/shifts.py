@@ -15,7 +15,7 @@ Invoice dated as sold, flagged, with a ToDo for an Accounts Manager. Never dropp
 
 import frappe
 from frappe import _
-from frappe.utils import add_to_date, now_datetime, strip_html
+from frappe.utils import add_to_date, flt, now_datetime, strip_html
 
 from erp_connect.engine import pos_rules
 from erp_connect.services.common.locks import named_lock
@@ -23,6 +23,7 @@ from erp_connect.services.common.users import run_as_api_user
 from erp_connect.services.pos.documents import (
 	APPLIERS,
 	SERIES_NAMED,
+	apply_sales_invoice,
 	done_dependency,
 	invoice_values,
 	original_invoice,
@@ -48,7 +49,12 @@ def appliers(term) -> dict:
 			pos_rules.SHIFT_OPEN: apply_open,
 			pos_rules.SHIFT_CLOSE: apply_close,
 		}
-	return {**APPLIERS, pos_rules.SHIFT_OPEN: without_shifts, pos_rules.SHIFT_CLOSE: without_shifts}
+	return {
+		**APPLIERS,
+		pos_rules.SALES_INVOICE: apply_sales_invoice_of_a_shift,
+		pos_rules.SHIFT_OPEN: without_shifts,
+		pos_rules.SHIFT_CLOSE: without_shifts,
+	}
 
 
 def series_named(term) -> dict:
@@ -57,6 +63,13 @@ def series_named(term) -> dict:
 	if books_shifts(term):
 		return {k: v for k, v in SERIES_NAMED.items() if k != pos_rules.SALES_INVOICE}
 	return SERIES_NAMED
+
+
+def apply_sales_invoice_of_a_shift(term, data: dict, op):
+	"""A Sales Invoice terminal's sale; one that names a shift fails with its shift's reason."""
+	if data.get("shift_client_id"):
+		done_dependency(term.name, data["shift_client_id"])
+	return apply_sales_invoice(term, data, op)
 
 
 def without_shifts(term, data: dict, op):
@@ -125,10 +138,21 @@ def apply_sale(term, data: dict, op) -> tuple[str, str, str | None]:
 	else:
 		invoice = frappe.get_doc({"doctype": "POS Invoice", **invoice_values(term, data, op, original)})
 		invoice.flags.erp_connect_origin = term.connector
+		set_paid_amount(invoice)
 		invoice.insert()
 		invoice.submit()  # ERPNext checks the stock, counting what open POS Invoices reserve
 		return "POS Invoice", invoice.name, None
 	return book_outside_shift(term, data, op, original, reason)
+
+
+def set_paid_amount(invoice) -> None:
+	"""What ERPNext's POS screen works out before it saves a POS Invoice (its server side does not)."""
+	invoice.set_missing_values()  # the conversion rate, among others
+	rate = flt(invoice.conversion_rate) or 1
+	for payment in invoice.payments:
+		payment.base_amount = flt(payment.amount) * rate
+	invoice.paid_amount = sum(flt(p.amount) for p in invoice.payments)
+	invoice.base_paid_amount = invoice.paid_amount * rate
 
 
 def book_outside_shift(term, data: dict, op, original: str | None, reason: str):
@@ -184,7 +208,24 @@ def apply_close(term, data: dict, op) -> tuple[str, str, str | None]:
 	closing.submit()
 	closing.set_status(update=True, status="Queued")
 	enqueue_consolidation(closing.name)
-	return "POS Closing Entry", closing.name, closing_flag(closing.name)
+	flags = [closing_flag(closing.name), dated_after(closing)]
+	return "POS Closing Entry", closing.name, "; ".join(f for f in flags if f) or None
+
+
+def dated_after(closing) -> str | None:
+	"""ERPNext closes with the POS Invoices dated up to now: a terminal whose clock runs ahead
+	leaves its latest sales out, open for the next closing of its profile and user. Named here."""
+	later = frappe.db.sql_list(
+		"""select name from `tabPOS Invoice`
+		where owner = %s and pos_profile = %s and docstatus = 1 and ifnull(consolidated_invoice, '') = ''
+			and timestamp(posting_date, posting_time) > %s""",
+		(closing.user, closing.pos_profile, closing.period_end_date),
+	)
+	if not later:
+		return None
+	return _("dated after the closing (is the terminal's clock ahead?), left for the next: {0}").format(
+		", ".join(later)
+	)
 
 
 def _amounts_text(amounts: dict) -> str:
