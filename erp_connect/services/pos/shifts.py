@@ -180,9 +180,9 @@ def apply_close(term, data: dict, op) -> tuple[str, str, str | None]:
 	opening = done_dependency(term.name, data["shift_client_id"])
 	counted = {row["mode_of_payment"]: row["amount"] for row in data["closing_amounts"]}
 	existing = closing_of(opening)
-	if existing:
+	if existing:  # closed in Desk: the operation points at the shift, not at a closing of its own
 		flag = _("the shift was already closed by {0}; the cash the terminal counted was not booked: {1}")
-		return "POS Closing Entry", existing, flag.format(existing, _amounts_text(counted))
+		return "POS Opening Entry", opening, flag.format(existing, _amounts_text(counted))
 	closing = make_closing_entry_from_opening(frappe.get_doc("POS Opening Entry", opening))
 	closing.posting_date, closing.posting_time = op.client_timestamp.date(), op.client_timestamp.time()
 	for row in closing.payment_reconciliation:
@@ -208,8 +208,7 @@ def apply_close(term, data: dict, op) -> tuple[str, str, str | None]:
 	closing.submit()
 	closing.set_status(update=True, status="Queued")
 	enqueue_consolidation(closing.name)
-	flags = [closing_flag(closing.name), dated_after(closing)]
-	return "POS Closing Entry", closing.name, "; ".join(f for f in flags if f) or None
+	return "POS Closing Entry", closing.name, closing_flag(closing.name)
 
 
 def dated_after(closing) -> str | None:
@@ -233,8 +232,8 @@ def _amounts_text(amounts: dict) -> str:
 
 
 def closing_flag(closing: str) -> str | None:
-	"""What someone should look at in a closing: cash that differs from what was expected, a
-	consolidation that failed."""
+	"""What someone should look at in a closing: cash that differs from what was expected, sales
+	left for the next closing, a consolidation that failed."""
 	differences = frappe.get_all(
 		"POS Closing Entry Detail",
 		{"parent": closing, "parenttype": "POS Closing Entry", "difference": ("!=", 0)},
@@ -245,6 +244,9 @@ def closing_flag(closing: str) -> str | None:
 	if differences:
 		text = ", ".join(f"{d.mode_of_payment} {d.difference:+.2f}" for d in differences)
 		parts.append(_("cash counted differs from the expected: {0}").format(text))
+	later = dated_after(frappe.get_doc("POS Closing Entry", closing))
+	if later:
+		parts.append(later)
 	status, error = frappe.db.get_value("POS Closing Entry", closing, ["status", "error_message"])
 	if status == "Failed":
 		parts.append(
