@@ -21,6 +21,7 @@ import time
 
 import frappe
 
+from erp_connect.engine.pos_rules import MAX_BATCH
 from erp_connect.install import CONNECT_API_USER
 from erp_connect.services.pos.ledger import operation_key
 from erp_connect.testing.base import make_api_user, site_http, start_worker
@@ -58,6 +59,7 @@ def run(invoices: int = 500, bare: int | None = None) -> None:
 			rows[booking] = measure(url, http, terminal, items, buyer, invoices, bare)
 		finally:
 			cleanup(terminal)
+		report(invoices, {booking: rows[booking]})  # as soon as measured
 	report(invoices, rows)
 
 
@@ -223,13 +225,19 @@ def operations(items: list[str], buyer: str, count: int, shift: bool = False) ->
 
 
 def push(url, http, terminal, ops: list[dict]) -> dict:
-	r = http.post(
-		f"{url}/api/method/erp_connect.api.pos.push",
-		json={"terminal": terminal.name, "operations": ops},
-		timeout=120,
-	)
-	r.raise_for_status()
-	return r.json()["message"]
+	"""Push in batches of at most MAX_BATCH, as a terminal does; the results of all of them."""
+	answer = {"results": [], "accepted": 0}
+	for start in range(0, len(ops), MAX_BATCH):
+		r = http.post(
+			f"{url}/api/method/erp_connect.api.pos.push",
+			json={"terminal": terminal.name, "operations": ops[start : start + MAX_BATCH]},
+			timeout=120,
+		)
+		r.raise_for_status()
+		message = r.json()["message"]
+		answer["results"] += message["results"]
+		answer["accepted"] += message["accepted"]
+	return answer
 
 
 def push_and_apply(url, http, terminal, ops: list[dict], workers: int) -> dict:
