@@ -1,13 +1,17 @@
-"""Offline POS benchmark: 5-line POS Sales Invoices (stock updated, paid in cash) through
-erp_connect's push, against the same invoices inserted and submitted in a bare in-process loop,
-in the same run.
+"""Offline POS benchmark, both bookings on the same 5-line sales (stock updated, paid in cash):
+POS Sales Invoices, and POS Invoices in a shift (opened, sold, closed and consolidated by ERPNext's
+merge into Sales Invoices). Each through erp_connect's push, end to end, against the same
+documents made in a bare in-process loop, in the same run.
 
 	bench --site test.localhost execute erp_connect.benchmarks.pos.run
 	bench --site test.localhost execute erp_connect.benchmarks.pos.run --kwargs "{'invoices': 200}"
 
-Prints: how long the push call takes to answer (accepted durably), the end-to-end rate until every
-invoice is applied with one and with two RQ workers, and a replay of the whole batch. Run it on a
-test site with no other worker running; the invoices it submits stay in the site.
+Prints, for each booking: the bare in-process rate, how long the push call takes to answer
+(accepted durably), the end-to-end rate until every invoice is applied (for shifts: until the
+closing is consolidated) with one and with two RQ workers, as a ratio of the bare rate; and a
+replay of the whole batch. Run it on a test site with no other worker running. The documents it
+submits stay in the site (ledger entries are not deleted); its terminals and ledger rows go, and
+every shift it opens is closed and consolidated.
 """
 
 import datetime
@@ -17,6 +21,7 @@ import time
 
 import frappe
 
+from erp_connect.engine.pos_rules import MAX_BATCH
 from erp_connect.install import CONNECT_API_USER
 from erp_connect.services.pos.ledger import operation_key
 from erp_connect.testing.base import make_api_user, site_http, start_worker
@@ -28,31 +33,51 @@ ITEMS = 40  # invoices pick 5 of them, so two workers rarely wait on the same st
 LINES = 5
 
 
-def run(invoices: int = 500, bare: int = 100) -> None:
-	key, secret = make_api_user(
-		USER, [CONNECT_API_USER, "Sales User", "Accounts User", "Stock User", "Sales Master Manager"]
-	)
-	terminal = setup()
+ROLES = [
+	CONNECT_API_USER,
+	"Sales User",
+	"Sales Manager",
+	"Accounts User",
+	"Stock User",
+	"Sales Master Manager",
+]
+SHIFTS = "POS Invoice with shifts"
+
+
+def run(invoices: int = 500, bare: int | None = None) -> None:
+	"""``bare``: invoices of each bare loop (the same number as pushed unless given)."""
+	bare = bare or invoices
+	key, secret = make_api_user(USER, ROLES)
 	items = [stock_item(qty=1_000_000) for _ in range(ITEMS)]
 	buyer = customer("bench")
 	frappe.db.commit()
 	url, http = site_http(key, secret)
-	try:
-		baseline = bare_loop(terminal, items, buyer, bare)
-		first_batch = operations(items, buyer, invoices)
-		one = push_and_apply(url, http, terminal, first_batch, workers=1)
-		two = push_and_apply(url, http, terminal, operations(items, buyer, invoices), workers=2)
-		started = time.perf_counter()
-		answer = push(url, http, terminal, first_batch)
-		replay = time.perf_counter() - started
-		if {r["status"] for r in answer["results"]} != {"applied"}:
-			raise AssertionError("the replay did not return the original results")
-		report(invoices, baseline, one, two, replay)
-	finally:
-		cleanup(terminal)
+	rows = {}
+	for booking in ("Sales Invoice", SHIFTS):
+		terminal = setup(booking)
+		try:
+			rows[booking] = measure(url, http, terminal, items, buyer, invoices, bare)
+		finally:
+			cleanup(terminal)
+		report(invoices, {booking: rows[booking]})  # as soon as measured
+	report(invoices, rows)
 
 
-def setup() -> "frappe.Document":
+def measure(url, http, terminal, items, buyer, invoices: int, bare: int) -> dict:
+	shifts = terminal.booking == SHIFTS
+	baseline = (bare_shift if shifts else bare_loop)(terminal, items, buyer, bare)
+	first_batch = operations(items, buyer, invoices, shift=shifts)
+	one = push_and_apply(url, http, terminal, first_batch, workers=1)
+	two = push_and_apply(url, http, terminal, operations(items, buyer, invoices, shift=shifts), workers=2)
+	started = time.perf_counter()
+	answer = push(url, http, terminal, first_batch)
+	replay = time.perf_counter() - started
+	if {r["status"] for r in answer["results"]} != {"applied"}:
+		raise AssertionError("the replay did not return the original results")
+	return {"bare": baseline, "one": one, "two": two, "replay": replay}
+
+
+def setup(booking: str) -> "frappe.Document":
 	if not frappe.db.exists("Connector", CONNECTOR):
 		frappe.get_doc(
 			{
@@ -70,6 +95,7 @@ def setup() -> "frappe.Document":
 			"api_user": USER,
 			"pos_profile": ensure_pos_profile(),
 			"stock_policy": "Accept and Flag",
+			"booking": booking,
 		}
 	).insert(ignore_permissions=True)
 	frappe.db.commit()
@@ -105,13 +131,73 @@ def bare_loop(terminal, items: list[str], buyer: str, count: int) -> dict:
 	return {"invoices": count, "seconds": seconds, "rate": count / seconds}
 
 
-def operations(items: list[str], buyer: str, count: int) -> list[dict]:
+def bare_shift(terminal, items: list[str], buyer: str, count: int) -> dict:
+	"""The same sales as ERPNext's own POS books them, in this process: a POS Opening Entry, the
+	POS Invoices, the POS Closing Entry and ERPNext's merge into Sales Invoices."""
+	from erpnext.accounts.doctype.pos_closing_entry.pos_closing_entry import (
+		make_closing_entry_from_opening,
+	)
+	from erpnext.accounts.doctype.pos_invoice_merge_log.pos_invoice_merge_log import (
+		create_merge_logs,
+		get_invoice_customer_map,
+	)
+
+	started = time.perf_counter()
+	opening = frappe.get_doc(
+		{
+			"doctype": "POS Opening Entry",
+			"company": terminal.company,
+			"pos_profile": terminal.pos_profile,
+			"user": frappe.session.user,
+			"period_start_date": frappe.utils.now_datetime(),
+			"balance_details": [{"mode_of_payment": "Cash", "opening_amount": 0}],
+		}
+	).insert()
+	opening.submit()
+	frappe.db.commit()
+	for n in range(count):
+		invoice = frappe.get_doc(
+			{
+				"doctype": "POS Invoice",
+				"company": terminal.company,
+				"customer": buyer,
+				"is_pos": 1,
+				"pos_profile": terminal.pos_profile,
+				"update_stock": 1,
+				"set_warehouse": WAREHOUSE,
+				"selling_price_list": terminal.price_list,
+				"items": [{"warehouse": WAREHOUSE, **line} for line in invoice_lines(items, n)],
+				"payments": [{"mode_of_payment": "Cash", "amount": LINES * 100.0}],
+			}
+		)
+		invoice.insert()
+		invoice.submit()
+		frappe.db.commit()
+	closing = make_closing_entry_from_opening(opening)
+	for row in closing.payment_reconciliation:
+		row.closing_amount = row.expected_amount
+	closing.insert()
+	closing.on_submit = lambda: None  # merged below, in this process rather than a job
+	closing.submit()
+	frappe.db.commit()
+	create_merge_logs(get_invoice_customer_map(closing.pos_transactions), closing)
+	if frappe.db.get_value("POS Closing Entry", closing.name, "status") != "Submitted":
+		raise AssertionError(f"the bare consolidation failed; see POS Closing Entry {closing.name}")
+	seconds = time.perf_counter() - started
+	return {"invoices": count, "seconds": seconds, "rate": count / seconds}
+
+
+def operations(items: list[str], buyer: str, count: int, shift: bool = False) -> list[dict]:
 	now = datetime.datetime.now(datetime.UTC)
-	return [
+
+	def at(n: int) -> str:
+		return (now + datetime.timedelta(milliseconds=n)).isoformat()
+
+	sales = [
 		{
 			"client_id": frappe.generate_hash(length=24),
 			"type": "sales_invoice",
-			"timestamp": (now + datetime.timedelta(milliseconds=n)).isoformat(),
+			"timestamp": at(n + 1),
 			"data": {
 				"customer": buyer,
 				"items": invoice_lines(items, n),
@@ -120,21 +206,44 @@ def operations(items: list[str], buyer: str, count: int) -> list[dict]:
 		}
 		for n in range(count)
 	]
+	if not shift:
+		return sales
+	opening = frappe.generate_hash(length=24)
+	for sale in sales:
+		sale["data"]["shift_client_id"] = opening
+	cash = [{"mode_of_payment": "Cash", "amount": count * LINES * 100.0}]
+	return [
+		{"client_id": opening, "type": "shift_open", "timestamp": at(0), "data": {"opening_amounts": []}},
+		*sales,
+		{
+			"client_id": frappe.generate_hash(length=24),
+			"type": "shift_close",
+			"timestamp": at(count + 1),
+			"data": {"shift_client_id": opening, "closing_amounts": cash},
+		},
+	]
 
 
 def push(url, http, terminal, ops: list[dict]) -> dict:
-	r = http.post(
-		f"{url}/api/method/erp_connect.api.pos.push",
-		json={"terminal": terminal.name, "operations": ops},
-		timeout=120,
-	)
-	r.raise_for_status()
-	return r.json()["message"]
+	"""Push in batches of at most MAX_BATCH, as a terminal does; the results of all of them."""
+	answer = {"results": [], "accepted": 0}
+	for start in range(0, len(ops), MAX_BATCH):
+		r = http.post(
+			f"{url}/api/method/erp_connect.api.pos.push",
+			json={"terminal": terminal.name, "operations": ops[start : start + MAX_BATCH]},
+			timeout=120,
+		)
+		r.raise_for_status()
+		message = r.json()["message"]
+		answer["results"] += message["results"]
+		answer["accepted"] += message["accepted"]
+	return answer
 
 
 def push_and_apply(url, http, terminal, ops: list[dict], workers: int) -> dict:
-	"""Workers already running (as in production); time the push, then until all are applied."""
-	processes = [start_worker(burst=False) for _ in range(workers)]
+	"""Workers already running (as in production); time the push, then until all are applied
+	(and, for a shift, until its closing is consolidated)."""
+	processes = [start_worker(burst=False, queue="default,long") for _ in range(workers)]
 	time.sleep(8)  # let them import Frappe and start listening
 	try:
 		started = time.perf_counter()
@@ -148,7 +257,7 @@ def push_and_apply(url, http, terminal, ops: list[dict], workers: int) -> dict:
 			left = frappe.db.count(
 				"POS Operation", {"name": ("in", keys), "status": ("in", ("Queued", "Applying"))}
 			)
-			if not left:
+			if not left and not closing_pending(keys):
 				break
 			time.sleep(0.25)
 		seconds = time.perf_counter() - started
@@ -162,6 +271,17 @@ def push_and_apply(url, http, terminal, ops: list[dict], workers: int) -> dict:
 	return {"invoices": len(ops), "push_seconds": pushed, "seconds": seconds, "rate": len(ops) / seconds}
 
 
+def closing_pending(keys: list[str]) -> bool:
+	"""Whether the batch's closing (if any) is still being consolidated."""
+	closing = frappe.db.get_value(
+		"POS Operation", {"name": ("in", keys), "op_type": "shift_close"}, "reference_name"
+	)
+	status = closing and frappe.db.get_value("POS Closing Entry", closing, "status")
+	if status == "Failed":
+		raise AssertionError(f"the consolidation failed; see POS Closing Entry {closing}")
+	return status == "Queued"
+
+
 def cleanup(terminal) -> None:
 	frappe.db.rollback()
 	frappe.db.delete("POS Operation", {"terminal": terminal.name})
@@ -169,18 +289,33 @@ def cleanup(terminal) -> None:
 	frappe.db.commit()
 
 
-def report(invoices: int, bare: dict, one: dict, two: dict, replay: float) -> None:
-	base = bare["rate"]
+def report(invoices: int, rows: dict) -> None:
 	print()
-	print(f"POS Sales Invoices, {LINES} lines, stock updated, paid in cash ({PREFIX.strip()} items)")
-	print(f"  bare in-process insert + submit, {bare['invoices']} invoices   {base:6.2f} invoices/s   1.00x")
-	for label, r in (("1 RQ worker ", one), ("2 RQ workers", two)):
-		print(
-			f"  push of {invoices}, {label}: answered in {r['push_seconds']:5.2f} s; all applied after"
-			f" {r['seconds']:6.1f} s = {r['rate']:6.2f} invoices/s   {r['rate'] / base:.2f}x"
-		)
-	print(f"  two workers vs one: {two['rate'] / one['rate']:.2f}x")
 	print(
-		f"  replay of the first {invoices} (every result returned, nothing applied again): {replay:5.2f} s,"
-		f" {one['seconds'] / replay:.0f}x faster than the first push end to end"
+		f"Offline POS, {invoices} sales of {LINES} lines, stock updated, paid in cash ({PREFIX.strip()} items)"
 	)
+	print("  (ratio: end-to-end rate through the sync / bare in-process rate of the same booking)")
+	labels = {
+		"Sales Invoice": "POS Sales Invoices",
+		SHIFTS: "POS Invoices in a shift, closing and merge included",
+	}
+	for booking, r in rows.items():
+		base = r["bare"]["rate"]
+		print(f"  {labels[booking]}")
+		print(f"    bare in-process, {r['bare']['invoices']} sales      {base:6.2f} sales/s   1.00x")
+		for label, run in (("1 RQ worker ", r["one"]), ("2 RQ workers", r["two"])):
+			print(
+				f"    push, {label}: answered in {run['push_seconds']:5.2f} s; done after"
+				f" {run['seconds']:6.1f} s = {run['rate']:6.2f} sales/s   {run['rate'] / base:.2f}x"
+			)
+		print(
+			f"    replay of the first {invoices} (results returned, nothing applied again): {r['replay']:5.2f} s"
+		)
+	si, shifts = rows.get("Sales Invoice"), rows.get(SHIFTS)
+	if si and shifts:
+		print("  side by side          Sales Invoice   with shifts")
+		for key, label in (("one", "1 RQ worker "), ("two", "2 RQ workers")):
+			print(
+				f"    {label}         {si[key]['rate'] / si['bare']['rate']:5.2f}x"
+				f"          {shifts[key]['rate'] / shifts['bare']['rate']:5.2f}x"
+			)

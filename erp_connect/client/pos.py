@@ -1,7 +1,9 @@
 """Offline-first client for the erp_connect POS API (``erp_connect.api.pos``).
 
 A POS terminal or mobile app records customers, sales, returns and stock adjustments into a local
-SQLite outbox without touching the network, and syncs whenever it can:
+SQLite outbox without touching the network, and syncs whenever it can. A terminal that books POS
+Invoices with shifts also opens and closes its shift offline (open_shift, close_shift); every sale
+recorded while a shift is open names it.
 
 - push: sends pending operations oldest first, at most 500 per call. The server is idempotent by
   client_id, so anything the client is unsure about (a dropped connection, a crash) is simply sent again;
@@ -240,11 +242,36 @@ class PosClient:
 			data["reason"] = reason
 		return self._record("stock_adjustment", data)
 
-	def _record(self, op_type: str, data: dict) -> str:
+	def open_shift(self, opening_amounts: list[dict]) -> str:
+		"""Open a shift with the cash in the drawer, [{mode_of_payment, amount}]; the sales and
+		returns recorded until close_shift belong to it."""
+		if self.current_shift():
+			raise ValueError("a shift is already open: close it first")
+		data = {"opening_amounts": _amounts(opening_amounts)}
+		return self._record("shift_open", data, shift_change="open")
+
+	def close_shift(self, closing_amounts: list[dict]) -> str:
+		"""Close the open shift with the cash counted, [{mode_of_payment, amount}]."""
+		shift = self.current_shift()
+		if not shift:
+			raise ValueError("no shift is open")
+		data = {"shift_client_id": shift, "closing_amounts": _amounts(closing_amounts)}
+		return self._record("shift_close", data, shift_change="close")
+
+	def current_shift(self) -> str | None:
+		"""The client_id of the open shift's shift_open, or None."""
+		return self._get_state("shift")
+
+	def _record(self, op_type: str, data: dict, shift_change: str | None = None) -> str:
 		now = self.clock()
 		client_id = uuid7(now * 1000)
 		timestamp = datetime.fromtimestamp(now, timezone.utc).astimezone().isoformat()
 		with self._transaction() as db:
+			shift = self._get_state("shift")  # read in the transaction that records the sale
+			if op_type == "sales_invoice" and shift:
+				data = {**data, "shift_client_id": shift}
+			if shift_change:
+				self._set_state("shift", client_id if shift_change == "open" else None)
 			seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox").fetchone()[0]
 			db.execute(
 				"INSERT INTO outbox (client_id, seq, type, timestamp, data, status, updated_at)"
@@ -599,6 +626,10 @@ def _invoice_data(items, payments, customer, customer_client_id, is_return: bool
 		if value:
 			data[key] = value
 	return data
+
+
+def _amounts(rows: list[dict]) -> list[dict]:
+	return [{"mode_of_payment": r["mode_of_payment"], "amount": float(r["amount"])} for r in rows]
 
 
 def _operation_dict(row: sqlite3.Row) -> dict:

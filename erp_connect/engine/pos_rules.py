@@ -5,6 +5,11 @@ A terminal sends operations it recorded offline, each with its own client id (UU
 invoice may name a customer created offline in the same or an earlier batch
 (``customer_client_id``), and a return may name the offline invoice it returns
 (``return_against_client_id``); those are its dependencies.
+
+A terminal that books POS Invoices with shifts also opens a shift (``shift_open``, the cash in the
+drawer per mode of payment) and closes it (``shift_close``, the cash counted); its sales name the
+shift they were made in (``shift_client_id``). A close is a barrier: it is applied only after
+everything the terminal recorded before it, and nothing recorded after it is applied meanwhile.
 """
 
 import base64
@@ -17,7 +22,9 @@ from dataclasses import dataclass, field, replace
 from erp_connect.engine.cursor import settle
 
 CUSTOMER, SALES_INVOICE, STOCK_ADJUSTMENT = "customer", "sales_invoice", "stock_adjustment"
-OPERATION_TYPES = (CUSTOMER, SALES_INVOICE, STOCK_ADJUSTMENT)
+SHIFT_OPEN, SHIFT_CLOSE = "shift_open", "shift_close"
+OPERATION_TYPES = (CUSTOMER, SALES_INVOICE, STOCK_ADJUSTMENT, SHIFT_OPEN, SHIFT_CLOSE)
+BARRIERS = {SHIFT_CLOSE}  # applied alone, after every earlier operation of the terminal
 MAX_BATCH = 500
 MAX_ITEMS = 500  # lines per invoice
 
@@ -37,8 +44,11 @@ _FIELDS = {
 		"taxes",
 		"coupon_code",
 		"loyalty_points",
+		"shift_client_id",
 	},
 	STOCK_ADJUSTMENT: {"item_code", "qty", "reason"},
+	SHIFT_OPEN: {"opening_amounts"},
+	SHIFT_CLOSE: {"shift_client_id", "closing_amounts"},
 }
 _ITEM_FIELDS = {"item_code", "qty", "rate", "uom"}
 # what the terminal knew and charged besides the rate: its list price and discount, and the
@@ -87,6 +97,12 @@ def data_problems(kind: str, data) -> list[str]:
 			found.append("item_code is required")
 		if not _number(data.get("qty")) or data["qty"] == 0:
 			found.append("qty must be a non-zero number")
+	elif kind == SHIFT_OPEN:
+		found += _cash_problems(data, "opening_amounts")
+	elif kind == SHIFT_CLOSE:
+		if not _client_id(data.get("shift_client_id")):
+			found.append("shift_client_id is required: the client_id of the shift_open")
+		found += _cash_problems(data, "closing_amounts")
 	else:
 		found += _invoice_problems(data)
 	return found
@@ -94,6 +110,8 @@ def data_problems(kind: str, data) -> list[str]:
 
 def _invoice_problems(data: dict) -> list[str]:
 	found = []
+	if "shift_client_id" in data and not _client_id(data["shift_client_id"]):
+		found.append("shift_client_id must be the client_id of the shift_open")
 	if data.get("customer") and data.get("customer_client_id"):
 		found.append("give customer or customer_client_id, not both (neither: the POS Profile's customer)")
 	returning = bool(data.get("is_return"))
@@ -193,10 +211,29 @@ def till_discount(line: dict) -> tuple[float, float]:
 	return 0.0, max(line.get("price_list_rate", line["rate"]) - line["rate"], 0.0)
 
 
+def _cash_problems(data: dict, key: str) -> list[str]:
+	"""The cash in the drawer per mode of payment, at opening or as counted at closing."""
+	rows = data.get(key)
+	if not isinstance(rows, list):
+		return [f"{key} must be a list of {{mode_of_payment, amount}}"]
+	found, seen = [], set()
+	for i, row in enumerate(rows):
+		if not isinstance(row, dict) or set(row) != _PAYMENT_FIELDS or not _text(row["mode_of_payment"]):
+			found.append(f"{key}[{i}] needs mode_of_payment and amount, nothing else")
+		elif not _number(row["amount"]) or row["amount"] < 0:
+			found.append(f"{key}[{i}] amount must be a number, not negative")
+		elif row["mode_of_payment"] in seen:
+			found.append(f"{key}: {row['mode_of_payment']} is counted twice")
+		else:
+			seen.add(row["mode_of_payment"])
+	return found
+
+
 def dependencies(op: dict) -> list[str]:
 	"""The client ids of the offline operations this one needs applied first."""
 	data = op.get("data") or {}
-	return [data[k] for k in ("customer_client_id", "return_against_client_id") if data.get(k)]
+	keys = ("customer_client_id", "return_against_client_id", "shift_client_id")
+	return [data[k] for k in keys if data.get(k)]
 
 
 def content_hash(op: dict) -> str:
@@ -215,6 +252,10 @@ def parse_timestamp(value) -> datetime.datetime | None:
 	except ValueError:
 		return None
 	return moment if moment.tzinfo else None
+
+
+def _client_id(value) -> bool:
+	return isinstance(value, str) and bool(_CLIENT_ID.match(value))
 
 
 def _text(value) -> bool:

@@ -134,3 +134,51 @@ def sale_op(client_id: str, customer_name: str, item_code: str, qty: float = 1, 
 			"payments": [{"mode_of_payment": "Cash", "amount": qty * rate}],
 		},
 	}
+
+
+# -- shifts (POS Invoice booking) ------------------------------------------------------------------
+SHIFT_USERS = ("like", "ec-pos-shift-%@example.com")  # each shift test has its own user
+
+
+def settle_open_shifts() -> None:
+	"""What a shift test left unfinished, cancelled: its closings never merged, unconsolidated POS
+	Invoices and open POS Opening Entries. ERPNext closes a shift with every unconsolidated POS Invoice of the profile
+	and user since the opening, so a later run's closing would take them in."""
+	frappe.db.rollback()
+	frappe.set_user("Administrator")
+	for name in frappe.get_all(
+		"POS Closing Entry",
+		{"user": SHIFT_USERS, "docstatus": 1, "status": ("in", ("Queued", "Failed"))},
+		pluck="name",
+	):
+		frappe.get_doc("POS Closing Entry", name).cancel()  # never merged: nothing to undo
+	for name in frappe.get_all(
+		"POS Invoice",
+		{"owner": SHIFT_USERS, "docstatus": 1, "consolidated_invoice": ("is", "not set")},
+		pluck="name",
+	):
+		frappe.get_doc("POS Invoice", name).cancel()
+	for name in frappe.get_all("POS Opening Entry", {"user": SHIFT_USERS, "status": "Open"}, pluck="name"):
+		if not frappe.db.exists("POS Closing Entry", {"pos_opening_entry": name, "docstatus": 1}):
+			frappe.get_doc("POS Opening Entry", name).cancel()
+	frappe.db.commit()
+
+
+def forget_queued_consolidations() -> None:
+	from frappe.utils.background_jobs import get_queue
+
+	queue = get_queue("long")
+	for job_id in queue.get_job_ids():
+		if "erp_connect:pos-closing:" in job_id:
+			job = queue.fetch_job(job_id)
+			if job:
+				job.delete()
+
+
+def cash(amount: float) -> list[dict]:
+	return [{"mode_of_payment": "Cash", "amount": amount}]
+
+
+def shift_op(client_id: str, kind: str, data: dict, at: "datetime.datetime | None" = None) -> dict:
+	moment = at or datetime.datetime.now(datetime.UTC)
+	return {"client_id": client_id, "type": kind, "timestamp": moment.isoformat(), "data": data}

@@ -161,7 +161,13 @@ class FakePosServer:
 
 	@staticmethod
 	def malformed(op):
-		if op.get("type") not in ("customer", "sales_invoice", "stock_adjustment"):
+		if op.get("type") not in (
+			"customer",
+			"sales_invoice",
+			"stock_adjustment",
+			"shift_open",
+			"shift_close",
+		):
 			return "unknown type"
 		if datetime.fromisoformat(op["timestamp"]).tzinfo is None:
 			return "timestamp has no timezone"
@@ -180,7 +186,7 @@ class FakePosServer:
 				continue
 			op, error = entry["op"], None
 			data = op["data"]
-			for ref in ("customer_client_id", "return_against_client_id"):
+			for ref in ("customer_client_id", "return_against_client_id", "shift_client_id"):
 				if data.get(ref) and not names.get(data[ref]):
 					error = f"{ref} {data[ref]} is not applied"
 			missing = [
@@ -191,7 +197,13 @@ class FakePosServer:
 			if error:
 				entry["result"].update(status="failed", error=error)
 				continue
-			prefix = {"customer": "CUST", "sales_invoice": "SINV", "stock_adjustment": "MAT-STE"}[op["type"]]
+			prefix = {
+				"customer": "CUST",
+				"sales_invoice": "PSINV" if data.get("shift_client_id") else "SINV",
+				"stock_adjustment": "MAT-STE",
+				"shift_open": "POS-OPE",
+				"shift_close": "POS-CLO",
+			}[op["type"]]
 			name = f"{prefix}-{len(self.documents) + 1:04d}"
 			self.documents.append(name)
 			names[client_id] = name
@@ -264,6 +276,50 @@ def pushed_ids(server):
 
 
 # -- push / poll -------------------------------------------------------------------------------------
+
+
+def test_a_shift_opened_and_closed_offline_names_its_sales(server, make_client, tmp_path):
+	client = make_client(url=closed_port_url())
+	before = sale(client)  # no shift open: the sale names none
+	with pytest.raises(ValueError, match="no shift is open"):
+		client.close_shift([])
+	opened = client.open_shift([{"mode_of_payment": "Cash", "amount": 50}])
+	with pytest.raises(ValueError, match="already open"):
+		client.open_shift([])
+	assert client.current_shift() == opened
+	during = [
+		sale(client),
+		client.record_return(
+			[{"item_code": "PEN", "qty": 1, "rate": 1.5}], [], return_against_client_id=before
+		),
+	]
+	closed = client.close_shift([{"mode_of_payment": "Cash", "amount": 52.5}])
+	after = sale(client)
+	assert client.current_shift() is None
+	data = {op["client_id"]: op["data"] for op in client.operations()}
+	assert "shift_client_id" not in data[before] and "shift_client_id" not in data[after]
+	assert [data[c]["shift_client_id"] for c in during] == [opened, opened]
+	assert data[opened] == {"opening_amounts": [{"mode_of_payment": "Cash", "amount": 50.0}]}
+	assert data[closed] == {
+		"shift_client_id": opened,
+		"closing_amounts": [{"mode_of_payment": "Cash", "amount": 52.5}],
+	}
+	# the open shift survives a restart of the app
+	client.close()
+	again = make_client()
+	assert again.current_shift() is None
+	reopened = again.open_shift([])
+	again.close()
+	assert make_client().current_shift() == reopened
+
+	synced = make_client()
+	synced.sync()
+	assert [synced.operation(c)["name"].split("-")[0] for c in (opened, *during, closed)] == [
+		"POS",
+		"PSINV",
+		"PSINV",
+		"POS",
+	]
 
 
 def test_ops_recorded_while_offline_are_sent_exactly_once(server, clock, make_client):

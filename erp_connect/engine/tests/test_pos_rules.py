@@ -164,3 +164,50 @@ def test_the_discount_a_till_gave_is_the_one_it_names_or_the_gap_to_its_list_pri
 	assert pos_rules.till_discount({"rate": 80, "price_list_rate": 100}) == (0, 20)
 	assert pos_rules.till_discount({"rate": 120, "price_list_rate": 100}) == (0, 0)  # a mark-up: no discount
 	assert pos_rules.till_discount({"rate": 80}) == (0, 0)
+
+
+def shift_op(kind: str, **data):
+	return {**sale(), "client_id": "0192c0de-0000-7000-8000-0000000000aa", "type": kind, "data": data}
+
+
+def test_shift_operations_and_a_sale_in_a_shift():
+	cash = [{"mode_of_payment": "Cash", "amount": 50}]
+	assert pos_rules.problems(shift_op("shift_open", opening_amounts=cash)) == []
+	assert pos_rules.problems(shift_op("shift_open", opening_amounts=[])) == []
+	close = shift_op("shift_close", shift_client_id="open-0000001", closing_amounts=cash)
+	assert pos_rules.problems(close) == []
+	assert pos_rules.dependencies(close) == ["open-0000001"]
+	in_shift = sale(shift_client_id="open-0000001", customer_client_id="cust-0000001")
+	assert pos_rules.problems({**in_shift, "data": {**in_shift["data"], "customer": None}}) == []
+	assert pos_rules.dependencies(in_shift) == ["cust-0000001", "open-0000001"]
+	assert pos_rules.BARRIERS == {"shift_close"}
+
+
+@pytest.mark.parametrize(
+	"op, expected",
+	[
+		(shift_op("shift_open"), "opening_amounts must be a list"),
+		(shift_op("shift_open", opening_amounts=[{"mode_of_payment": "Cash"}]), "opening_amounts[0] needs"),
+		(
+			shift_op("shift_open", opening_amounts=[{"mode_of_payment": "Cash", "amount": -1}]),
+			"not negative",
+		),
+		(shift_op("shift_open", opening_amounts=[], user="x"), "shift_open has no fields user"),
+		(shift_op("shift_close", closing_amounts=[]), "shift_client_id is required"),
+		(
+			shift_op("shift_close", shift_client_id="o-1234567", closing_amounts=[{"amount": 1}]),
+			"closing_amounts[0] needs",
+		),
+		(
+			shift_op(
+				"shift_close",
+				shift_client_id="o-1234567",
+				closing_amounts=[{"mode_of_payment": "Cash", "amount": 1}] * 2,
+			),
+			"Cash is counted twice",
+		),
+		(sale(shift_client_id=5), "shift_client_id must be"),
+	],
+)
+def test_bad_shift_operations_are_named(op, expected):
+	assert any(expected in p for p in pos_rules.problems(op)), pos_rules.problems(op)

@@ -11,11 +11,13 @@ import frappe
 from frappe import _
 from frappe.utils import add_to_date, now_datetime
 
+from erp_connect.engine.pos_rules import BARRIERS
 from erp_connect.services.common import correlation, jobs
 from erp_connect.services.common.locks import named_lock
 from erp_connect.services.common.users import run_as_api_user
 from erp_connect.services.inbound.upsert import describe
-from erp_connect.services.pos.documents import APPLIERS, DependencyPending
+from erp_connect.services.pos import shifts
+from erp_connect.services.pos.documents import DependencyPending
 from erp_connect.services.pos.ledger import (
 	APPLIED,
 	APPLY,
@@ -44,6 +46,7 @@ def sweep() -> None:
 		(QUEUED, APPLYING, now_datetime()),
 	):
 		jobs.enqueue_sweep(APPLY, "pos-sweep", terminal, terminal=terminal)
+	shifts.sweep()
 
 
 def apply(terminal: str, max_seconds: float = MAX_APPLY_SECONDS) -> dict:
@@ -63,11 +66,12 @@ def apply(terminal: str, max_seconds: float = MAX_APPLY_SECONDS) -> dict:
 				if time.monotonic() > deadline:
 					frappe.enqueue(APPLY, queue="default", terminal=terminal)
 					break
-				token, names = claim(terminal)
+				token, names = claim(terminal, shifts.series_named(term))
 				if not names:
 					break
+				appliers = shifts.appliers(term)
 				for name in names:
-					status = apply_one(term, name, token)
+					status = apply_one(term, name, token, appliers)
 					counts[status] = counts.get(status, 0) + 1
 	finally:
 		update_counts(terminal)
@@ -75,7 +79,7 @@ def apply(terminal: str, max_seconds: float = MAX_APPLY_SECONDS) -> dict:
 	return counts
 
 
-def claim(terminal: str) -> tuple[str, list[str]]:
+def claim(terminal: str, series_named: dict) -> tuple[str, list[str]]:
 	"""Take the next operations whose dependencies are settled, oldest first, and commit them as
 	Applying with a lease. Claims of one terminal take turns under a database lock."""
 	token = frappe.generate_hash(length=20)
@@ -84,7 +88,7 @@ def claim(terminal: str) -> tuple[str, list[str]]:
 			return token, []
 		now = now_datetime()
 		candidates = frappe.db.sql(
-			"""select name, depends_on from `tabPOS Operation`
+			"""select name, depends_on, op_type, client_timestamp, client_id from `tabPOS Operation`
 			where terminal = %(terminal)s
 				and (status = 'Queued' or (status = 'Applying' and lease_until < %(now)s))
 			order by client_timestamp, client_id
@@ -92,10 +96,7 @@ def claim(terminal: str) -> tuple[str, list[str]]:
 			{"terminal": terminal, "now": now, "window": CLAIM_WINDOW},
 			as_dict=True,
 		)
-		settled = _settled_dependencies(terminal, candidates)
-		names = [
-			c.name for c in candidates if all(d in settled for d in (c.depends_on or "").split(",") if d)
-		][:CLAIM_CHUNK]
+		names = _claimable(terminal, candidates, now)
 		if names:
 			frappe.db.sql(
 				"""update `tabPOS Operation` set status = 'Applying', claim_token = %(token)s,
@@ -109,9 +110,36 @@ def claim(terminal: str) -> tuple[str, list[str]]:
 					"names": names,
 				},
 			)
-			reserve_document_names(token)
+			reserve_document_names(token, series_named)
 		frappe.db.commit()
 	return token, names
+
+
+def _claimable(terminal: str, candidates: list[dict], now) -> list[str]:
+	"""The candidates whose dependencies are settled, up to a chunk. A barrier (a shift's close) is
+	taken alone, once nothing recorded before it is still to be applied; nothing recorded after a
+	barrier is taken before the barrier is applied."""
+	settled = _settled_dependencies(terminal, candidates)
+	applying = frappe.db.sql(
+		"""select op_type, client_timestamp, client_id from `tabPOS Operation`
+		where terminal = %s and status = 'Applying' and lease_until >= %s""",
+		(terminal, now),
+		as_dict=True,
+	)
+	if any(row.op_type in BARRIERS for row in applying):
+		return []
+	names = []
+	for i, c in enumerate(candidates):
+		ready = all(d in settled for d in (c.depends_on or "").split(",") if d)
+		if c.op_type in BARRIERS:
+			position = (c.client_timestamp, c.client_id)
+			alone = i == 0 and all((r.client_timestamp, r.client_id) > position for r in applying)
+			return [c.name] if ready and alone else names
+		if ready:
+			names.append(c.name)
+			if len(names) == CLAIM_CHUNK:
+				break
+	return names
 
 
 def _settled_dependencies(terminal: str, candidates: list[dict]) -> set[str]:
@@ -132,7 +160,7 @@ def _settled_dependencies(terminal: str, candidates: list[dict]) -> set[str]:
 	)
 
 
-def apply_one(term: "frappe.Document", name: str, token: str) -> str:
+def apply_one(term: "frappe.Document", name: str, token: str, appliers: dict) -> str:
 	"""Apply one claimed operation and record the outcome in the same transaction."""
 	op = frappe.db.get_value(
 		"POS Operation",
@@ -154,7 +182,7 @@ def apply_one(term: "frappe.Document", name: str, token: str) -> str:
 	values = {"attempts": op.attempts + 1, "claim_token": None, "lease_until": None, "error": None}
 	try:
 		with correlation.correlated(name):  # the events its documents cause point back here
-			doctype, docname, flag = APPLIERS[op.op_type](term, json.loads(op.payload), op)
+			doctype, docname, flag = appliers[op.op_type](term, json.loads(op.payload), op)
 		status = FLAGGED if flag else APPLIED
 		values.update(
 			status=status,

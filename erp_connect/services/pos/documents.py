@@ -1,5 +1,6 @@
 """The ERPNext documents each kind of POS operation becomes: a Customer, a POS Sales Invoice
-(or return) that updates stock, a Stock Entry; and the offline dependencies between them."""
+(or return) that updates stock, a Stock Entry; and the offline dependencies between them. A
+terminal that books with shifts has its own appliers for sales and shifts (shifts.py)."""
 
 import frappe
 from frappe import _
@@ -37,6 +38,24 @@ def apply_customer(term, data: dict, op) -> tuple[str, str, None]:
 
 
 def apply_sales_invoice(term, data: dict, op) -> tuple[str, str, str | None]:
+	invoice = frappe.get_doc(
+		{"doctype": "Sales Invoice", **invoice_values(term, data, op, original_invoice(term.name, data))}
+	)
+	invoice.flags.erp_connect_origin = term.connector
+	total_flag = prepare_sale(term, invoice, data, op)
+	invoice.insert(set_name=op.reserved_name)
+	return "Sales Invoice", invoice.name, join_flags(total_flag, submit_with_stock_policy(term, invoice))
+
+
+def original_invoice(terminal: str, data: dict) -> str | None:
+	"""The invoice a return returns: named by the terminal, or made by an earlier offline sale."""
+	if not data.get("is_return"):
+		return None
+	return data.get("return_against") or done_dependency(terminal, data.get("return_against_client_id"))
+
+
+def invoice_values(term, data: dict, op, return_against: str | None) -> dict:
+	"""A sale or return as the fields of a POS Sales Invoice or POS Invoice (which share them)."""
 	posting = op.client_timestamp
 	customer = data.get("customer")
 	if data.get("customer_client_id"):
@@ -50,38 +69,29 @@ def apply_sales_invoice(term, data: dict, op) -> tuple[str, str, str | None]:
 		)
 	require_existing("Customer", [customer])
 	require_existing("Item", [line["item_code"] for line in data["items"]])
-	invoice = frappe.get_doc(
-		{
-			"doctype": "Sales Invoice",
-			"company": term.company,
-			"customer": customer,
-			"is_pos": 1,
-			"pos_profile": term.pos_profile,
-			"update_stock": 1,
-			"set_warehouse": term.warehouse,
-			"selling_price_list": term.price_list,
-			"set_posting_time": 1,
-			"posting_date": posting.date(),
-			"posting_time": posting.time(),
-			"is_return": 1 if data.get("is_return") else 0,
-			"return_against": data.get("return_against")
-			or (data.get("is_return") and done_dependency(term.name, data.get("return_against_client_id")))
-			or None,
-			"items": [
-				{
-					"warehouse": term.warehouse,
-					**{k: line[k] for k in ("item_code", "qty", "rate", "uom") if k in line},
-				}
-				for line in data["items"]
-			],
-			"payments": data.get("payments") or [],
-			"remarks": _("POS terminal {0}, operation {1}").format(term.name, op.client_id),
-		}
-	)
-	invoice.flags.erp_connect_origin = term.connector
-	total_flag = prepare_sale(term, invoice, data, op)
-	invoice.insert(set_name=op.reserved_name)
-	return "Sales Invoice", invoice.name, join_flags(total_flag, submit_with_stock_policy(term, invoice))
+	return {
+		"company": term.company,
+		"customer": customer,
+		"is_pos": 1,
+		"pos_profile": term.pos_profile,
+		"update_stock": 1,
+		"set_warehouse": term.warehouse,
+		"selling_price_list": term.price_list,
+		"set_posting_time": 1,
+		"posting_date": posting.date(),
+		"posting_time": posting.time(),
+		"is_return": 1 if data.get("is_return") else 0,
+		"return_against": return_against,
+		"items": [
+			{
+				"warehouse": term.warehouse,
+				**{k: line[k] for k in ("item_code", "qty", "rate", "uom") if k in line},
+			}
+			for line in data["items"]
+		],
+		"payments": data.get("payments") or [],
+		"remarks": _("POS terminal {0}, operation {1}").format(term.name, op.client_id),
+	}
 
 
 def apply_stock_adjustment(term, data: dict, op) -> tuple[str, str, str | None]:

@@ -12,18 +12,17 @@ from frappe.utils import cint
 from frappe.utils.data import evaluate_filters
 
 from erp_connect.engine import pos_rules
-from erp_connect.services.pos.documents import SERIES_NAMED
 
 RULE = "Document Naming Rule"
 
 
-def reserve_document_names(token: str) -> None:
+def reserve_document_names(token: str, series_named: dict) -> None:
 	"""Give each claimed operation that creates a series-named document its name now, in this
 	short transaction. Otherwise every apply would hold the counter's row lock for the whole of
 	its insert and submit, and parallel workers would take turns instead of working together."""
 	rows = frappe.get_all(
 		"POS Operation",
-		{"claim_token": token, "reserved_name": ("is", "not set"), "op_type": ("in", list(SERIES_NAMED))},
+		{"claim_token": token, "reserved_name": ("is", "not set"), "op_type": ("in", list(series_named))},
 		["name", "op_type", "terminal", "payload", "client_timestamp"],
 		order_by="client_timestamp, client_id",
 	)
@@ -32,18 +31,17 @@ def reserve_document_names(token: str) -> None:
 	term = frappe.get_doc("POS Terminal", rows[0].terminal)  # a claim is one terminal's
 	by_source: dict = {}
 	for row in rows:
-		doc = naming_stub(term, row)
+		doc = naming_stub(term, row, series_named[row.op_type])
 		by_source.setdefault(naming_source(doc), []).append((row.name, doc))
 	for source, ops in by_source.items():
 		for (op, _doc), reserved in zip(ops, reserve_names(source, [d for _, d in ops]), strict=True):
 			frappe.db.set_value("POS Operation", op, "reserved_name", reserved, update_modified=False)
 
 
-def naming_stub(term, row) -> "frappe.Document":
+def naming_stub(term, row, doctype: str) -> "frappe.Document":
 	"""The document as far as its naming can see it before it is built: what the terminal and the
 	operation say (company, profile, warehouse, return or sale, customer, posting date)."""
 	data = json.loads(row.payload)
-	doctype = SERIES_NAMED[row.op_type]
 	fields = {"doctype": doctype, "company": term.company, "posting_date": row.client_timestamp.date()}
 	if row.op_type == pos_rules.SALES_INVOICE:
 		fields.update(

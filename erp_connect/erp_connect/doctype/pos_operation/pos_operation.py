@@ -26,7 +26,7 @@ class POSOperation(Document):
 		flag: DF.SmallText | None
 		lease_until: DF.Datetime | None
 		paid_total: DF.Currency
-		op_type: DF.Literal["customer", "sales_invoice", "stock_adjustment"]
+		op_type: DF.Literal["customer", "sales_invoice", "stock_adjustment", "shift_open", "shift_close"]
 		payload: DF.Code | None
 		received_at: DF.Datetime | None
 		reference_doctype: DF.Link | None
@@ -47,6 +47,15 @@ class POSOperation(Document):
 
 		retry(self.name, payload)
 
+	@frappe.whitelist()
+	def retry_consolidation(self) -> None:
+		"""Merge the POS Invoices of a closing whose consolidation failed again, in the background."""
+		self.check_permission("write")
+		from erp_connect.services.pos.shifts import retry_consolidation
+
+		retry_consolidation(self.name)
+
 
 def on_doctype_update():
 	frappe.db.add_index("POS Operation", ["terminal", "status", "client_timestamp"], "terminal_queue")
+	frappe.db.add_index("POS Operation", ["reference_name"])  # a closing's close operation

@@ -19,6 +19,7 @@ class POSTerminal(Document):
 
 		api_user: DF.Link
 		backlog: DF.Int
+		booking: DF.Literal["Sales Invoice", "POS Invoice with shifts"]
 		company: DF.Link | None
 		connector: DF.Link
 		enabled: DF.Check
@@ -37,6 +38,7 @@ class POSTerminal(Document):
 	def validate(self):
 		self.validate_profile()
 		self.validate_api_user()
+		self.validate_shift_booking()
 
 	def validate_profile(self):
 		profile = frappe.db.get_value(
@@ -62,3 +64,24 @@ class POSTerminal(Document):
 		problem = writer_problem(self.api_user)
 		if problem:
 			frappe.throw(problem, title=_("API User"))
+
+	def validate_shift_booking(self):
+		"""ERPNext closes a shift with the POS Invoices of its profile and user: two terminals with
+		shifts of one profile and user would close each other's sales."""
+		if self.booking != "POS Invoice with shifts":
+			return
+		other = frappe.db.get_value(
+			"POS Terminal",
+			{
+				"booking": self.booking,
+				"pos_profile": self.pos_profile,
+				"api_user": self.api_user,
+				"name": ("!=", self.name or ""),
+			},
+		)
+		if other:
+			frappe.throw(
+				_(
+					"POS Terminal {0} already books shifts of POS Profile {1} as {2}: give this one its own API User or POS Profile"
+				).format(other, self.pos_profile, self.api_user)
+			)
