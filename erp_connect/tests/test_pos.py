@@ -32,9 +32,12 @@ from erp_connect.testing.base import (
 )
 from erp_connect.testing.cleanup import OURS, delete_test_data
 from erp_connect.testing.pos import (
+	OTHER_USER,
 	PREFIX,
+	ROLES,
 	WALK_IN,
 	WAREHOUSE,
+	PosTestCase,
 	customer,
 	ensure_pos_profile,
 	forget_queued_applies,
@@ -43,79 +46,6 @@ from erp_connect.testing.pos import (
 	sale_op,
 	stock_item,
 )
-
-POS_USER = "ec-pos@example.com"
-OTHER_USER = "ec-pos-other@example.com"
-ROLES = [
-	CONNECT_API_USER,
-	"Sales User",
-	"Sales Manager",
-	"Accounts User",
-	"Stock User",
-	"Sales Master Manager",
-]
-
-
-def cleanup_pos_data():
-	frappe.db.rollback()
-	forget_queued_applies(frappe.get_all("POS Terminal", {"connector": OURS}, pluck="name"))
-	delete_test_data()
-
-
-class PosTestCase(ConnectTestCase):
-	@classmethod
-	def setUpClass(cls):
-		super().setUpClass()
-		cls.key, cls.secret = make_api_user(POS_USER, ROLES)
-		cls.other_key, cls.other_secret = make_api_user(OTHER_USER, ROLES)
-		cls.profile = ensure_pos_profile()
-		frappe.db.commit()
-
-	def setUp(self):
-		super().setUp()
-		self.addCleanup(cleanup_pos_data)
-		self.connector = self.make_connector(connector_type="POS")
-		self.terminal = self.make_terminal()
-		self.walk_in = customer("Walk-in")
-		frappe.db.commit()
-		self.url, self.http = site_http(self.key, self.secret)
-
-	def make_terminal(self, stock_policy: str = "Block", api_user: str = POS_USER):
-		return frappe.get_doc(
-			{
-				"doctype": "POS Terminal",
-				"terminal_name": TEST_PREFIX + "Till " + frappe.generate_hash(length=6),
-				"connector": self.connector.name,
-				"api_user": api_user,
-				"pos_profile": self.profile,
-				"stock_policy": stock_policy,
-			}
-		).insert()
-
-	def call(self, method: str, http=None, timeout: float = 60, **body) -> requests.Response:
-		url = f"{self.url}/api/method/erp_connect.api.pos.{method}"
-		return (http or self.http).post(url, json=body, timeout=timeout)
-
-	def push(self, operations: list, terminal=None) -> dict:
-		r = self.call("push", terminal=(terminal or self.terminal).name, operations=operations)
-		self.assertEqual(r.status_code, 200, r.text)
-		return r.json()["message"]
-
-	def ledger(self, terminal=None) -> list[dict]:
-		frappe.db.rollback()  # see what other processes committed
-		return frappe.get_all(
-			"POS Operation",
-			{"terminal": (terminal or self.terminal).name},
-			["client_id", "status", "reference_name", "error", "flag"],
-		)
-
-	def invoices_of(self, terminal=None) -> list[dict]:
-		frappe.db.rollback()
-		return frappe.get_all(
-			"Sales Invoice",
-			{"remarks": ("like", f"POS terminal {(terminal or self.terminal).name},%"), "docstatus": 1},
-			["name", "grand_total", "is_return", "customer"],
-		)
 
 
 class TestOfflineTerminal(PosTestCase):

@@ -8,7 +8,7 @@ import frappe
 from erp_connect.services.pos import applier, ledger
 from erp_connect.services.pos.totals import BOOK_ERPNEXT, BOOK_PAID
 from erp_connect.testing.base import TEST_PREFIX
-from erp_connect.testing.pos import WALK_IN, WAREHOUSE, sale_op, stock_item
+from erp_connect.testing.pos import WALK_IN, WAREHOUSE, PosTestCase, sale_op, stock_item
 from erp_connect.testing.pos_paid import (
 	coupon,
 	discount_rule,
@@ -20,7 +20,6 @@ from erp_connect.testing.pos_paid import (
 	tax_account,
 	tracked_item,
 )
-from erp_connect.tests.test_pos import PosTestCase
 
 
 class PaidTestCase(PosTestCase):

@@ -19,7 +19,9 @@ from erp_connect.services.pos import applier, ledger, shifts
 from erp_connect.services.pos.ledger import operation_key
 from erp_connect.testing.base import TEST_PREFIX, kill_worker, make_api_user, site_http, start_worker
 from erp_connect.testing.pos import (
+	ROLES,
 	WAREHOUSE,
+	PosTestCase,
 	cash,
 	company,
 	forget_queued_consolidations,
@@ -30,7 +32,6 @@ from erp_connect.testing.pos import (
 	shift_op,
 	stock_item,
 )
-from erp_connect.tests.test_pos import ROLES, PosTestCase
 
 SHIFTS = "POS Invoice with shifts"
 
