@@ -217,6 +217,33 @@ class TestReplica(PushTestCase):
 		(limit,) = self.rows("customer_credit_limit", "parent = %s", [customer.name])
 		self.assertEqual((float(limit["credit_limit"]), limit["parentfield"]), (7.25, "credit_limits"))
 
+	def test_a_chunk_too_large_to_join_in_one_value_is_read_row_by_row(self):
+		from unittest.mock import patch
+
+		tricky = 'a line\nbreak, "quoted", ünïcødé'
+		customers = [make_customer(customer_details=tricky) for _ in range(3)]
+		frappe.db.commit()
+		rule = self.replica_rule()
+		frappe.db.commit()
+
+		def small_limit():  # as a packet too small for the chunk's lines would cut them
+			frappe.db.sql("set session group_concat_max_len = 200")
+			return 200
+
+		from erp_connect.engine.transports.postgres_replica import PostgresReplicaTransport
+
+		# read again row by row: still lines MariaDB wrote, not the value-by-value path
+		slow_path = AssertionError("copied value by value")
+		with (
+			patch.object(replica, "_joined_value_limit", small_limit),
+			patch.object(PostgresReplicaTransport, "backfill", side_effect=slow_path),
+		):
+			done = replica.backfill(rule.name, chunk=500)
+		self.assertEqual((done.status, done.copied), ("Done", frappe.db.count("Customer")))
+		for customer in customers:
+			(row,) = self.rows("customer", "name = %s", [customer.name])
+			self.assertEqual(row["customer_details"], tricky)
+
 	def test_a_chunk_postgresql_refuses_as_mariadb_wrote_it_is_copied_value_by_value(self):
 		from unittest.mock import patch
 

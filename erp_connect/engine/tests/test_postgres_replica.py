@@ -450,7 +450,8 @@ def copy_chunk(table: pr.Table, documents: list[tuple]) -> pr.CopyChunk:
 			table.children["items"], "items", ["parent", "name", "parentfield", "parenttype", "qty"], items
 		)
 	]
-	return pr.CopyChunk(table, columns, rows, children)
+	lines = b"\n".join(line for _, line in rows)
+	return pr.CopyChunk(table, columns, len(rows), rows[-1][0] if rows else "", lines, children)
 
 
 def test_lines_the_source_formatted_go_straight_in_and_rows_written_since_are_kept(transport, schema):

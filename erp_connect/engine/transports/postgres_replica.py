@@ -543,9 +543,9 @@ class PostgresReplicaTransport(base.Transport):
 		with conn.transaction():
 			try:
 				with conn.transaction():  # a savepoint: a name already there undoes the COPY alone
-					_copy_lines(conn, target, names, [line for _, line in chunk.rows])
+					_copy_lines(conn, target, names, chunk.lines)
 				# none of these documents had a row, so none has child rows (they are written together)
-				applied, replaced = {name for name, _ in chunk.rows}, []
+				applied, replaced = None, []  # None: all of them
 			except psycopg.errors.UniqueViolation:
 				applied = self._stage_and_upsert(conn, table, chunk, names)
 				replaced = list(applied)
@@ -558,20 +558,21 @@ class PostgresReplicaTransport(base.Transport):
 						).format(child_target),
 						[table.doctype, child.parentfield, replaced],
 					)
+				lines = [line for parent, line in child.rows if applied is None or parent in applied]
 				_copy_lines(
 					conn,
 					child_target,
 					sql.SQL(", ").join(map(sql.Identifier, child.columns)),
-					[line for parent, line in child.rows if parent in applied],
+					b"\n".join(lines) + b"\n" if lines else b"",
 				)
-		return len(applied)
+		return chunk.count if applied is None else len(applied)
 
 	def _stage_and_upsert(self, conn, table: Table, chunk: "CopyChunk", names) -> set[str]:
 		target, stage = sql.Identifier(table.schema, table.name), sql.Identifier("erp_connect_stage")
 		conn.execute(
 			sql.SQL("create temp table {} (like {} including defaults) on commit drop").format(stage, target)
 		)
-		_copy_lines(conn, stage, names, [line for _, line in chunk.rows])
+		_copy_lines(conn, stage, names, chunk.lines)
 		updates = sql.SQL(", ").join(
 			sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in chunk.columns if c != "name"
 		)
@@ -644,12 +645,15 @@ class CopyLines:
 
 @dataclass(frozen=True)
 class CopyChunk:
-	"""A chunk of documents formatted as COPY CSV lines by the database they come from:
-	(name, line) in ``columns`` order (fields, then the flags), and their child rows."""
+	"""A chunk of ``count`` documents, the last by name ``last``, formatted as COPY CSV by the
+	database they come from: ``lines``, one a document (a line may hold quoted line breaks), in
+	``columns`` order (fields, then the flags); and their child rows."""
 
 	table: Table
 	columns: list[str]
-	rows: list[tuple[str, bytes]]
+	count: int
+	last: str
+	lines: bytes
 	children: list[CopyLines]
 
 
@@ -661,12 +665,12 @@ class NotCopyable(ValueError):
 	chunk is written again the slow way, each value converted in Python."""
 
 
-def _copy_lines(conn: psycopg.Connection, target, names, lines: list[bytes]) -> None:
+def _copy_lines(conn: psycopg.Connection, target, names, lines: bytes) -> None:
 	if not lines:
 		return
 	statement = sql.SQL("copy {} ({}) from stdin with (format csv)").format(target, names)
 	with conn.cursor().copy(statement) as copy:
-		copy.write(b"\n".join(lines) + b"\n")
+		copy.write(lines if lines.endswith(b"\n") else lines + b"\n")
 
 
 def copy_children(conn: psycopg.Connection, table: Table, rows: list[Row]) -> None:

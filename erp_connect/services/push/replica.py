@@ -144,12 +144,8 @@ def copy_chunks(
 	here). Returns whether everything is copied (False: the deadline came first)."""
 	with ThreadPoolExecutor(1, thread_name_prefix="erp_connect-backfill") as writer:
 		ahead = read_lines(table, cursor, chunk)
-		while ahead.rows:
-			writing, last, count = (
-				writer.submit(transport.backfill_lines, ahead),
-				ahead.rows[-1][0],
-				len(ahead.rows),
-			)
+		while ahead.count:
+			writing, last, count = writer.submit(transport.backfill_lines, ahead), ahead.last, ahead.count
 			ahead = read_lines(table, last, chunk) if time.monotonic() < deadline else None
 			try:
 				writing.result()
@@ -199,17 +195,25 @@ def _copyable(table: Table) -> list[str]:
 
 
 def read_lines(table: Table, after: str, limit: int) -> CopyChunk:
-	"""The next documents by name after ``after`` (and their child rows), each as one COPY CSV
-	line that MariaDB formatted: nothing is converted value by value in Python."""
+	"""The next documents by name after ``after`` (and their child rows) as COPY CSV lines that
+	MariaDB formatted: nothing is converted value by value in Python. The documents' lines come
+	joined into one value (handing over rows one by one costs more than formatting them); a chunk
+	too large for that one value is read row by row."""
 	columns = _copyable(table)
 	line = "concat_ws(',', " + ", ".join(
 		[_copy_value(c, table.columns[c]) for c in columns] + [_FLAG_SQL[f] for f in FLAG_TYPES]
 	)
-	rows = frappe.db.sql(
-		f"select `name`, {line}) from `tab{table.doctype}` where `name` > %s order by `name` limit %s",
-		(after, limit),
+	documents = (
+		f"select `name`, {line}) as l from `tab{table.doctype}` where `name` > %s order by `name` limit %s"
 	)
-	rows = [(name, text.encode()) for name, text in rows]
+	limit_bytes = _joined_value_limit()
+	count, last, lines = frappe.db.sql(
+		f"select count(*), max(`name`), cast(group_concat(l separator '\\n') as binary) from ({documents}) t",
+		(after, limit),
+	)[0]
+	if count and (lines is None or len(lines) >= limit_bytes):  # cut at the limit: row by row
+		rows = frappe.db.sql(documents, (after, limit))
+		lines = "\n".join(text for _, text in rows).encode()
 	children = []
 	for parentfield, child in table.children.items():
 		child_columns = _copyable(child)
@@ -219,15 +223,22 @@ def read_lines(table: Table, after: str, limit: int) -> CopyChunk:
 			frappe.db.sql(
 				f"select `parent`, {child_line}) from `tab{child.doctype}` where `parenttype` = %s"
 				" and `parentfield` = %s and `parent` > %s and `parent` <= %s order by `parent`, `idx`",
-				(table.doctype, parentfield, after, rows[-1][0]),
+				(table.doctype, parentfield, after, last),
 			)
-			if rows
+			if count
 			else []
 		)
 		children.append(
 			CopyLines(child, parentfield, child_columns, [(p, t.encode()) for p, t in child_rows])
 		)
-	return CopyChunk(table, [*columns, *FLAG_TYPES], rows, children)
+	return CopyChunk(table, [*columns, *FLAG_TYPES], count, last or "", lines or b"", children)
+
+
+def _joined_value_limit() -> int:
+	"""Let GROUP_CONCAT join as much as a packet to this client holds (its default is 1 KB)."""
+	limit = int(frappe.db.sql("select @@max_allowed_packet")[0][0])
+	frappe.db.sql("set session group_concat_max_len = %s", limit)
+	return limit
 
 
 def read_chunk(table: Table, after: str, limit: int, up_to: str | None = None) -> list[dict]:
