@@ -25,7 +25,7 @@ from erp_connect.engine.pos_rules import MAX_BATCH
 from erp_connect.install import CONNECT_API_USER
 from erp_connect.services.pos.ledger import operation_key
 from erp_connect.testing.base import make_api_user, site_http, start_worker
-from erp_connect.testing.pos import PREFIX, WAREHOUSE, customer, ensure_pos_profile, stock_item
+from erp_connect.testing.pos import PREFIX, ROLES, WAREHOUSE, customer, ensure_pos_profile, stock_item
 
 USER = "ec-pos-bench@example.com"
 CONNECTOR = "_Bench EC pos"
@@ -33,14 +33,6 @@ ITEMS = 40  # invoices pick 5 of them, so two workers rarely wait on the same st
 LINES = 5
 
 
-ROLES = [
-	CONNECT_API_USER,
-	"Sales User",
-	"Sales Manager",
-	"Accounts User",
-	"Stock User",
-	"Sales Master Manager",
-]
 SHIFTS = "POS Invoice with shifts"
 
 

@@ -65,17 +65,22 @@ def stock_item(qty: float = 0, rate: float = 100) -> str:
 			"barcodes": [{"barcode": frappe.generate_hash(length=12)}],
 		}
 	).insert(ignore_permissions=True)
+	selling_price(code, rate)
+	if qty:
+		receive(code, qty)
+	return code
+
+
+def selling_price(item_code: str, rate: float) -> None:
+	"""The item's price in the terminals' price list."""
 	frappe.get_doc(
 		{
 			"doctype": "Item Price",
-			"item_code": code,
+			"item_code": item_code,
 			"price_list": "Standard Selling",
 			"price_list_rate": rate,
 		}
 	).insert(ignore_permissions=True)
-	if qty:
-		receive(code, qty)
-	return code
 
 
 def receive(item_code: str, qty: float, days_ago: int = 0) -> None:

@@ -6,7 +6,7 @@ rules, coupons) is named with TEST_PREFIX and cleaned up."""
 import frappe
 
 from erp_connect.testing.base import TEST_PREFIX, company
-from erp_connect.testing.pos import PREFIX, WALK_IN, WAREHOUSE, ensure_pos_profile
+from erp_connect.testing.pos import PREFIX, WALK_IN, WAREHOUSE, ensure_pos_profile, selling_price
 
 VAT_TEMPLATE_TITLE = PREFIX + "VAT 10"
 
@@ -129,14 +129,7 @@ def tracked_item(kind: str, numbers: list[str] | None = None, batch_qty: float =
 			"has_serial_no": 1 if kind == "serial" else 0,
 		}
 	).insert(ignore_permissions=True)
-	frappe.get_doc(
-		{
-			"doctype": "Item Price",
-			"item_code": code,
-			"price_list": "Standard Selling",
-			"price_list_rate": rate,
-		}
-	).insert(ignore_permissions=True)
+	selling_price(code, rate)
 	if kind == "batch":
 		batch = frappe.get_doc({"doctype": "Batch", "batch_id": code + "-B1", "item": code}).insert(
 			ignore_permissions=True
