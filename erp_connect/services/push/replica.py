@@ -142,11 +142,12 @@ def copy_chunks(
 	"""Copy chunk after chunk, committing the cursor after each; PostgreSQL writes one chunk while
 	MariaDB reads the next (a thread of its own: the transport is thread-safe, frappe.db stays
 	here). Returns whether everything is copied (False: the deadline came first)."""
+	joined_limit = _joined_value_limit()
 	with ThreadPoolExecutor(1, thread_name_prefix="erp_connect-backfill") as writer:
-		ahead = read_lines(table, cursor, chunk)
+		ahead = read_lines(table, cursor, chunk, joined_limit)
 		while ahead.count:
 			writing, last, count = writer.submit(transport.backfill_lines, ahead), ahead.last, ahead.count
-			ahead = read_lines(table, last, chunk) if time.monotonic() < deadline else None
+			ahead = read_lines(table, last, chunk, joined_limit) if time.monotonic() < deadline else None
 			try:
 				writing.result()
 			except NotCopyable:  # a value PostgreSQL does not take as MariaDB wrote it
@@ -194,11 +195,11 @@ def _copyable(table: Table) -> list[str]:
 	return [c for c in table.columns if c in present]
 
 
-def read_lines(table: Table, after: str, limit: int) -> CopyChunk:
+def read_lines(table: Table, after: str, limit: int, joined_limit: int) -> CopyChunk:
 	"""The next documents by name after ``after`` (and their child rows) as COPY CSV lines that
 	MariaDB formatted: nothing is converted value by value in Python. The documents' lines come
 	joined into one value (handing over rows one by one costs more than formatting them); a chunk
-	too large for that one value is read row by row."""
+	too large for that one value (``joined_limit`` bytes, _joined_value_limit) is read row by row."""
 	columns = _copyable(table)
 	line = "concat_ws(',', " + ", ".join(
 		[_copy_value(c, table.columns[c]) for c in columns] + [_FLAG_SQL[f] for f in FLAG_TYPES]
@@ -206,12 +207,11 @@ def read_lines(table: Table, after: str, limit: int) -> CopyChunk:
 	documents = (
 		f"select `name`, {line}) as l from `tab{table.doctype}` where `name` > %s order by `name` limit %s"
 	)
-	limit_bytes = _joined_value_limit()
 	count, last, lines = frappe.db.sql(
 		f"select count(*), max(`name`), cast(group_concat(l separator '\\n') as binary) from ({documents}) t",
 		(after, limit),
 	)[0]
-	if count and (lines is None or len(lines) >= limit_bytes):  # cut at the limit: row by row
+	if count and (lines is None or len(lines) >= joined_limit):  # cut at the limit: row by row
 		rows = frappe.db.sql(documents, (after, limit))
 		lines = "\n".join(text for _, text in rows).encode()
 	children = []
@@ -235,7 +235,8 @@ def read_lines(table: Table, after: str, limit: int) -> CopyChunk:
 
 
 def _joined_value_limit() -> int:
-	"""Let GROUP_CONCAT join as much as a packet to this client holds (its default is 1 KB)."""
+	"""Let GROUP_CONCAT join as much as a packet to this client holds (its default is 1 KB), for
+	the rest of this connection's session; returns that limit."""
 	limit = int(frappe.db.sql("select @@max_allowed_packet")[0][0])
 	frappe.db.sql("set session group_concat_max_len = %s", limit)
 	return limit
