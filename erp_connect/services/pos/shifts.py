@@ -151,12 +151,27 @@ def apply_sale(term, data: dict, op) -> tuple[str, str, str | None]:
 
 def set_paid_amount(invoice) -> None:
 	"""What ERPNext's POS screen works out before it saves a POS Invoice (its server side does not)."""
-	invoice.set_missing_values()  # the conversion rate, among others
-	rate = flt(invoice.conversion_rate) or 1
+	rate = _conversion_rate(invoice)
 	for payment in invoice.payments:
 		payment.base_amount = flt(payment.amount) * rate
 	invoice.paid_amount = sum(flt(p.amount) for p in invoice.payments)
 	invoice.base_paid_amount = invoice.paid_amount * rate
+
+
+def _conversion_rate(invoice) -> float:
+	"""1 for a sale in the company's currency (the profile's, the customer's and the price list's
+	currency are all the company's), known without ERPNext's set_missing_values, which looks up
+	every line's item details again; otherwise the rate set_missing_values works out."""
+	company = frappe.get_cached_value("Company", invoice.company, "default_currency")
+	currencies = (
+		frappe.get_cached_value("POS Profile", invoice.pos_profile, "currency"),
+		frappe.get_cached_value("Customer", invoice.customer, "default_currency"),
+		frappe.get_cached_value("Price List", invoice.selling_price_list, "currency"),
+	)
+	if all(currency in (None, "", company) for currency in currencies):
+		return 1
+	invoice.set_missing_values()
+	return flt(invoice.conversion_rate) or 1
 
 
 def book_outside_shift(term, data: dict, op, original: str | None, reason: str):
