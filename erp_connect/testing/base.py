@@ -17,6 +17,7 @@ try:  # Frappe v16 renamed the base class
 except ImportError:  # Frappe v15
 	from frappe.tests.utils import FrappeTestCase as _FrappeTestCase
 
+from erp_connect.services.push import delivery
 from erp_connect.services.push.outbox import clear_rules_cache
 from erp_connect.testing.remote import RemoteSystem
 
@@ -63,6 +64,21 @@ class ConnectTestCase(_FrappeTestCase):
 			self.remote.reset()
 		clear_rules_cache()
 		self.addCleanup(clear_rules_cache)
+
+	# -- delivering ----------------------------------------------------------------------------
+	def drain(self) -> dict:
+		"""Deliver the due events of this test's connector (``self.connector``) in this process."""
+		frappe.db.commit()
+		return delivery.drain(self.connector.name, max_seconds=20)
+
+	def make_due(self) -> None:
+		"""Every event of this test's connector due now, its connector's backoff forgotten."""
+		frappe.db.sql(
+			"update `tabSync Event` set next_attempt_at = %s where connector = %s",
+			(frappe.utils.add_to_date(frappe.utils.now_datetime(), seconds=-1), self.connector.name),
+		)
+		frappe.cache.delete_value(delivery._backoff_key(self.connector.name))
+		frappe.db.commit()
 
 	# -- factories ------------------------------------------------------------------------------
 	def make_connector(self, name: str | None = None, **fields) -> "frappe.Document":

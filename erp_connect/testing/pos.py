@@ -8,7 +8,14 @@ import frappe
 import requests
 
 from erp_connect.install import CONNECT_API_USER
-from erp_connect.testing.base import TEST_PREFIX, ConnectTestCase, company, make_api_user, site_http
+from erp_connect.testing.base import (
+	TEST_PREFIX,
+	ConnectTestCase,
+	company,
+	make_api_user,
+	make_customer,
+	site_http,
+)
 from erp_connect.testing.cleanup import OURS, delete_test_data
 
 PREFIX = "_Test POS "
@@ -69,6 +76,21 @@ def stock_item(qty: float = 0, rate: float = 100) -> str:
 	if qty:
 		receive(code, qty)
 	return code
+
+
+def stock_sales_order() -> "frappe.Document":
+	"""A submitted Sales Order of a new customer: 2 of a fresh stock item that has 5 in the warehouse."""
+	order = frappe.get_doc(
+		{
+			"doctype": "Sales Order",
+			"company": company(),
+			"customer": make_customer().name,
+			"delivery_date": frappe.utils.add_days(frappe.utils.nowdate(), 3),
+			"items": [{"item_code": stock_item(qty=5), "qty": 2, "rate": 10, "warehouse": WAREHOUSE}],
+		}
+	).insert()
+	order.submit()
+	return order
 
 
 def selling_price(item_code: str, rate: float) -> None:

@@ -96,18 +96,6 @@ class TestCrm(ConnectTestCase):
 			order_by="creation",
 		)
 
-	def drain(self) -> dict:
-		frappe.db.commit()
-		return delivery.drain(self.connector.name, max_seconds=20)
-
-	def make_due(self) -> None:
-		frappe.db.sql(
-			"update `tabSync Event` set next_attempt_at = %s where connector = %s",
-			(add_to_date(now_datetime(), seconds=-1), self.connector.name),
-		)
-		frappe.cache.delete_value(delivery._backoff_key(self.connector.name))
-		frappe.db.commit()
-
 	def events_of(self, doctype: str, name: str) -> list:
 		frappe.db.commit()
 		return frappe.get_all(

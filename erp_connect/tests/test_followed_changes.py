@@ -9,8 +9,8 @@ import frappe
 
 from erp_connect.services.push import followed
 from erp_connect.services.push.wake import DRAIN
-from erp_connect.testing.base import HeldOpenTransaction, company, make_customer, start_worker
-from erp_connect.testing.pos import WAREHOUSE, receive, stock_item
+from erp_connect.testing.base import HeldOpenTransaction, make_customer, start_worker
+from erp_connect.testing.pos import WAREHOUSE, receive, stock_item, stock_sales_order
 from erp_connect.testing.push import PushTestCase
 from erp_connect.testing.remote import Reply
 
@@ -203,16 +203,7 @@ class TestWooCommerceOrderStatus(PushTestCase):
 			connector_type="WooCommerce", auth_type="Basic", username="ck", password="cs"
 		)
 		connector.apply_preset("WooCommerce")
-		order = frappe.get_doc(
-			{
-				"doctype": "Sales Order",
-				"company": company(),
-				"customer": make_customer().name,
-				"delivery_date": frappe.utils.add_days(frappe.utils.nowdate(), 3),
-				"items": [{"item_code": stock_item(qty=5), "qty": 2, "rate": 10, "warehouse": WAREHOUSE}],
-			}
-		).insert()
-		order.submit()
+		order = stock_sales_order()
 		frappe.get_doc(
 			{
 				"doctype": "Sync Link",

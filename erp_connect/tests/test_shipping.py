@@ -146,18 +146,6 @@ class TestShipping(ConnectTestCase):
 			order_by="seq asc",
 		)
 
-	def drain(self) -> dict:
-		frappe.db.commit()
-		return delivery.drain(self.connector.name, max_seconds=20)
-
-	def make_due(self) -> None:
-		frappe.db.sql(
-			"update `tabSync Event` set next_attempt_at = %s where connector = %s",
-			(add_to_date(now_datetime(), seconds=-1), self.connector.name),
-		)
-		frappe.cache.delete_value(delivery._backoff_key(self.connector.name))
-		frappe.db.commit()
-
 	def shipping(self, note) -> dict:
 		frappe.db.commit()
 		return frappe.db.get_value(

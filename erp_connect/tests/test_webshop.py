@@ -12,7 +12,7 @@ from erp_connect.services.push import delivery
 from erp_connect.testing.base import ConnectTestCase, company, kill_worker, make_customer, start_worker
 from erp_connect.testing.cleanup import delete_test_data
 from erp_connect.testing.harness import drop_queued_jobs
-from erp_connect.testing.pos import WAREHOUSE, receive, stock_item
+from erp_connect.testing.pos import WAREHOUSE, receive, stock_item, stock_sales_order
 from erp_connect.testing.webshop import FakeShopify, FakeWooCommerce
 
 TOKEN = "shpat_test_0123456789"
@@ -288,16 +288,7 @@ class TestShopPrices(WebshopTestCase):
 class TestShopifyOrders(WebshopTestCase):
 	def test_an_order_cancelled_in_erpnext_is_cancelled_at_the_shop_once(self):
 		connector = self.shopify_connector()
-		order = frappe.get_doc(
-			{
-				"doctype": "Sales Order",
-				"company": company(),
-				"customer": make_customer().name,
-				"delivery_date": frappe.utils.add_days(frappe.utils.nowdate(), 3),
-				"items": [{"item_code": stock_item(qty=5), "qty": 2, "rate": 10, "warehouse": WAREHOUSE}],
-			}
-		).insert()
-		order.submit()
+		order = stock_sales_order()
 		shop_order = self.shopify.add_order()
 		self.link(connector, "Sales Order", order.name, shop_order)  # the shop's order it came from
 		frappe.db.commit()
