@@ -162,13 +162,13 @@ def _conversion_rate(invoice) -> float:
 	"""1 for a sale in the company's currency (the profile's, the customer's and the price list's
 	currency are all the company's), known without ERPNext's set_missing_values, which looks up
 	every line's item details again; otherwise the rate set_missing_values works out."""
-	company = frappe.get_cached_value("Company", invoice.company, "default_currency")
+	company_currency = frappe.get_cached_value("Company", invoice.company, "default_currency")
 	currencies = (
 		frappe.get_cached_value("POS Profile", invoice.pos_profile, "currency"),
 		frappe.get_cached_value("Customer", invoice.customer, "default_currency"),
 		frappe.get_cached_value("Price List", invoice.selling_price_list, "currency"),
 	)
-	if all(currency in (None, "", company) for currency in currencies):
+	if all(currency in (None, "", company_currency) for currency in currencies):
 		return 1
 	invoice.set_missing_values()
 	return flt(invoice.conversion_rate) or 1

@@ -11,7 +11,8 @@ their lease runs out. Sending happens outside the lock, in parallel.
 No event is sent under a lease that may have run out: a claim holds what its requests can send
 within one lease, each outcome is recorded within a fraction of a second of its request coming
 back, the lease of what is not recorded yet is renewed at half time, and a request starts only
-while its lease has the timeout and a margin left. A slow receiver slows delivery down; it never multiplies it.
+while its lease has the timeout and a margin left. A slow receiver slows delivery down; it never
+multiplies it.
 """
 
 import json
@@ -291,11 +292,11 @@ class Drainer:
 		self, claim: Claim, rows: list[dict], claim_ahead: bool = False
 	) -> tuple[list[SendResult], bool]:
 		"""Send the claimed events, max_in_flight requests at a time, recording the outcomes that came
-		back within RECORD_WITHIN_SECONDS together, and renewing the lease of what is not recorded yet at half time. Also
-		whether to stop draining: the receiver asked us to slow down, or a target went away (what
-		was not sent yet is then handed back). With ``claim_ahead`` (a backlog), the next claim is
-		taken while the last requests are out (``next_claim``): the database's part of a claim
-		then costs the drain no time of its own."""
+		back within RECORD_WITHIN_SECONDS together, and renewing the lease of what is not recorded
+		yet at half time. Also whether to stop draining: the receiver asked us to slow down, or a
+		target went away (what was not sent yet is then handed back). With ``claim_ahead`` (a
+		backlog), the next claim is taken while the last requests are out (``next_claim``): the
+		database's part of a claim then costs the drain no time of its own."""
 		waiting = deque(self.requests_of(rows))
 		in_flight: dict[Future, list[str]] = {}
 		results: list[SendResult] = []
