@@ -4,6 +4,7 @@ over HTTP to the test site's own web server."""
 import frappe
 
 from erp_connect.install import CONNECT_API_USER
+from erp_connect.services.inbound import inbox
 from erp_connect.testing.base import TEST_PREFIX, ConnectTestCase, make_api_user, site_http
 from erp_connect.testing.cleanup import delete_test_data
 
@@ -65,3 +66,20 @@ def customers(n, prefix="c", **overrides):
 		{"id": f"{prefix}-{i}", "name": f"{TEST_PREFIX}{prefix} {i}", "type": "company", **overrides}
 		for i in range(n)
 	]
+
+
+def process_received(connector: str) -> list:
+	"""Process what the webhook receiver stored for ``connector`` (in this process, as the inbox's
+	job would); the connector's Inbound Requests afterwards, oldest first."""
+	frappe.db.commit()  # a fresh snapshot: the web server's inserts are newer than ours
+	for name in frappe.get_all(
+		"Inbound Request", {"connector": connector, "status": "Received"}, pluck="name"
+	):
+		inbox.process(name)
+	frappe.db.commit()
+	return frappe.get_all(
+		"Inbound Request",
+		{"connector": connector},
+		["name", "status", "error", "result"],
+		order_by="creation",
+	)

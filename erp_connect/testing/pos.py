@@ -58,9 +58,10 @@ def ensure_pos_profile() -> str:
 	return name
 
 
-def stock_item(qty: float = 0, rate: float = 100) -> str:
-	"""A fresh stock item with a selling price and ``qty`` units in the terminal's warehouse."""
-	code = PREFIX + "Item " + frappe.generate_hash(length=8)
+def stock_item(qty: float = 0, rate: float = 100, kind: str = "Item", **fields) -> str:
+	"""A fresh stock item (with ``fields`` set) with a selling price and ``qty`` units in the
+	terminal's warehouse."""
+	code = PREFIX + kind + " " + frappe.generate_hash(length=8)
 	frappe.get_doc(
 		{
 			"doctype": "Item",
@@ -70,6 +71,7 @@ def stock_item(qty: float = 0, rate: float = 100) -> str:
 			"is_stock_item": 1,
 			"valuation_rate": 10,
 			"barcodes": [{"barcode": frappe.generate_hash(length=12)}],
+			**fields,
 		}
 	).insert(ignore_permissions=True)
 	selling_price(code, rate)

@@ -6,7 +6,7 @@ rules, coupons) is named with TEST_PREFIX and cleaned up."""
 import frappe
 
 from erp_connect.testing.base import TEST_PREFIX, company
-from erp_connect.testing.pos import PREFIX, WALK_IN, WAREHOUSE, ensure_pos_profile, selling_price
+from erp_connect.testing.pos import PREFIX, WALK_IN, WAREHOUSE, ensure_pos_profile, stock_item
 
 VAT_TEMPLATE_TITLE = PREFIX + "VAT 10"
 
@@ -115,21 +115,13 @@ def coupon(rule: str, maximum_use: int = 0, valid_upto=None) -> str:
 def tracked_item(kind: str, numbers: list[str] | None = None, batch_qty: float = 0, rate: float = 100):
 	"""A stock item with batches ("batch": one batch of ``batch_qty`` received) or serial numbers
 	("serial": ``numbers`` received); returns (item_code, batch name or serial numbers)."""
-	code = PREFIX + kind.title() + " " + frappe.generate_hash(length=8)
-	frappe.get_doc(
-		{
-			"doctype": "Item",
-			"item_code": code,
-			"item_group": "All Item Groups",
-			"stock_uom": "Nos",
-			"is_stock_item": 1,
-			"valuation_rate": 10,
-			"has_batch_no": 1 if kind == "batch" else 0,
-			"create_new_batch": 0,
-			"has_serial_no": 1 if kind == "serial" else 0,
-		}
-	).insert(ignore_permissions=True)
-	selling_price(code, rate)
+	code = stock_item(
+		rate=rate,
+		kind=kind.title(),
+		has_batch_no=1 if kind == "batch" else 0,
+		create_new_batch=0,
+		has_serial_no=1 if kind == "serial" else 0,
+	)
 	if kind == "batch":
 		batch = frappe.get_doc({"doctype": "Batch", "batch_id": code + "-B1", "item": code}).insert(
 			ignore_permissions=True

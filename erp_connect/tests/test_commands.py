@@ -2,30 +2,17 @@
 own process, against data this test committed."""
 
 import json
-import os
-import subprocess
-import sys
 
 import frappe
 
-from erp_connect.testing.base import REMOTE_CUSTOMER_MAP, TEST_PREFIX, ConnectTestCase, bench, make_customer
-from erp_connect.testing.cleanup import delete_test_data
-from erp_connect.testing.pull import CUSTOMERS_ALLOWED, PULL_USER, make_pull_user, remote_customers
+from erp_connect.testing.base import REMOTE_CUSTOMER_MAP, TEST_PREFIX, bench, make_customer
+from erp_connect.testing.pull import PullTestCase, remote_customers
 from erp_connect.testing.remote import Reply
 
 
-class TestCommands(ConnectTestCase):
-	fake_remote = True
-
-	@classmethod
-	def setUpClass(cls):
-		super().setUpClass()
-		make_pull_user()
-
+class TestCommands(PullTestCase):
 	def setUp(self):
 		super().setUp()
-		self.addCleanup(delete_test_data)
-		self.connector = self.make_connector(api_user=PULL_USER, allowed_doctypes=CUSTOMERS_ALLOWED)
 		self.make_rule(self.connector.name, "Customer", events=("after_insert",))
 		self.customer = make_customer()
 		frappe.db.commit()

@@ -10,7 +10,6 @@ import frappe
 from frappe.utils import add_to_date, get_datetime, now_datetime
 
 from erp_connect.install import CONNECT_API_USER
-from erp_connect.services.inbound import inbox
 from erp_connect.services.ops.setup import apply_preset
 from erp_connect.services.pull import runs
 from erp_connect.services.push import delivery, events
@@ -25,6 +24,7 @@ from erp_connect.testing.base import (
 )
 from erp_connect.testing.cleanup import delete_test_data
 from erp_connect.testing.hubspot import FakeHubSpot, error_body
+from erp_connect.testing.inbound import process_received
 
 TOKEN = "pat-na1-site-test"
 SECRET = "hubspot-app-client-secret-7f3e"
@@ -82,19 +82,7 @@ class TestCrm(ConnectTestCase):
 		)
 
 	def process_received(self) -> list:
-		"""Process what the receiver stored (in this process, as the worker would)."""
-		frappe.db.commit()
-		for name in frappe.get_all(
-			"Inbound Request", {"connector": self.connector.name, "status": "Received"}, pluck="name"
-		):
-			inbox.process(name)
-		frappe.db.commit()
-		return frappe.get_all(
-			"Inbound Request",
-			{"connector": self.connector.name},
-			["name", "status", "error", "result"],
-			order_by="creation",
-		)
+		return process_received(self.connector.name)
 
 	def events_of(self, doctype: str, name: str) -> list:
 		frappe.db.commit()

@@ -7,13 +7,12 @@ import json
 from unittest.mock import patch
 
 import frappe
-from frappe.utils import add_to_date, convert_utc_to_system_timezone, get_datetime, now_datetime
+from frappe.utils import convert_utc_to_system_timezone, get_datetime
 
 from erp_connect.engine import signing
 from erp_connect.engine.retry import Outcome, Verdict
 from erp_connect.engine.transports import SendResult, WebhookTransport, easypost
 from erp_connect.install import CONNECT_API_USER, SHIPMENT_TRACKER
-from erp_connect.services.inbound import inbox
 from erp_connect.services.ops.setup import apply_preset
 from erp_connect.services.push import delivery, events
 from erp_connect.testing.base import (
@@ -28,6 +27,7 @@ from erp_connect.testing.base import (
 )
 from erp_connect.testing.carrier import FakeCarrier
 from erp_connect.testing.cleanup import delete_test_data
+from erp_connect.testing.inbound import process_received
 from erp_connect.testing.push import PushTestCase
 
 API_KEY = "EZTK_site_test_key"
@@ -179,19 +179,7 @@ class TestShipping(ConnectTestCase):
 		return answer
 
 	def process_received(self) -> list:
-		"""Process what the receiver stored (in this process, as the worker would)."""
-		frappe.db.commit()
-		for name in frappe.get_all(
-			"Inbound Request", {"connector": self.connector.name, "status": "Received"}, pluck="name"
-		):
-			inbox.process(name)
-		frappe.db.commit()
-		return frappe.get_all(
-			"Inbound Request",
-			{"connector": self.connector.name},
-			["name", "status", "error"],
-			order_by="creation",
-		)
+		return process_received(self.connector.name)
 
 	def history(self, note) -> list:
 		return frappe.get_all(
