@@ -11,6 +11,8 @@ import time
 
 import frappe
 import requests
+from frappe.utils.background_jobs import get_queue, get_redis_conn
+from rq import Worker
 
 try:  # Frappe v16 renamed the base class
 	from frappe.tests import IntegrationTestCase as _FrappeTestCase
@@ -233,6 +235,37 @@ def kill_worker(worker: subprocess.Popen) -> None:
 		except psutil.NoSuchProcess:
 			pass
 	worker.wait(10)
+	# RQ would list it (idle, say) until its key expires minutes later; a later test that asks
+	# whether a worker is free must not count it
+	for registered in Worker.all(connection=get_redis_conn()):
+		if registered.pid == worker.pid:
+			registered.register_death()
+
+
+def ready_workers(count: int, queue: str = "default") -> list[subprocess.Popen]:
+	"""RQ workers on ``queue`` (comma-separated names), started, registered and idle before anything
+	is timed: what is timed is the work measured, not how long a Frappe process takes to start nor
+	the jobs that setting up (or a bare loop before) left queued."""
+	queues = [get_queue(name) for name in queue.split(",")]
+	processes = [start_worker(burst=False, queue=queue) for _ in range(count)]
+	ready_by = time.monotonic() + 300
+	while time.monotonic() < ready_by:
+		workers = Worker.all(queue=queues[0])
+		idle = len(workers) >= count and all(w.get_state() == "idle" for w in workers)
+		if idle and not any(q.count for q in queues):
+			break
+		time.sleep(0.2)
+	return processes
+
+
+def stop_workers(processes: list[subprocess.Popen]) -> None:
+	for process in processes:
+		kill_worker(process)
+	# the killed workers' jobs stay "started" until RQ's registry clean-up gives up on them;
+	# meanwhile their job ids (a helper drain's slot of this minute) would look taken
+	registry = get_queue("default").started_job_registry
+	for job_id in registry.get_job_ids():
+		registry.remove(job_id, delete_job=True)
 
 
 _HELD_OPEN = """

@@ -10,6 +10,9 @@ import time
 import frappe
 from frappe import _
 from frappe.utils import add_to_date, now_datetime
+from frappe.utils.background_jobs import get_queue
+from rq import Worker
+from rq.worker import WorkerStatus
 
 from erp_connect.engine.pos_rules import BARRIERS
 from erp_connect.services.common import correlation, jobs
@@ -26,6 +29,7 @@ from erp_connect.services.pos.ledger import (
 	FAILED,
 	FLAGGED,
 	QUEUED,
+	ensure_apply_queued,
 	operation_key,
 	update_counts,
 )
@@ -69,6 +73,8 @@ def apply(terminal: str, max_seconds: float = MAX_APPLY_SECONDS) -> dict:
 				token, names = claim(terminal, shifts.series_named(term))
 				if not names:
 					break
+				if len(names) == CLAIM_CHUNK:  # there may be more than this job will get to soon
+					call_in_free_workers(terminal)
 				appliers = shifts.appliers(term)
 				for name in names:
 					status = apply_one(term, name, token, appliers)
@@ -77,6 +83,13 @@ def apply(terminal: str, max_seconds: float = MAX_APPLY_SECONDS) -> dict:
 		update_counts(terminal)
 		frappe.db.commit()
 	return counts
+
+
+def call_in_free_workers(terminal: str) -> None:
+	"""Queue another apply job of the terminal while a worker is idle to take it."""
+	queue = get_queue("default")
+	if any(worker.get_state() == WorkerStatus.IDLE for worker in Worker.all(queue=queue)):
+		ensure_apply_queued(terminal)
 
 
 def claim(terminal: str, series_named: dict) -> tuple[str, list[str]]:

@@ -13,12 +13,14 @@ import json
 import frappe
 from frappe import _
 from frappe.utils import convert_utc_to_system_timezone, now_datetime
+from frappe.utils.background_jobs import get_job_status
+from rq.job import JobStatus
 
 from erp_connect.engine import pos_rules
 from erp_connect.services.common import sql
 
 APPLY = "erp_connect.services.pos.applier.apply"
-APPLY_JOBS = 4  # parallel apply jobs per terminal: as many RQ workers as are free take part
+APPLY_JOBS = 4  # apply jobs of one terminal at once, at most: free workers join a big batch
 
 APPLIED, FLAGGED, FAILED, QUEUED, APPLYING = "Applied", "Flagged", "Failed", "Queued", "Applying"
 DONE = (APPLIED, FLAGGED)
@@ -196,14 +198,22 @@ def retry(name: str, payload: str | None = None) -> None:
 
 
 def queue_appliers(terminal: str) -> None:
-	"""Several apply jobs per terminal (each a distinct, deduplicated job id), so every free
-	worker can take part in a big batch."""
+	"""Once this transaction commits, make sure an apply job of the terminal is queued."""
+	frappe.db.after_commit.add(lambda: ensure_apply_queued(terminal))
+
+
+def ensure_apply_queued(terminal: str) -> None:
+	"""One queued apply job is enough: it claims after what was just committed. A running one is
+	not: it may have made its last claim before that commit, so then another slot is queued. (With
+	one worker, a job per slot queued up front would each cost a job start that finds nothing,
+	and a shift's consolidation waits behind them.) Free workers join a big batch through
+	applier.call_in_free_workers."""
 	for slot in range(APPLY_JOBS):
-		frappe.enqueue(
-			APPLY,
-			queue="default",
-			job_id=f"erp_connect:pos:{terminal}:{slot}",
-			deduplicate=True,
-			enqueue_after_commit=True,
-			terminal=terminal,
-		)
+		job_id = f"erp_connect:pos:{terminal}:{slot}"
+		status = get_job_status(job_id)
+		if status == JobStatus.QUEUED:
+			return
+		if status != JobStatus.STARTED:
+			frappe.enqueue(APPLY, queue="default", job_id=job_id, deduplicate=True, terminal=terminal)
+			return
+	frappe.enqueue(APPLY, queue="default", terminal=terminal)  # every slot is running
