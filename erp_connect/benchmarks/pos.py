@@ -5,8 +5,10 @@ documents made in a bare in-process loop, in the same run.
 
 	bench --site test.localhost execute erp_connect.benchmarks.pos.run
 	bench --site test.localhost execute erp_connect.benchmarks.pos.run --kwargs "{'invoices': 200}"
+	bench --site test.localhost execute erp_connect.benchmarks.pos.run --kwargs "{'bookings': ('POS Invoice with shifts',)}"
 
-Prints, for each booking: the bare in-process rate, how long the push call takes to answer
+Prints, for each booking: the bare in-process rate (the mean of a loop before and one after the
+pushes), how long the push call takes to answer
 (accepted durably), the end-to-end rate until every invoice is applied (for shifts: until the
 closing is consolidated) with one and with two RQ workers, as a ratio of the bare rate; and a
 replay of the whole batch. Run it on a test site with no other worker running. The documents it
@@ -15,16 +17,13 @@ every shift it opens is closed and consolidated.
 """
 
 import datetime
-import os
-import signal
 import time
 
 import frappe
 
 from erp_connect.engine.pos_rules import MAX_BATCH
-from erp_connect.install import CONNECT_API_USER
 from erp_connect.services.pos.ledger import operation_key
-from erp_connect.testing.base import make_api_user, site_http, start_worker
+from erp_connect.testing.base import make_api_user, ready_workers, site_http, stop_workers
 from erp_connect.testing.pos import PREFIX, ROLES, WAREHOUSE, customer, ensure_pos_profile, stock_item
 
 USER = "ec-pos-bench@example.com"
@@ -36,7 +35,7 @@ LINES = 5
 SHIFTS = "POS Invoice with shifts"
 
 
-def run(invoices: int = 500, bare: int | None = None) -> None:
+def run(invoices: int = 500, bare: int | None = None, bookings: tuple = ("Sales Invoice", SHIFTS)) -> None:
 	"""``bare``: invoices of each bare loop (the same number as pushed unless given)."""
 	bare = bare or invoices
 	key, secret = make_api_user(USER, ROLES)
@@ -45,7 +44,7 @@ def run(invoices: int = 500, bare: int | None = None) -> None:
 	frappe.db.commit()
 	url, http = site_http(key, secret)
 	rows = {}
-	for booking in ("Sales Invoice", SHIFTS):
+	for booking in bookings:
 		terminal = setup(booking)
 		try:
 			rows[booking] = measure(url, http, terminal, items, buyer, invoices, bare)
@@ -57,10 +56,16 @@ def run(invoices: int = 500, bare: int | None = None) -> None:
 
 def measure(url, http, terminal, items, buyer, invoices: int, bare: int) -> dict:
 	shifts = terminal.booking == SHIFTS
-	baseline = (bare_shift if shifts else bare_loop)(terminal, items, buyer, bare)
+	bare_run = bare_shift if shifts else bare_loop
+	# the bare loop before and after the pushes: the site grows during the run (stock ledger,
+	# invoices), so a baseline measured only first would favour it
+	before = bare_run(terminal, items, buyer, bare)
 	first_batch = operations(items, buyer, invoices, shift=shifts)
 	one = push_and_apply(url, http, terminal, first_batch, workers=1)
 	two = push_and_apply(url, http, terminal, operations(items, buyer, invoices, shift=shifts), workers=2)
+	after = bare_run(terminal, items, buyer, bare)
+	seconds = before["seconds"] + after["seconds"]
+	baseline = {"invoices": bare, "rate": 2 * bare / seconds, "runs": (before["rate"], after["rate"])}
 	started = time.perf_counter()
 	answer = push(url, http, terminal, first_batch)
 	replay = time.perf_counter() - started
@@ -98,24 +103,29 @@ def invoice_lines(items: list[str], n: int) -> list[dict]:
 	return [{"item_code": items[(n * LINES + i) % len(items)], "qty": 1, "rate": 100.0} for i in range(LINES)]
 
 
+def bare_invoice(doctype: str, terminal, items: list[str], buyer: str, n: int) -> "frappe.Document":
+	"""Sale ``n`` as a cashier would enter it in ERPNext, not yet inserted."""
+	return frappe.get_doc(
+		{
+			"doctype": doctype,
+			"company": terminal.company,
+			"customer": buyer,
+			"is_pos": 1,
+			"pos_profile": terminal.pos_profile,
+			"update_stock": 1,
+			"set_warehouse": WAREHOUSE,
+			"selling_price_list": terminal.price_list,
+			"items": [{"warehouse": WAREHOUSE, **line} for line in invoice_lines(items, n)],
+			"payments": [{"mode_of_payment": "Cash", "amount": LINES * 100.0}],
+		}
+	)
+
+
 def bare_loop(terminal, items: list[str], buyer: str, count: int) -> dict:
 	"""The same invoices, inserted and submitted one by one in this process: ERPNext's own cost."""
 	started = time.perf_counter()
 	for n in range(count):
-		invoice = frappe.get_doc(
-			{
-				"doctype": "Sales Invoice",
-				"company": terminal.company,
-				"customer": buyer,
-				"is_pos": 1,
-				"pos_profile": terminal.pos_profile,
-				"update_stock": 1,
-				"set_warehouse": WAREHOUSE,
-				"selling_price_list": terminal.price_list,
-				"items": [{"warehouse": WAREHOUSE, **line} for line in invoice_lines(items, n)],
-				"payments": [{"mode_of_payment": "Cash", "amount": LINES * 100.0}],
-			}
-		)
+		invoice = bare_invoice("Sales Invoice", terminal, items, buyer, n)
 		invoice.insert()
 		invoice.submit()
 		frappe.db.commit()
@@ -148,20 +158,7 @@ def bare_shift(terminal, items: list[str], buyer: str, count: int) -> dict:
 	opening.submit()
 	frappe.db.commit()
 	for n in range(count):
-		invoice = frappe.get_doc(
-			{
-				"doctype": "POS Invoice",
-				"company": terminal.company,
-				"customer": buyer,
-				"is_pos": 1,
-				"pos_profile": terminal.pos_profile,
-				"update_stock": 1,
-				"set_warehouse": WAREHOUSE,
-				"selling_price_list": terminal.price_list,
-				"items": [{"warehouse": WAREHOUSE, **line} for line in invoice_lines(items, n)],
-				"payments": [{"mode_of_payment": "Cash", "amount": LINES * 100.0}],
-			}
-		)
+		invoice = bare_invoice("POS Invoice", terminal, items, buyer, n)
 		invoice.insert()
 		invoice.submit()
 		frappe.db.commit()
@@ -235,8 +232,7 @@ def push(url, http, terminal, ops: list[dict]) -> dict:
 def push_and_apply(url, http, terminal, ops: list[dict], workers: int) -> dict:
 	"""Workers already running (as in production); time the push, then until all are applied
 	(and, for a shift, until its closing is consolidated)."""
-	processes = [start_worker(burst=False, queue="default,long") for _ in range(workers)]
-	time.sleep(8)  # let them import Frappe and start listening
+	processes = ready_workers(workers, queue="default,long")
 	try:
 		started = time.perf_counter()
 		answer = push(url, http, terminal, ops)
@@ -254,13 +250,12 @@ def push_and_apply(url, http, terminal, ops: list[dict], workers: int) -> dict:
 			time.sleep(0.25)
 		seconds = time.perf_counter() - started
 	finally:
-		for process in processes:
-			os.kill(process.pid, signal.SIGTERM)  # a warm shutdown: the worker finishes nothing more
-			process.wait(30)
+		stop_workers(processes)
 	failed = frappe.db.count("POS Operation", {"name": ("in", keys), "status": "Failed"})
 	if failed:
 		raise AssertionError(f"{failed} invoices failed; see the POS Operation list")
-	return {"invoices": len(ops), "push_seconds": pushed, "seconds": seconds, "rate": len(ops) / seconds}
+	sales = sum(op["type"] == "sales_invoice" for op in ops)  # a shift's open and close are not sales
+	return {"invoices": sales, "push_seconds": pushed, "seconds": seconds, "rate": sales / seconds}
 
 
 def closing_pending(keys: list[str]) -> bool:
@@ -294,7 +289,11 @@ def report(invoices: int, rows: dict) -> None:
 	for booking, r in rows.items():
 		base = r["bare"]["rate"]
 		print(f"  {labels[booking]}")
-		print(f"    bare in-process, {r['bare']['invoices']} sales      {base:6.2f} sales/s   1.00x")
+		first, last = r["bare"]["runs"]
+		print(
+			f"    bare in-process, {r['bare']['invoices']} sales      {base:6.2f} sales/s   1.00x"
+			f"   (before the pushes {first:.2f}, after them {last:.2f})"
+		)
 		for label, run in (("1 RQ worker ", r["one"]), ("2 RQ workers", r["two"])):
 			print(
 				f"    push, {label}: answered in {run['push_seconds']:5.2f} s; done after"

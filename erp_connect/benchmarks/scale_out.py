@@ -12,21 +12,19 @@ import time
 import frappe
 import requests
 from frappe.utils.background_jobs import get_queue
-from rq import Worker
 
 from erp_connect.benchmarks.push import (
 	CONNECTOR,
 	cleanup,
 	make_connector,
 	pending,
-	ready_workers,
 	seed_backlog,
 	set_rule,
 	start_receiver,
-	stop_workers,
 )
 from erp_connect.services.push.delivery import DRAINS_PER_CONNECTOR
 from erp_connect.services.push.wake import DRAIN
+from erp_connect.testing.base import ready_workers, stop_workers
 
 LATENCIES = (0, 0.1, 1.0, 3.0)
 MAX_EVENTS = 6400  # a phase of 20 s even at 320 events/s (100 ms, 4 workers): ramp-up amortized
