@@ -13,6 +13,7 @@ import frappe
 import requests
 from frappe.utils.background_jobs import get_queue, get_redis_conn
 from rq import Worker
+from rq.worker import WorkerStatus
 
 try:  # Frappe v16 renamed the base class
 	from frappe.tests import IntegrationTestCase as _FrappeTestCase
@@ -251,7 +252,7 @@ def ready_workers(count: int, queue: str = "default") -> list[subprocess.Popen]:
 	ready_by = time.monotonic() + 300
 	while time.monotonic() < ready_by:
 		workers = Worker.all(queue=queues[0])
-		idle = len(workers) >= count and all(w.get_state() == "idle" for w in workers)
+		idle = len(workers) >= count and all(w.get_state() == WorkerStatus.IDLE for w in workers)
 		if idle and not any(q.count for q in queues):
 			break
 		time.sleep(0.2)
