@@ -4,16 +4,18 @@ merge into Sales Invoices). Each through erp_connect's push, end to end, against
 documents made in a bare in-process loop, in the same run.
 
 	bench --site test.localhost execute erp_connect.benchmarks.pos.run
-	bench --site test.localhost execute erp_connect.benchmarks.pos.run --kwargs "{'invoices': 200}"
+	bench --site test.localhost execute erp_connect.benchmarks.pos.run --kwargs "{'invoices': 200, 'blocks': 4}"
 	bench --site test.localhost execute erp_connect.benchmarks.pos.run --kwargs "{'bookings': ('POS Invoice with shifts',)}"
 
-Prints, for each booking: the bare in-process rate (the mean of a loop before and one after the
-pushes), how long the push call takes to answer
-(accepted durably), the end-to-end rate until every invoice is applied (for shifts: until the
-closing is consolidated) with one and with two RQ workers, as a ratio of the bare rate; and a
-replay of the whole batch. Run it on a test site with no other worker running. The documents it
-submits stay in the site (ledger entries are not deleted); its terminals and ledger rows go, and
-every shift it opens is closed and consolidated.
+Prints, for each booking: the bare in-process rate, the end-to-end rate through the sync with one
+RQ worker until every invoice is applied (for shifts: until each closing is consolidated), as a
+ratio of the bare rate, and how long each push call takes to answer (accepted durably); then the
+same blocks with two RQ workers, and a replay of what was pushed. The bare loop and the
+one-worker sync take turns in ``blocks`` blocks each (bare, sync, sync, bare, ...), so the site growing and the
+machine's speed drifting during the run favour neither; for shifts a block is a whole shift.
+Run it on a test site with no other worker running. The documents it submits stay in the site
+(ledger entries are not deleted); its terminals and ledger rows go, and every shift it opens is
+closed and consolidated.
 """
 
 import datetime
@@ -35,9 +37,9 @@ LINES = 5
 SHIFTS = "POS Invoice with shifts"
 
 
-def run(invoices: int = 500, bare: int | None = None, bookings: tuple = ("Sales Invoice", SHIFTS)) -> None:
-	"""``bare``: invoices of each bare loop (the same number as pushed unless given)."""
-	bare = bare or invoices
+def run(invoices: int = 500, blocks: int = 2, bookings: tuple = ("Sales Invoice", SHIFTS)) -> None:
+	"""``invoices`` sales of each booking bare and as many through the sync with one worker, each in
+	``blocks`` blocks; then ``invoices`` more with two workers."""
 	key, secret = make_api_user(USER, ROLES)
 	items = [stock_item(qty=1_000_000) for _ in range(ITEMS)]
 	buyer = customer("bench")
@@ -47,31 +49,57 @@ def run(invoices: int = 500, bare: int | None = None, bookings: tuple = ("Sales 
 	for booking in bookings:
 		terminal = setup(booking)
 		try:
-			rows[booking] = measure(url, http, terminal, items, buyer, invoices, bare)
+			rows[booking] = measure(url, http, terminal, items, buyer, invoices, blocks)
 		finally:
 			cleanup(terminal)
 		report(invoices, {booking: rows[booking]})  # as soon as measured
 	report(invoices, rows)
 
 
-def measure(url, http, terminal, items, buyer, invoices: int, bare: int) -> dict:
+def measure(url, http, terminal, items, buyer, invoices: int, blocks: int) -> dict:
 	shifts = terminal.booking == SHIFTS
 	bare_run = bare_shift if shifts else bare_loop
-	# the bare loop before and after the pushes: the site grows during the run (stock ledger,
-	# invoices), so a baseline measured only first would favour it
-	before = bare_run(terminal, items, buyer, bare)
-	first_batch = operations(items, buyer, invoices, shift=shifts)
-	one = push_and_apply(url, http, terminal, first_batch, workers=1)
-	two = push_and_apply(url, http, terminal, operations(items, buyer, invoices, shift=shifts), workers=2)
-	after = bare_run(terminal, items, buyer, bare)
-	seconds = before["seconds"] + after["seconds"]
-	baseline = {"invoices": bare, "rate": 2 * bare / seconds, "runs": (before["rate"], after["rate"])}
+	sizes = [invoices // blocks + (i < invoices % blocks) for i in range(blocks)]
+	runs = {"bare": [], "one": []}
+	pushed = []
+	for turn in range(2 * blocks):
+		size = sizes[turn // 2]
+		if turn % 4 in (0, 3):
+			runs["bare"].append(bare_run(terminal, items, buyer, size))
+		else:
+			batch = operations(items, buyer, size, shift=shifts)
+			runs["one"].append(push_and_apply(url, http, terminal, batch, workers=1))
+			pushed += batch
+	# the same blocks again with two workers: shifts of the size the bare ones had (a sale in a
+	# shift of 500 took longer than one in a shift of 250)
+	two = [
+		push_and_apply(url, http, terminal, operations(items, buyer, n, shift=shifts), workers=2)
+		for n in sizes
+	]
 	started = time.perf_counter()
-	answer = push(url, http, terminal, first_batch)
+	answer = push(url, http, terminal, pushed)
 	replay = time.perf_counter() - started
 	if {r["status"] for r in answer["results"]} != {"applied"}:
 		raise AssertionError("the replay did not return the original results")
-	return {"bare": baseline, "one": one, "two": two, "replay": replay}
+	return {
+		"bare": together(runs["bare"]),
+		"one": together(runs["one"]),
+		"two": together(two),
+		"replay": replay,
+	}
+
+
+def together(runs: list[dict]) -> dict:
+	"""Blocks of one side as one run: its rate is all its sales over all its time."""
+	sales = sum(r["invoices"] for r in runs)
+	seconds = sum(r["seconds"] for r in runs)
+	return {
+		"invoices": sales,
+		"seconds": seconds,
+		"rate": sales / seconds,
+		"rates": [r["rate"] for r in runs],
+		"push_seconds": max((r["push_seconds"] for r in runs if "push_seconds" in r), default=None),
+	}
 
 
 def setup(booking: str) -> "frappe.Document":
@@ -289,18 +317,18 @@ def report(invoices: int, rows: dict) -> None:
 	for booking, r in rows.items():
 		base = r["bare"]["rate"]
 		print(f"  {labels[booking]}")
-		first, last = r["bare"]["runs"]
 		print(
-			f"    bare in-process, {r['bare']['invoices']} sales      {base:6.2f} sales/s   1.00x"
-			f"   (before the pushes {first:.2f}, after them {last:.2f})"
+			f"    bare in-process, {r['bare']['invoices']} sales     {base:6.2f} sales/s   1.00x"
+			f"   (blocks: {blocks_of(r['bare'])})"
 		)
 		for label, run in (("1 RQ worker ", r["one"]), ("2 RQ workers", r["two"])):
 			print(
-				f"    push, {label}: answered in {run['push_seconds']:5.2f} s; done after"
-				f" {run['seconds']:6.1f} s = {run['rate']:6.2f} sales/s   {run['rate'] / base:.2f}x"
+				f"    sync, {label}, {run['invoices']} sales  {run['rate']:6.2f} sales/s   {run['rate'] / base:.2f}x"
+				f"   (blocks: {blocks_of(run)}; each push answered within {run['push_seconds']:.2f} s)"
 			)
 		print(
-			f"    replay of the first {invoices} (results returned, nothing applied again): {r['replay']:5.2f} s"
+			f"    replay of the {r['one']['invoices']} sales pushed with 1 worker (results returned, nothing"
+			f" applied again): {r['replay']:5.2f} s"
 		)
 	si, shifts = rows.get("Sales Invoice"), rows.get(SHIFTS)
 	if si and shifts:
@@ -310,3 +338,7 @@ def report(invoices: int, rows: dict) -> None:
 				f"    {label}         {si[key]['rate'] / si['bare']['rate']:5.2f}x"
 				f"          {shifts[key]['rate'] / shifts['bare']['rate']:5.2f}x"
 			)
+
+
+def blocks_of(run: dict) -> str:
+	return ", ".join(f"{rate:.2f}" for rate in run["rates"])
