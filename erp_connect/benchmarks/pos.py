@@ -11,11 +11,11 @@ Prints, for each booking: the bare in-process rate, the end-to-end rate through 
 RQ worker until every invoice is applied (for shifts: until each closing is consolidated), as a
 ratio of the bare rate, and how long each push call takes to answer (accepted durably); then the
 same blocks with two RQ workers, and a replay of what was pushed. The bare loop and the
-one-worker sync take turns in ``blocks`` blocks each (bare, sync, sync, bare, ...), so the site growing and the
-machine's speed drifting during the run favour neither; for shifts a block is a whole shift.
-Run it on a test site with no other worker running. The documents it submits stay in the site
-(ledger entries are not deleted); its terminals and ledger rows go, and every shift it opens is
-closed and consolidated.
+one-worker sync take turns in ``blocks`` blocks each (bare, sync, sync, bare, ...), so the site
+growing and the machine's speed drifting during the run favour neither; for shifts a block is a
+whole shift. Run it on a test site with no other worker running. The documents it submits stay in
+the site (ledger entries are not deleted); its terminals and ledger rows go, and every shift it
+opens is closed and consolidated.
 """
 
 import datetime
@@ -62,14 +62,14 @@ def measure(url, http, terminal, items, buyer, invoices: int, blocks: int) -> di
 	sizes = [invoices // blocks + (i < invoices % blocks) for i in range(blocks)]
 	runs = {"bare": [], "one": []}
 	pushed = []
-	for turn in range(2 * blocks):
-		size = sizes[turn // 2]
-		if turn % 4 in (0, 3):
-			runs["bare"].append(bare_run(terminal, items, buyer, size))
-		else:
-			batch = operations(items, buyer, size, shift=shifts)
-			runs["one"].append(push_and_apply(url, http, terminal, batch, workers=1))
-			pushed += batch
+	for i, size in enumerate(sizes):
+		for side in ("bare", "one") if i % 2 == 0 else ("one", "bare"):
+			if side == "bare":
+				runs["bare"].append(bare_run(terminal, items, buyer, size))
+			else:
+				batch = operations(items, buyer, size, shift=shifts)
+				runs["one"].append(push_and_apply(url, http, terminal, batch, workers=1))
+				pushed += batch
 	# the same blocks again with two workers: shifts of the size the bare ones had (a sale in a
 	# shift of 500 took longer than one in a shift of 250)
 	two = [
